@@ -1,0 +1,3 @@
+"""rmuzero: recurrent MuZero in JAX with memoroid history encoders."""
+
+__version__ = "0.1.0"
