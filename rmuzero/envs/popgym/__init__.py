@@ -1,0 +1,1 @@
+"""One module per reference POPGym family; see ``rmuzero.envs.registry``."""
