@@ -1,0 +1,259 @@
+"""Parity of the JAX card/bandit families with the reference ``popgym==1.0.7``.
+
+Hidden state is injected into the reference through its own ``reset``: its
+``np_random`` is replaced by a scripted generator whose ``shuffle`` writes the
+chosen deck and whose ``random`` returns the chosen numbers, so the reference
+runs its unmodified code on the same deck / payouts as ``reset_from``. Both are
+then driven by the same actions (random, always-correct, always-wrong) and must
+give the same one-hot observations, rewards (1e-6) and end flags at every step.
+The reference -> one-hot conversion below reads the reference's observation
+space; it shares no code with ``rmuzero.envs.popgym._common``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+from jumanji.wrappers import AutoResetWrapper, VmapWrapper
+import numpy as np
+import pytest
+from jumanji.types import StepType
+
+from rmuzero.envs import make
+from rmuzero.envs.popgym import repeat_previous as jx_repeat_previous
+from popgym.envs import repeat_previous as ref_repeat_previous
+
+EPISODES_PER_POLICY = 2
+MAX_STEPS = 5000  # guard against a runaway loop; longest episode here is 831
+
+
+# ----------------------------------------------------------------------------
+# Reference side: scripted randomness, one-hot encoding.
+# ----------------------------------------------------------------------------
+
+
+class ScriptedRng:
+    """Stands in for the reference's ``np_random``: scripted shuffles and draws."""
+
+    def __init__(self, decks: list[np.ndarray] = (), uniforms: list[np.ndarray] = ()):
+        self.decks = list(decks)
+        self.uniforms = list(uniforms)
+
+    def shuffle(self, x: np.ndarray) -> None:
+        deck = self.decks.pop(0)
+        assert x.shape == deck.shape
+        x[:] = deck
+
+    def random(self, size=None, dtype=np.float64):
+        value = self.uniforms.pop(0)
+        assert np.shape(value) == (() if size is None else (size,))
+        return np.asarray(value, dtype) if size is not None else float(value)
+
+
+def ref_reset_with_decks(ref: gym.Env, dealing_orders: list[np.ndarray]):
+    """Resets the reference so that its decks deal ``dealing_orders`` (each [N])."""
+    # The reference deals from the end of Deck.idx: idx is the reversed dealing order.
+    ref._np_random = ScriptedRng(decks=[order[::-1].copy() for order in dealing_orders])
+    obs, _ = ref.reset()
+    assert not ref._np_random.decks
+    return obs
+
+
+def one_hot(space: gym.Space, value: Any) -> np.ndarray:
+    """The reference observation ``value`` of ``space``, one-hot per component."""
+    if isinstance(space, gym.spaces.Discrete):
+        assert 0 <= int(value) < space.n, (value, space)
+        out = np.zeros(space.n, np.float32)
+        out[int(value)] = 1.0
+        return out
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return np.concatenate([one_hot(gym.spaces.Discrete(int(n)), v) for n, v in zip(space.nvec, value)])
+    if isinstance(space, gym.spaces.Tuple):
+        return np.concatenate([one_hot(s, v) for s, v in zip(space.spaces, value)])
+    raise TypeError(space)
+
+
+# ----------------------------------------------------------------------------
+# The generic parity driver.
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Case:
+    """One family: how to make, inject and play it on both sides."""
+
+    module: Any  # rmuzero.envs.popgym.<family>
+    ref_classes: dict[str, type]  # difficulty -> reference class
+    # (ref, rng) -> (reference first obs, reset_from args after the key)
+    inject: Callable[[gym.Env, np.random.Generator], tuple[Any, tuple]]
+    # name -> (ref, rng) -> action, reading the reference's internals
+    policies: dict[str, Callable[[gym.Env, np.random.Generator], int]]
+
+
+@dataclasses.dataclass
+class Episode:
+    rewards: list[float]
+    terminated: bool
+    truncated: bool
+
+
+@functools.lru_cache(maxsize=None)
+def jitted(family: str, difficulty: str):
+    env = make(f"popgym/{family}", difficulty)
+    return env, jax.jit(env.reset_from), jax.jit(env.step)
+
+
+def play_parity(case: Case, family: str, difficulty: str, policy: str, seed: int) -> list[Episode]:
+    """Plays EPISODES_PER_POLICY episodes on both sides, asserting parity step by step."""
+    env, reset_from, step = jitted(family, difficulty)
+    ref = case.ref_classes[difficulty]()
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for episode in range(EPISODES_PER_POLICY):
+        ref_obs, hidden = case.inject(ref, rng)
+        state, ts = reset_from(jax.random.PRNGKey(episode), *hidden)
+        where = f"{family}/{difficulty}/{policy} episode {episode}"
+        np.testing.assert_array_equal(np.asarray(ts.observation), one_hot(ref.observation_space, ref_obs), where)
+        assert ts.step_type == StepType.FIRST
+        rewards = []
+        for t in range(1, MAX_STEPS):
+            action = case.policies[policy](ref, rng)
+            ref_obs, ref_reward, terminated, truncated, _ = ref.step(action)
+            state, ts = step(state, np.int32(action))
+            at = f"{where} step {t} action {action}"
+            np.testing.assert_array_equal(np.asarray(ts.observation), one_hot(ref.observation_space, ref_obs), at)
+            np.testing.assert_allclose(float(ts.reward), ref_reward, rtol=0, atol=1e-6, err_msg=at)
+            done = terminated or truncated
+            assert int(ts.step_type) == (StepType.LAST if done else StepType.MID), at
+            assert float(ts.discount) == (0.0 if terminated else 1.0), at
+            rewards.append(float(ts.reward))
+            if done:
+                break
+        else:
+            raise AssertionError(f"{where}: no end after {MAX_STEPS} steps")
+        episodes.append(Episode(rewards, bool(terminated), bool(truncated)))
+    return episodes
+
+
+def random_action(num_actions: int) -> Callable[[gym.Env, np.random.Generator], int]:
+    return lambda ref, rng: int(rng.integers(num_actions))
+
+
+# ----------------------------------------------------------------------------
+# Families.
+# ----------------------------------------------------------------------------
+
+
+def inject_one_deck(ref, rng):
+    order = rng.permutation(ref.deck.num_cards)
+    return ref_reset_with_decks(ref, [order]), (order,)
+
+
+def repeat_previous_target(ref) -> int:
+    hand = ref.deck["player"]
+    if len(hand) < ref.k:
+        return 0  # no reward yet: any action
+    return int(ref.deck.suits_idx[hand[-ref.k]])
+
+
+CASES: dict[str, Case] = {
+    "repeat_previous": Case(
+        jx_repeat_previous,
+        {
+            "easy": ref_repeat_previous.RepeatPreviousEasy,
+            "medium": ref_repeat_previous.RepeatPreviousMedium,
+            "hard": ref_repeat_previous.RepeatPreviousHard,
+        },
+        inject_one_deck,
+        {
+            "random": random_action(4),
+            "correct": lambda ref, rng: repeat_previous_target(ref),
+            "wrong": lambda ref, rng: (repeat_previous_target(ref) + 1) % 4,
+            # Out of range: the reference compares with ==, so it is a wrong answer.
+            "out_of_range": lambda ref, rng: int(rng.choice([-1, 4, 7])),
+        },
+    ),
+}
+
+# Known facts (DESIGN.md section 5): episode length, best and worst return.
+EXPECTED = {
+    ("repeat_previous", "easy"): dict(length=51, best=1.0, worst=-1.0),
+    ("repeat_previous", "medium"): dict(length=103, best=1.0, worst=-1.0),
+    ("repeat_previous", "hard"): dict(length=155, best=1.0, worst=-1.0),
+}
+
+PARAMS = [(family, difficulty) for family in CASES for difficulty in ("easy", "medium", "hard")]
+
+
+@pytest.mark.parametrize("family,difficulty", PARAMS)
+def test_parity_with_reference(family: str, difficulty: str):
+    case = CASES[family]
+    ref_class = case.ref_classes[difficulty]
+    env = make(f"popgym/{family}", difficulty)
+    ref = ref_class()
+    assert env.action_spec.num_values == ref.action_space.n
+    assert env.observation_spec.shape == one_hot(ref.observation_space, ref.observation_space.sample()).shape
+    results = {
+        policy: play_parity(case, family, difficulty, policy, seed)
+        for seed, policy in enumerate(case.policies)
+    }
+    expected = EXPECTED.get((family, difficulty))
+    if expected is None:
+        return
+    for policy, episodes in results.items():
+        for episode in episodes:
+            assert len(episode.rewards) == expected["length"], (policy, len(episode.rewards))
+    if "best" in expected:
+        for episode in results["correct"]:
+            assert sum(episode.rewards) == pytest.approx(expected["best"], abs=1e-5)
+    if "worst" in expected:
+        for episode in results["wrong"]:
+            assert sum(episode.rewards) == pytest.approx(expected["worst"], abs=1e-5)
+
+
+@pytest.mark.parametrize("family", list(CASES))
+def test_bad_action_raises_outside_jit(family: str):
+    env = make(f"popgym/{family}", "easy")
+    state, _ = env.reset(jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="integer scalar action"):
+        env.step(state, jnp.zeros((2,), jnp.int32))
+    with pytest.raises(ValueError, match="integer scalar action"):
+        env.step(state, 1.0)
+    with pytest.raises(ValueError, match="integer scalar action"):
+        env.step(state, jnp.float32(1.0))
+
+
+@pytest.mark.parametrize("family", list(CASES))
+def test_auto_reset_and_vmap_wrappers(family: str):
+    """VmapWrapper(AutoResetWrapper(env)) runs under jit; episodes restart at LAST."""
+    env = make(f"popgym/{family}", "easy")
+    wrapped = VmapWrapper(AutoResetWrapper(env))
+    batch, num_steps = 4, 0
+    lengths = {"repeat_previous": 51}
+    num_steps = lengths[family] + 3
+
+    @jax.jit
+    def rollout(key):
+        state, ts = wrapped.reset(jax.random.split(key, batch))
+
+        def body(state, key):
+            actions = jax.random.randint(key, (batch,), 0, env.action_spec.num_values)
+            state, ts = wrapped.step(state, actions)
+            return state, (ts.step_type, ts.observation)
+
+        _, (step_types, observations) = jax.lax.scan(body, state, jax.random.split(key, num_steps))
+        return ts, step_types, observations
+
+    first, step_types, observations = rollout(jax.random.PRNGKey(1))
+    assert first.observation.shape == (batch, *env.observation_spec.shape)
+    assert (first.step_type == StepType.FIRST).all()
+    step_types = np.asarray(step_types)
+    ends = np.argwhere(step_types == StepType.LAST)
+    # Every env ends exactly at step `length` (1-based) and not before.
+    np.testing.assert_array_equal(ends[:, 0], np.full(batch, lengths[family] - 1))
+    assert observations.dtype == jnp.float32
