@@ -1,0 +1,334 @@
+"""Tests of ``rmuzero.envs.wrappers``: start flags, previous action / reward
+features and episode metrics across auto-resets, against values worked out by
+hand on a tiny counter environment (the seed's "observation = step number")."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import jumanji
+import numpy as np
+import pytest
+from jumanji import specs
+from jumanji.types import StepType, TimeStep, restart
+
+from rmuzero.envs.wrappers import (
+    MaskedObservation,
+    make_agent_env,
+    start_flag,
+    wrap_env,
+)
+
+STOP = 2  # the counter env's terminating action
+
+
+@chex.dataclass
+class CounterState:
+    key: chex.PRNGKey
+    count: chex.Array  # [] int32: transitions taken in this episode
+
+
+class CounterEnv(jumanji.Environment):
+    """Observation = [count] (the step number); actions 0, 1, STOP=2.
+
+    From observation ``c`` action ``a`` gives reward ``10 * (c + 1) + a``. STOP
+    terminates (discount 0); otherwise the episode ends after ``max_steps``
+    transitions, a truncation (discount 1) if ``truncate`` else a termination.
+    With ``masked`` the observation is a MaskedObservation where STOP is legal
+    only from ``c >= 1``.
+    """
+
+    def __init__(self, *, max_steps: int, truncate: bool = True, masked: bool = False):
+        self.max_steps = max_steps
+        self.truncate = truncate
+        self.masked = masked
+        super().__init__()
+
+    def _observation(self, count):
+        features = count.astype(jnp.float32)[None]
+        if not self.masked:
+            return features
+        return MaskedObservation(features, jnp.array([True, True, False]) | (count >= 1))
+
+    def reset(self, key):
+        state = CounterState(key=key, count=jnp.int32(0))
+        return state, restart(self._observation(state.count))
+
+    def step(self, state, action):
+        reward = (10 * (state.count + 1) + action).astype(jnp.float32)
+        count = state.count + 1
+        stopped = action == STOP
+        at_limit = count >= self.max_steps
+        last = stopped | at_limit
+        discount = jnp.where(stopped | (at_limit & (not self.truncate)), 0.0, 1.0)
+        timestep = TimeStep(
+            step_type=jnp.where(last, StepType.LAST, StepType.MID),
+            reward=reward,
+            discount=discount.astype(jnp.float32),
+            observation=self._observation(count),
+        )
+        return CounterState(key=state.key, count=count), timestep
+
+    @property
+    def observation_spec(self):
+        return specs.Array((1,), jnp.float32, "observation")
+
+    @property
+    def action_spec(self):
+        return specs.DiscreteArray(3, name="action")
+
+
+def _rollout(agent_env, actions, key=jax.random.PRNGKey(0)):
+    """Reset then one step per row of ``actions`` [T, B] in a lax.scan.
+
+    Returns the AgentSteps stacked [T + 1, B, ...] (row 0 from reset)."""
+
+    def body(state, action):
+        state, step = agent_env.step(state, action)
+        return state, step
+
+    state, first = agent_env.reset(key)
+    _, steps = jax.lax.scan(body, state, actions)
+    return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, steps)
+
+
+# ---------------------------------------------------------------------------
+# The seed's example: an episode is o=0 -> o=1 -> (o=2 terminal, never shown).
+
+
+def test_seed_example_eager():
+    agent_env = wrap_env(CounterEnv(max_steps=2, truncate=False), num_envs=1)
+    state, ts = agent_env.reset(jax.random.PRNGKey(0))
+    rows = [ts]
+    for a in [0, 1, 1, 0]:
+        state, ts = agent_env.step(state, jnp.array([a], jnp.int32))
+        rows.append(ts)
+    get = lambda field: [np.asarray(getattr(r, field))[0].tolist() for r in rows]
+    # obs[0] is the env's feature (the step number); never the terminal 2.
+    assert [r.obs[0, 0].item() for r in rows] == [0, 1, 0, 1, 0]
+    assert get("start") == [True, False, True, False, True]
+    assert get("last") == [False, False, True, False, True]
+    # reward returned by step(o_t, a_t) is r_t = 10 * (o_t + 1) + a_t.
+    assert get("reward") == [0, 10, 21, 11, 20]
+    assert get("discount") == [1, 1, 0, 1, 0]
+    assert get("episode_return") == [0, 0, 31, 0, 31]
+    assert get("episode_length") == [0, 0, 2, 0, 2]
+    assert get("episode_done") == get("last")
+    assert all(r.action_mask is None for r in rows)
+    # obs = [step, one_hot(a_{t-1}, 3), r_{t-1}]: zero after every start.
+    np.testing.assert_array_equal(
+        np.stack([np.asarray(r.obs[0]) for r in rows]),
+        [
+            [0, 0, 0, 0, 0],
+            [1, 1, 0, 0, 10],
+            [0, 0, 0, 0, 0],  # auto-reset: reward field is 21, features are zero
+            [1, 0, 1, 0, 11],
+            [0, 0, 0, 0, 0],
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------
+# Three envs with different episode lengths, under jit + lax.scan.
+#   env 0: never STOP, truncated after 3 transitions;
+#   env 1: always STOP, episodes of 1 transition;
+#   env 2: a mix (lengths 2, 3, 1, then an unfinished one).
+
+ACTIONS = np.array(
+    [
+        [0, 2, 1],
+        [1, 2, 2],
+        [0, 2, 0],
+        [1, 2, 0],
+        [0, 2, 0],
+        [1, 2, 2],
+        [0, 2, 1],
+        [1, 2, 1],
+    ],
+    np.int32,
+)  # [T=8, B=3]
+T_, F_ = True, False
+# Rows: reset, then after each step (worked out by hand from CounterEnv's rules).
+EXPECTED_COUNT = np.array(
+    [[0, 0, 0], [1, 0, 1], [2, 0, 0], [0, 0, 1], [1, 0, 2], [2, 0, 0], [0, 0, 0], [1, 0, 1], [2, 0, 2]]
+)
+EXPECTED_START = np.array(
+    [[T_, T_, T_], [F_, T_, F_], [F_, T_, T_], [T_, T_, F_], [F_, T_, F_],
+     [F_, T_, T_], [T_, T_, T_], [F_, T_, F_], [F_, T_, F_]]
+)
+EXPECTED_LAST = EXPECTED_START.copy()
+EXPECTED_LAST[0] = False
+EXPECTED_REWARD = np.array(
+    [[0, 0, 0], [10, 12, 11], [21, 12, 22], [30, 12, 10], [11, 12, 20],
+     [20, 12, 30], [31, 12, 12], [10, 12, 11], [21, 12, 21]]
+)
+EXPECTED_DISCOUNT = np.array(
+    [[1, 1, 1], [1, 0, 1], [1, 0, 0], [1, 0, 1], [1, 0, 1], [1, 0, 1], [1, 0, 0], [1, 0, 1], [1, 0, 1]]
+)
+EXPECTED_RETURN = np.array(
+    [[0, 0, 0], [0, 12, 0], [0, 12, 33], [61, 12, 0], [0, 12, 0],
+     [0, 12, 60], [62, 12, 12], [0, 12, 0], [0, 12, 0]]
+)
+EXPECTED_LENGTH = np.array(
+    [[0, 0, 0], [0, 1, 0], [0, 1, 2], [3, 1, 0], [0, 1, 0], [0, 1, 3], [3, 1, 1], [0, 1, 0], [0, 1, 0]]
+)
+
+
+@pytest.fixture(scope="module")
+def counter_rollout():
+    agent_env = wrap_env(CounterEnv(max_steps=3, truncate=True), num_envs=3)
+    steps = jax.jit(lambda actions: _rollout(agent_env, actions))(jnp.asarray(ACTIONS))
+    return agent_env, jax.tree_util.tree_map(np.asarray, steps)
+
+
+def test_start_flags_and_boundaries_by_hand(counter_rollout):
+    agent_env, steps = counter_rollout
+    assert agent_env.obs_size == 1 + 3 + 1 and agent_env.num_actions == 3
+    assert steps.obs.shape == (9, 3, 5) and steps.obs.dtype == np.float32
+    np.testing.assert_array_equal(steps.obs[..., 0], EXPECTED_COUNT)
+    np.testing.assert_array_equal(steps.start, EXPECTED_START)
+    np.testing.assert_array_equal(steps.last, EXPECTED_LAST)
+    np.testing.assert_array_equal(steps.reward, EXPECTED_REWARD)
+    np.testing.assert_array_equal(steps.discount, EXPECTED_DISCOUNT)
+    # Start exactly where the env shows its first observation (count 0).
+    np.testing.assert_array_equal(steps.start, steps.obs[..., 0] == 0)
+
+
+def test_prev_action_and_reward_features(counter_rollout):
+    _, steps = counter_rollout
+    prev_action, prev_reward = steps.obs[..., 1:4], steps.obs[..., 4]
+    assert not prev_action[steps.start].any() and not prev_reward[steps.start].any()
+    # Elsewhere: the action and reward of the step that produced the row.
+    not_start = ~steps.start[1:]
+    one_hot = np.eye(3)[ACTIONS]
+    np.testing.assert_array_equal(prev_action[1:][not_start], one_hot[not_start])
+    np.testing.assert_array_equal(prev_reward[1:][not_start], EXPECTED_REWARD[1:][not_start])
+    # Spot checks, by hand: env 2 after a_0 = 1 (r 11), env 0 after a_3 = 1 (r 11).
+    np.testing.assert_array_equal(steps.obs[1, 2, 1:], [0, 1, 0, 11])
+    np.testing.assert_array_equal(steps.obs[4, 0, 1:], [0, 1, 0, 11])
+
+
+def test_episode_metrics_by_hand(counter_rollout):
+    _, steps = counter_rollout
+    np.testing.assert_array_equal(steps.episode_return, EXPECTED_RETURN)
+    np.testing.assert_array_equal(steps.episode_length, EXPECTED_LENGTH)
+    np.testing.assert_array_equal(steps.episode_done, EXPECTED_LAST)
+    assert steps.episode_length.dtype == np.int32 and steps.episode_return.dtype == np.float32
+
+
+def test_episode_metrics_match_reward_sums(counter_rollout):
+    """Second computation: sum rewards between start flags in Python."""
+    _, steps = counter_rollout
+    for b in range(3):
+        total, length = 0.0, 0
+        for t in range(1, steps.start.shape[0]):
+            total, length = total + steps.reward[t, b], length + 1
+            if steps.last[t, b]:
+                assert steps.episode_return[t, b] == total and steps.episode_length[t, b] == length
+                total, length = 0.0, 0
+            else:
+                assert steps.episode_return[t, b] == 0 and steps.episode_length[t, b] == 0
+
+
+def test_start_flag_rule():
+    batch = TimeStep(
+        step_type=jnp.array([StepType.FIRST, StepType.MID, StepType.LAST], jnp.int8),
+        reward=jnp.zeros(3),
+        discount=jnp.ones(3),
+        observation=jnp.zeros((3, 1)),
+    )
+    np.testing.assert_array_equal(start_flag(batch), [True, False, True])
+
+
+def test_feature_options():
+    env = CounterEnv(max_steps=2)
+    actions = [1, 0, 1]  # the second step ends episode 1 (max_steps=2)
+    for prev_action, prev_reward, size in [(False, False, 1), (True, False, 4), (False, True, 2)]:
+        agent_env = wrap_env(env, num_envs=1, prev_action=prev_action, prev_reward=prev_reward)
+        assert agent_env.obs_size == size
+        state, ts = agent_env.reset(jax.random.PRNGKey(1))
+        rows, rewards = [ts.obs[0]], [ts.reward[0]]
+        for a in actions:
+            state, ts = agent_env.step(state, jnp.array([a], jnp.int32))
+            rows.append(ts.obs[0])
+            rewards.append(ts.reward[0])
+        np.testing.assert_array_equal(rewards, [0, 11, 20, 11])
+        rows = np.stack(rows)
+        assert rows.shape == (4, size)
+        np.testing.assert_array_equal(rows[:, 0], [0, 1, 0, 1])
+        if prev_action:
+            np.testing.assert_array_equal(rows[:, 1:4], [[0, 0, 0], [0, 1, 0], [0, 0, 0], [0, 1, 0]])
+        if prev_reward:
+            np.testing.assert_array_equal(rows[:, -1], [0, 11, 0, 11])
+
+
+def test_action_mask_follows_the_new_episode():
+    agent_env = wrap_env(CounterEnv(max_steps=3, masked=True), num_envs=2)
+    assert agent_env.has_action_mask
+    state, ts = agent_env.reset(jax.random.PRNGKey(2))
+    masks = [ts.action_mask]
+    for a in [[0, 1], [STOP, 0], [0, 0]]:
+        state, ts = agent_env.step(state, jnp.array(a, jnp.int32))
+        masks.append(ts.action_mask)
+    masks = np.stack(masks)  # [4, B=2, A=3]; STOP legal iff count >= 1
+    np.testing.assert_array_equal(masks[..., :2], True)
+    # env 0: counts 0, 1, 0 (STOP ended ep.), 1; env 1: counts 0, 1, 2, 0 (truncated).
+    np.testing.assert_array_equal(masks[..., 2], [[F_, F_], [T_, T_], [F_, T_], [T_, F_]])
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="num_envs must be a positive int"):
+        wrap_env(CounterEnv(max_steps=2), num_envs=0)
+    agent_env = wrap_env(CounterEnv(max_steps=2), num_envs=3)
+    state, _ = agent_env.reset(jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match=r"shape \[B\]=\(3,\), got int32\[3, 1\]"):
+        agent_env.step(state, jnp.zeros((3, 1), jnp.int32))
+    with pytest.raises(ValueError, match=r"integer array .* got float32\[3\]"):
+        agent_env.step(state, jnp.zeros((3,), jnp.float32))
+    with pytest.raises(ValueError, match="valid names: popgym/"):
+        make_agent_env("popgym/no_such_task", num_envs=1)
+    with pytest.raises(ValueError, match="valid: easy, medium, hard"):
+        make_agent_env("popgym/repeat_previous", difficulty="extreme", num_envs=1)
+
+
+class _MultiDiscreteEnv(CounterEnv):
+    @property
+    def action_spec(self):
+        return specs.MultiDiscreteArray(jnp.array([2, 2], jnp.int32), name="action")
+
+
+def test_non_discrete_action_spec_raises():
+    with pytest.raises(ValueError, match="DiscreteArray"):
+        wrap_env(_MultiDiscreteEnv(max_steps=2), num_envs=1)
+
+
+# ---------------------------------------------------------------------------
+# A real POPGym task: RepeatPrevious Easy has 51-transition episodes.
+
+
+def test_repeat_previous_episode_boundaries():
+    agent_env = make_agent_env("popgym/repeat_previous", difficulty="easy", num_envs=2)
+    assert agent_env.num_actions == 4 and not agent_env.has_action_mask
+    steps_count = 2 * 51 + 1
+    actions = jax.random.randint(jax.random.PRNGKey(3), (steps_count, 2), 0, 4)
+    steps = jax.jit(lambda a: _rollout(agent_env, a))(actions)
+    steps = jax.tree_util.tree_map(np.asarray, steps)
+    actions = np.asarray(actions)
+    assert steps.obs.shape == (steps_count + 1, 2, agent_env.obs_size)
+    expected_start = np.zeros((steps_count + 1, 2), bool)
+    expected_start[[0, 51, 102]] = True
+    np.testing.assert_array_equal(steps.start, expected_start)
+    np.testing.assert_array_equal(steps.episode_done, expected_start & (np.arange(steps_count + 1) > 0)[:, None])
+    np.testing.assert_array_equal(steps.episode_length[[51, 102]], 51)
+    for end in (51, 102):
+        np.testing.assert_allclose(
+            steps.episode_return[end], steps.reward[end - 50 : end + 1].sum(0), rtol=1e-5
+        )
+    # Rewards: +-1/48 after the first 3 transitions of an episode, 0 before.
+    in_episode = np.concatenate([np.arange(1, 52), np.arange(1, 52), [1]])
+    np.testing.assert_array_equal(steps.reward[1:][in_episode <= 3], 0)
+    np.testing.assert_allclose(np.abs(steps.reward[1:][in_episode > 3]), 1 / 48, rtol=1e-6)
+    a_features = steps.obs[..., -5:-1]
+    np.testing.assert_array_equal(a_features[1:][~steps.start[1:]], np.eye(4)[actions][~steps.start[1:]])
+    assert not a_features[steps.start].any() and not steps.obs[..., -1][steps.start].any()
