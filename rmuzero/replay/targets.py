@@ -1,0 +1,271 @@
+"""Value, reward and policy targets for K-step unrolls from every position of a window.
+
+The one place that owns the target math. Dimensions:
+  B  batch of windows
+  L  window length (positions 0..L-1)
+  K  number of unroll steps (each root has K + 1 prediction steps k = 0..K)
+  A  number of actions
+  n  TD steps of the n-step return
+
+Per-step record convention (DESIGN.md section 2), for position j of a window:
+  start_t[j]            o_j begins an episode (memory is cleared before o_j);
+  reward_t[j]           reward of the transition taken from o_j (action a_j);
+  discount_t[j]         discount of that transition (0 on termination);
+  bootstrap_value_t[j]  value of o_j from a target network;
+  policy_t[j]           search policy at o_j.
+So `start_t[j + 1]` set means the transition from o_j ended o_j's episode; its
+reward is the episode's last (terminal) reward and o_{j+1} belongs to the next
+episode.
+
+Choices made here:
+  * Episode boundaries come from the start flags only. After an episode ends
+    the value is 0 and nothing is bootstrapped, whatever the discount says:
+    the next observation belongs to a new episode. Truncated episodes
+    (discount 1 at the end, e.g. POPGym's CartPole at L steps) are therefore
+    treated as the end of a finite-horizon task, which is what POPGym's
+    returns measure.
+  * At the right edge of the window the return bootstraps from the last
+    position available: if j + n >= L while j's episode goes on, the n-step
+    return uses m' = L - 1 - j rewards and gamma^{m'} v_{L-1}; at j = L - 1 it
+    is v_{L-1} itself.
+  * Beyond the end of t's episode an unroll is absorbing: value 0, reward 0,
+    uniform policy. Those targets are exact (they do not depend on data past
+    the window); beyond the window inside an episode the targets are unknown,
+    filled with the same absorbing values and flagged by `in_window`.
+
+Single-window functions take `_t` arrays of rank 1 ([L]) or 2 ([L, A]);
+`batched_unroll_targets` vmaps them over B.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+
+import chex
+import jax
+import jax.numpy as jnp
+
+
+@chex.dataclass(frozen=True)
+class UnrollTargets:
+    """Targets for the unroll of K steps from every root position t of a window.
+
+    Entry [t, k] belongs to prediction step k of the unroll rooted at o_t, i.e.
+    to position t + k. Batched versions have a leading B axis.
+    """
+
+    value: chex.Array  # [L, K+1] value target of o_{t+k}; 0 outside t's episode or the window
+    reward: chex.Array  # [L, K+1] r_{t+k-1} (reward of dynamics step k); 0 at k = 0 and where masked
+    policy: chex.Array  # [L, K+1, A] search policy at o_{t+k}; uniform outside t's episode/window
+    in_episode: chex.Array  # [L, K+1] bool: no start flag in (t, t+k] (flags past L count as unset)
+    in_window: chex.Array  # [L, K+1] bool: t + k < L
+    reward_mask: chex.Array  # [L, K+1] bool: k >= 1 and the transition from o_{t+k-1} is in
+    #                          t's episode and in the window (the episode's last transition is)
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _check_unit(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
+def _check_window(reward_t, discount_t, start_t, bootstrap_value_t, policy_t=None) -> None:
+    """Raises a one-line ValueError unless the arrays form one window of length L."""
+    arrays = dict(reward=reward_t, discount=discount_t, start=start_t,
+                  bootstrap_value=bootstrap_value_t)
+    expected = "reward [L], discount [L], start [L] bool, bootstrap_value [L]"
+    if policy_t is not None:
+        arrays["policy"] = policy_t
+        expected += ", policy [L, A]"
+    shapes = {name: tuple(jnp.shape(x)) for name, x in arrays.items()}
+    ok = all(len(shapes[name]) == 1 for name in ("reward", "discount", "start", "bootstrap_value"))
+    ok = ok and shapes["reward"][0] >= 1
+    ok = ok and len({shapes[name][0] for name in shapes}) == 1
+    if policy_t is not None:
+        ok = ok and len(shapes["policy"]) == 2 and shapes["policy"][1] >= 1
+    if not ok:
+        got = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ValueError(f"expected one window: {expected} with L >= 1; got {got}")
+    if jnp.asarray(start_t).dtype != jnp.bool_:
+        raise ValueError(f"start must be a bool array, got dtype {jnp.asarray(start_t).dtype}")
+
+
+def _first_episode_mask(start_t: chex.Array, idx: chex.Array, ahead: chex.Array) -> chex.Array:
+    """[L, M] bool: no start flag at positions (j, j + i] inside the window.
+
+    idx = j + i ([L, M]), ahead = i ([1, M]); flags past the window count as unset.
+    """
+    length = start_t.shape[0]
+    new_episode = start_t[jnp.minimum(idx, length - 1)] & (idx < length) & (ahead >= 1)
+    return jnp.cumsum(new_episode, axis=1) == 0
+
+
+def n_step_value_targets(
+    reward_t: chex.Array,
+    discount_t: chex.Array,
+    start_t: chex.Array,
+    bootstrap_value_t: chex.Array,
+    *,
+    td_steps: int,
+    discount_factor: float,
+) -> chex.Array:
+    """n-step return of every position of one window: [L] -> [L].
+
+    z_j = sum_{i<m} gamma^i (prod_{l<i} d_{j+l}) r_{j+i}
+          + [bootstrap] gamma^m (prod_{l<m} d_{j+l}) v_{j+m},
+    with m = n, cut to the steps left in j's episode (no bootstrap then) or to
+    L - 1 - j at the window's edge (bootstrap v_{L-1}); see the module docstring.
+    """
+    _check_int("td_steps", td_steps, 1)
+    _check_unit("discount_factor", discount_factor)
+    _check_window(reward_t, discount_t, start_t, bootstrap_value_t)
+    chex.assert_rank([reward_t, discount_t, start_t, bootstrap_value_t], 1)
+    length = reward_t.shape[0]
+    root = jnp.arange(length)[:, None]  # [L, 1] position j
+    ahead = jnp.arange(td_steps + 1)[None, :]  # [1, n+1] steps i ahead of j
+    idx = root + ahead  # [L, n+1]
+    clipped = jnp.minimum(idx, length - 1)
+    same_episode = _first_episode_mask(start_t, idx, ahead)  # [L, n+1]
+    horizon = jnp.minimum(td_steps, length - 1 - root)  # [L, 1] rewards before the bootstrap
+    discount_ji = discount_t[clipped].astype(jnp.float32)
+    discount_before = jnp.concatenate(  # prod_{l<i} d_{j+l}
+        [jnp.ones((length, 1), jnp.float32), jnp.cumprod(discount_ji, axis=1)[:, :-1]], axis=1)
+    weight = jnp.power(jnp.float32(discount_factor), ahead.astype(jnp.float32)) * discount_before
+    rewards = jnp.where(same_episode & (ahead < horizon), weight * reward_t[clipped], 0.0)
+    bootstrap = jnp.where(same_episode & (ahead == horizon),
+                          weight * bootstrap_value_t[clipped], 0.0)
+    return rewards.sum(axis=1) + bootstrap.sum(axis=1)
+
+
+def lambda_value_targets(
+    reward_t: chex.Array,
+    discount_t: chex.Array,
+    start_t: chex.Array,
+    bootstrap_value_t: chex.Array,
+    *,
+    td_lambda: float,
+    discount_factor: float,
+) -> chex.Array:
+    """TD(lambda) return of every position of one window: [L] -> [L].
+
+    G_{L-1} = v_{L-1};  G_j = r_j + gamma d_j ((1 - lambda) v_{j+1} + lambda G_{j+1}),
+    with the bracket replaced by 0 when o_{j+1} starts a new episode. lambda = 0
+    equals the 1-step return and lambda = 1 the n-step return with n >= L - 1.
+    """
+    _check_unit("td_lambda", td_lambda)
+    _check_unit("discount_factor", discount_factor)
+    _check_window(reward_t, discount_t, start_t, bootstrap_value_t)
+    chex.assert_rank([reward_t, discount_t, start_t, bootstrap_value_t], 1)
+
+    def backward(g_tp1, inputs):
+        r_t, d_t, start_tp1, v_tp1 = inputs
+        continuation = (1.0 - td_lambda) * v_tp1 + td_lambda * g_tp1
+        g_t = r_t + jnp.where(start_tp1, 0.0, discount_factor * d_t * continuation)
+        return g_t, g_t
+
+    v_t = bootstrap_value_t.astype(jnp.float32)
+    _, g_head = jax.lax.scan(
+        backward, v_t[-1],
+        (reward_t[:-1].astype(jnp.float32), discount_t[:-1].astype(jnp.float32),
+         start_t[1:], v_t[1:]),
+        reverse=True)
+    return jnp.concatenate([g_head, v_t[-1:]])
+
+
+def unroll_targets(
+    reward_t: chex.Array,
+    discount_t: chex.Array,
+    start_t: chex.Array,
+    bootstrap_value_t: chex.Array,
+    policy_t: chex.Array,
+    *,
+    num_unroll_steps: int,
+    discount_factor: float,
+    td_steps: int | None = None,
+    td_lambda: float | None = None,
+) -> UnrollTargets:
+    """Targets of the K-step unroll from every position of one window.
+
+    Args:
+      reward_t, discount_t: [L] float, of the transition taken from o_t.
+      start_t: [L] bool, o_t begins an episode.
+      bootstrap_value_t: [L] target-network values of o_t.
+      policy_t: [L, A] search policies at o_t.
+      num_unroll_steps: K >= 0.
+      discount_factor: gamma in [0, 1].
+      td_steps: n >= 1 for n-step value targets, or
+      td_lambda: lambda in [0, 1] for TD(lambda) targets (give exactly one).
+
+    Returns:
+      `UnrollTargets` with fields of shape [L, K+1] (policy [L, K+1, A]).
+    """
+    _check_int("num_unroll_steps", num_unroll_steps, 0)
+    if (td_steps is None) == (td_lambda is None):
+        raise ValueError(
+            f"give exactly one of td_steps (n-step) or td_lambda (TD(lambda)), got "
+            f"td_steps={td_steps!r}, td_lambda={td_lambda!r}")
+    _check_window(reward_t, discount_t, start_t, bootstrap_value_t, policy_t)
+    chex.assert_rank([reward_t, discount_t, start_t, bootstrap_value_t, policy_t],
+                     [1, 1, 1, 1, 2])
+    if td_steps is not None:
+        value_t = n_step_value_targets(reward_t, discount_t, start_t, bootstrap_value_t,
+                                       td_steps=td_steps, discount_factor=discount_factor)
+    else:
+        value_t = lambda_value_targets(reward_t, discount_t, start_t, bootstrap_value_t,
+                                       td_lambda=td_lambda, discount_factor=discount_factor)
+
+    length, num_actions = policy_t.shape
+    root = jnp.arange(length)[:, None]  # [L, 1] root t
+    step = jnp.arange(num_unroll_steps + 1)[None, :]  # [1, K+1] unroll step k
+    idx = root + step  # [L, K+1] position t + k
+    clipped = jnp.minimum(idx, length - 1)
+    in_window = idx < length
+    in_episode = _first_episode_mask(start_t, idx, step)
+    valid = in_episode & in_window
+
+    # Dynamics step k predicts the reward of the transition from o_{t+k-1}: valid when
+    # o_{t+k-1} is in t's episode and in the window (step k - 1 of the same unroll).
+    true_column = jnp.ones((length, 1), bool)
+    previous_in_episode = jnp.concatenate([true_column, in_episode[:, :-1]], axis=1)
+    previous_in_window = jnp.concatenate([true_column, in_window[:, :-1]], axis=1)
+    reward_mask = (step >= 1) & previous_in_episode & previous_in_window
+    previous = jnp.clip(idx - 1, 0, length - 1)
+
+    uniform = jnp.full((num_actions,), 1.0 / num_actions, jnp.float32)
+    return UnrollTargets(
+        value=jnp.where(valid, value_t[clipped], 0.0),
+        reward=jnp.where(reward_mask, reward_t[previous].astype(jnp.float32), 0.0),
+        policy=jnp.where(valid[..., None], policy_t[clipped].astype(jnp.float32), uniform),
+        in_episode=in_episode,
+        in_window=in_window,
+        reward_mask=reward_mask,
+    )
+
+
+def batched_unroll_targets(
+    reward: chex.Array,
+    discount: chex.Array,
+    start: chex.Array,
+    bootstrap_value: chex.Array,
+    policy: chex.Array,
+    *,
+    num_unroll_steps: int,
+    discount_factor: float,
+    td_steps: int | None = None,
+    td_lambda: float | None = None,
+) -> UnrollTargets:
+    """`unroll_targets` vmapped over windows: [B, L] (policy [B, L, A]) -> fields [B, L, K+1]."""
+    shapes = [tuple(jnp.shape(x)) for x in (reward, discount, start, bootstrap_value, policy)]
+    if [len(s) for s in shapes] != [2, 2, 2, 2, 3] or len({s[:2] for s in shapes}) != 1:
+        raise ValueError(
+            "expected a batch of windows: reward, discount, start, bootstrap_value [B, L] and "
+            f"policy [B, L, A]; got {', '.join(str(s) for s in shapes)}")
+    one_window = functools.partial(
+        unroll_targets, num_unroll_steps=num_unroll_steps, discount_factor=discount_factor,
+        td_steps=td_steps, td_lambda=td_lambda)
+    return jax.vmap(one_window)(reward, discount, start, bootstrap_value, policy)
