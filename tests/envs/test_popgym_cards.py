@@ -25,7 +25,10 @@ import pytest
 from jumanji.types import StepType
 
 from rmuzero.envs import make
-from rmuzero.envs.popgym import repeat_previous as jx_repeat_previous
+from popgym.envs import autoencode as ref_autoencode
+from popgym.envs import count_recall as ref_count_recall
+from popgym.envs import higher_lower as ref_higher_lower
+from popgym.envs import repeat_first as ref_repeat_first
 from popgym.envs import repeat_previous as ref_repeat_previous
 
 EPISODES_PER_POLICY = 2
@@ -87,7 +90,6 @@ def one_hot(space: gym.Space, value: Any) -> np.ndarray:
 class Case:
     """One family: how to make, inject and play it on both sides."""
 
-    module: Any  # rmuzero.envs.popgym.<family>
     ref_classes: dict[str, type]  # difficulty -> reference class
     # (ref, rng) -> (reference first obs, reset_from args after the key)
     inject: Callable[[gym.Env, np.random.Generator], tuple[Any, tuple]]
@@ -161,14 +163,35 @@ def repeat_previous_target(ref) -> int:
     return int(ref.deck.suits_idx[hand[-ref.k]])
 
 
+def inject_two_decks(ref, rng):
+    value_order = rng.permutation(ref.value_deck.num_cards)
+    query_order = rng.permutation(ref.query_deck.num_cards)
+    return ref_reset_with_decks(ref, [value_order, query_order]), (value_order, query_order)
+
+
+def count_recall_target(ref) -> int:
+    return int(ref.counts[ref.query])
+
+
+def autoencode_target(ref, rng) -> int:
+    if ref.mode == ref_autoencode.Mode.WATCH:
+        return int(rng.integers(4))  # ignored while watching
+    return int(ref.deck.suits_idx[ref.deck["system"][-1]])
+
+
+def higher_lower_target(ref) -> int:
+    current = ref.deck.ranks_idx[ref.deck["player"][-1]]
+    following = ref.deck.ranks_idx[ref.deck.idx[len(ref.deck) - 1]]  # the next card dealt
+    return 0 if following > current else 1
+
+
+def difficulty_classes(module, name: str) -> dict[str, type]:
+    return {d: getattr(module, name + d.capitalize()) for d in ("easy", "medium", "hard")}
+
+
 CASES: dict[str, Case] = {
     "repeat_previous": Case(
-        jx_repeat_previous,
-        {
-            "easy": ref_repeat_previous.RepeatPreviousEasy,
-            "medium": ref_repeat_previous.RepeatPreviousMedium,
-            "hard": ref_repeat_previous.RepeatPreviousHard,
-        },
+        difficulty_classes(ref_repeat_previous, "RepeatPrevious"),
         inject_one_deck,
         {
             "random": random_action(4),
@@ -178,6 +201,48 @@ CASES: dict[str, Case] = {
             "out_of_range": lambda ref, rng: int(rng.choice([-1, 4, 7])),
         },
     ),
+    "repeat_first": Case(
+        difficulty_classes(ref_repeat_first, "RepeatFirst"),
+        inject_one_deck,
+        {
+            "random": random_action(4),
+            "correct": lambda ref, rng: int(ref.card),
+            "wrong": lambda ref, rng: (int(ref.card) + 1) % 4,
+            "out_of_range": lambda ref, rng: int(rng.choice([-1, 4, 7])),
+        },
+    ),
+    "count_recall": Case(
+        difficulty_classes(ref_count_recall, "CountRecall"),
+        inject_two_decks,
+        {
+            # Counts concentrate near N / (2D): draw around them so some guesses are right.
+            "random": lambda ref, rng: int(np.clip(count_recall_target(ref) + rng.integers(-1, 2), 0, ref.max_card_count)),
+            "correct": lambda ref, rng: count_recall_target(ref),
+            "wrong": lambda ref, rng: (count_recall_target(ref) + 1) % (ref.max_card_count + 1),
+            "out_of_range": lambda ref, rng: int(rng.choice([-1, ref.max_card_count + 1])),
+        },
+    ),
+    "autoencode": Case(
+        difficulty_classes(ref_autoencode, "Autoencode"),
+        inject_one_deck,
+        {
+            "random": random_action(4),
+            "correct": autoencode_target,
+            "wrong": lambda ref, rng: (autoencode_target(ref, rng) + 1) % 4,
+            "out_of_range": lambda ref, rng: int(rng.choice([-1, 4, 7])),
+        },
+    ),
+    "higher_lower": Case(
+        difficulty_classes(ref_higher_lower, "HigherLower"),
+        inject_one_deck,
+        {
+            "random": random_action(2),
+            "correct": lambda ref, rng: higher_lower_target(ref),
+            "wrong": lambda ref, rng: 1 - higher_lower_target(ref),
+            # The reference tests `action == 0`: anything else guesses "lower".
+            "out_of_range": lambda ref, rng: int(rng.choice([-1, 2, 5])),
+        },
+    ),
 }
 
 # Known facts (DESIGN.md section 5): episode length, best and worst return.
@@ -185,6 +250,18 @@ EXPECTED = {
     ("repeat_previous", "easy"): dict(length=51, best=1.0, worst=-1.0),
     ("repeat_previous", "medium"): dict(length=103, best=1.0, worst=-1.0),
     ("repeat_previous", "hard"): dict(length=155, best=1.0, worst=-1.0),
+    ("repeat_first", "easy"): dict(length=51, best=1.0, worst=-1.0),
+    ("repeat_first", "medium"): dict(length=415, best=1.0, worst=-1.0),
+    ("repeat_first", "hard"): dict(length=831, best=1.0, worst=-1.0),
+    ("count_recall", "easy"): dict(length=51, best=1.0, worst=-1.0, num_actions=27),
+    ("count_recall", "medium"): dict(length=103, best=1.0, worst=-1.0, num_actions=27),
+    ("count_recall", "hard"): dict(length=207, best=1.0, worst=-1.0, num_actions=17),
+    ("autoencode", "easy"): dict(length=103, best=1.0, worst=-1.0),
+    ("autoencode", "medium"): dict(length=207, best=1.0, worst=-1.0),
+    ("autoencode", "hard"): dict(length=311, best=1.0, worst=-1.0),
+    ("higher_lower", "easy"): dict(length=51),
+    ("higher_lower", "medium"): dict(length=103),
+    ("higher_lower", "hard"): dict(length=155),
 }
 
 PARAMS = [(family, difficulty) for family in CASES for difficulty in ("easy", "medium", "hard")]
@@ -205,6 +282,8 @@ def test_parity_with_reference(family: str, difficulty: str):
     expected = EXPECTED.get((family, difficulty))
     if expected is None:
         return
+    if "num_actions" in expected:
+        assert env.action_spec.num_values == expected["num_actions"]
     for policy, episodes in results.items():
         for episode in episodes:
             assert len(episode.rewards) == expected["length"], (policy, len(episode.rewards))
@@ -234,7 +313,7 @@ def test_auto_reset_and_vmap_wrappers(family: str):
     env = make(f"popgym/{family}", "easy")
     wrapped = VmapWrapper(AutoResetWrapper(env))
     batch, num_steps = 4, 0
-    lengths = {"repeat_previous": 51}
+    lengths = {"repeat_previous": 51, "repeat_first": 51, "count_recall": 51, "autoencode": 103, "higher_lower": 51}
     num_steps = lengths[family] + 3
 
     @jax.jit

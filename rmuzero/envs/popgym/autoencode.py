@@ -1,0 +1,111 @@
+"""Autoencode: watch a deck, then recite its suits in reverse order.
+
+Legend: N = 52 * num_decks cards; A = 4 actions (suits); modes PLAY = 0,
+WATCH = 1 (the reference's ``Mode``).
+
+Exact to the reference ``popgym.envs.autoencode.Autoencode``:
+
+- ``reset`` deals card 0 and shows ``(WATCH, suit)``. Watch steps t = 1..N-1
+  deal card t and show its suit; the mode turns to PLAY on the step that
+  deals the last card, so that card is shown as ``(PLAY, suit)``. Watch steps
+  reward 0 and ignore the action.
+- Play steps t = N..2N-1 ask for the suits in reverse dealing order: step N
+  for card N-1, ..., step 2N-1 for card 0; +1/N for the right suit, -1/N
+  otherwise. They show ``(PLAY, 0)``. The episode *terminates* at step 2N-1
+  (103/207/311 steps). Best return 1, worst -1.
+- Observation: one-hot mode then one-hot suit, ``[6]`` float32.
+- An out-of-range action never equals a suit, so it is a wrong answer (as in
+  the reference, which compares with ``==``).
+
+Hidden state: the deck in dealing order, injectable with ``reset_from``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import chex
+import jax
+import jax.numpy as jnp
+from jumanji import specs
+from jumanji.env import Environment
+from jumanji.types import TimeStep
+
+from rmuzero.envs.popgym import _cards
+from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
+
+PLAY = 0
+WATCH = 1
+
+
+@chex.dataclass(frozen=True)
+class AutoencodeState:
+    """Hidden state of one Autoencode episode."""
+
+    key: chex.PRNGKey  # [2] key used by auto-reset
+    cards: chex.Array  # [N] int32 card ids in dealing order
+    step_count: chex.Array  # [] int32 steps taken since reset
+
+
+class Autoencode(Environment[AutoencodeState, specs.DiscreteArray, chex.Array]):
+    """Autoencode with ``num_decks`` decks."""
+
+    def __init__(self, *, num_decks: int = 1) -> None:
+        self.num_cards = _cards.check_num_decks(num_decks, "Autoencode")
+        self.num_decks = num_decks
+        self.max_episode_length = 2 * self.num_cards - 1
+        super().__init__()
+
+    def __repr__(self) -> str:
+        return f"Autoencode(num_decks={self.num_decks})"
+
+    @cached_property
+    def observation_spec(self) -> specs.BoundedArray:
+        return vector_spec(2 + _cards.NUM_SUITS)
+
+    @cached_property
+    def action_spec(self) -> specs.DiscreteArray:
+        return specs.DiscreteArray(_cards.NUM_SUITS, jnp.int32, "action")
+
+    def _observe(self, mode: chex.Array, suit: chex.Array) -> chex.Array:
+        return one_hot_concat([mode, suit], [2, _cards.NUM_SUITS])
+
+    def reset(self, key: chex.PRNGKey) -> tuple[AutoencodeState, TimeStep]:
+        key, deck_key = jax.random.split(key)
+        return self._start(key, _cards.shuffled_deck(deck_key, self.num_cards))
+
+    def reset_from(self, key: chex.PRNGKey, cards: chex.Array) -> tuple[AutoencodeState, TimeStep]:
+        """Starts an episode from a given deck.
+
+        Args:
+          key: the state's key (used only by auto-reset wrappers).
+          cards: ``[N]`` int permutation of 0..N-1, in dealing order (the
+            reference's ``deck.idx[::-1]``).
+        """
+        return self._start(key, _cards.check_deck(cards, self.num_cards, "Autoencode.reset_from cards"))
+
+    def _start(self, key: chex.PRNGKey, cards: chex.Array) -> tuple[AutoencodeState, TimeStep]:
+        state = AutoencodeState(key=key, cards=cards, step_count=jnp.zeros((), jnp.int32))
+        return state, _cards.first_timestep(self._observe(WATCH, _cards.card_field(cards[0], "suits")))
+
+    def step(self, state: AutoencodeState, action: chex.Array) -> tuple[AutoencodeState, TimeStep]:
+        action = _cards.check_action(action, "Autoencode")
+        n = self.num_cards
+        t = state.step_count + 1
+        watching = t <= n - 1
+        # Watch step t shows card t; play step t asks for card 2N-1-t.
+        card = state.cards[jnp.where(watching, t, 2 * n - 1 - t)]
+        suit = _cards.card_field(card, "suits")
+        reward = jnp.where(watching, 0.0, jnp.where(action == suit, 1.0 / n, -1.0 / n))
+        mode = jnp.where(t < n - 1, WATCH, PLAY)
+        observation = self._observe(mode, jnp.where(watching, suit, 0))
+        terminated = t == 2 * n - 1
+        return state.replace(step_count=t), _cards.step_timestep(observation, reward, terminated, False)
+
+
+ENVIRONMENT = Autoencode
+DIFFICULTIES = {
+    "easy": {"num_decks": 1},
+    "medium": {"num_decks": 2},
+    "hard": {"num_decks": 3},
+}
