@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import gymnasium as gym
 import jax
@@ -26,8 +26,10 @@ from jumanji.types import StepType
 
 from rmuzero.envs import make
 from popgym.envs import autoencode as ref_autoencode
+from popgym.envs import concentration as ref_concentration
 from popgym.envs import count_recall as ref_count_recall
 from popgym.envs import higher_lower as ref_higher_lower
+from popgym.envs import multiarmed_bandit as ref_multiarmed_bandit
 from popgym.envs import repeat_first as ref_repeat_first
 from popgym.envs import repeat_previous as ref_repeat_previous
 
@@ -95,6 +97,10 @@ class Case:
     inject: Callable[[gym.Env, np.random.Generator], tuple[Any, tuple]]
     # name -> (ref, rng) -> action, reading the reference's internals
     policies: dict[str, Callable[[gym.Env, np.random.Generator], int]]
+    # The action the reference gets for ours (identity unless ours clips out-of-range actions).
+    ref_action: Callable[[gym.Env, int], int] = lambda ref, action: action
+    # Called before each step: feeds the reference the randomness our step will use.
+    before_step: Callable[[gym.Env, "Jitted", Any], None] | None = None
 
 
 @dataclasses.dataclass
@@ -104,29 +110,41 @@ class Episode:
     truncated: bool
 
 
+class Jitted(NamedTuple):
+    env: Any
+    reset: Callable
+    reset_from: Callable
+    step: Callable
+    payout_uniform: Callable | None
+
+
 @functools.lru_cache(maxsize=None)
-def jitted(family: str, difficulty: str):
+def jitted(family: str, difficulty: str) -> Jitted:
+    """One jit of each entry point per (family, difficulty), shared by all tests."""
     env = make(f"popgym/{family}", difficulty)
-    return env, jax.jit(env.reset_from), jax.jit(env.step)
+    payout = jax.jit(env.payout_uniform) if hasattr(env, "payout_uniform") else None
+    return Jitted(env, jax.jit(env.reset), jax.jit(env.reset_from), jax.jit(env.step), payout)
 
 
 def play_parity(case: Case, family: str, difficulty: str, policy: str, seed: int) -> list[Episode]:
     """Plays EPISODES_PER_POLICY episodes on both sides, asserting parity step by step."""
-    env, reset_from, step = jitted(family, difficulty)
+    fns = jitted(family, difficulty)
     ref = case.ref_classes[difficulty]()
     rng = np.random.default_rng(seed)
     episodes = []
     for episode in range(EPISODES_PER_POLICY):
         ref_obs, hidden = case.inject(ref, rng)
-        state, ts = reset_from(jax.random.PRNGKey(episode), *hidden)
+        state, ts = fns.reset_from(jax.random.PRNGKey(episode), *hidden)
         where = f"{family}/{difficulty}/{policy} episode {episode}"
         np.testing.assert_array_equal(np.asarray(ts.observation), one_hot(ref.observation_space, ref_obs), where)
         assert ts.step_type == StepType.FIRST
         rewards = []
         for t in range(1, MAX_STEPS):
             action = case.policies[policy](ref, rng)
-            ref_obs, ref_reward, terminated, truncated, _ = ref.step(action)
-            state, ts = step(state, np.int32(action))
+            if case.before_step is not None:
+                case.before_step(ref, fns, state)
+            ref_obs, ref_reward, terminated, truncated, _ = ref.step(case.ref_action(ref, action))
+            state, ts = fns.step(state, np.int32(action))
             at = f"{where} step {t} action {action}"
             np.testing.assert_array_equal(np.asarray(ts.observation), one_hot(ref.observation_space, ref_obs), at)
             np.testing.assert_allclose(float(ts.reward), ref_reward, rtol=0, atol=1e-6, err_msg=at)
@@ -183,6 +201,40 @@ def higher_lower_target(ref) -> int:
     current = ref.deck.ranks_idx[ref.deck["player"][-1]]
     following = ref.deck.ranks_idx[ref.deck.idx[len(ref.deck) - 1]]  # the next card dealt
     return 0 if following > current else 1
+
+
+def inject_layout(ref, rng):
+    layout = rng.permutation(ref.deck.num_cards)
+    ref._np_random = ScriptedRng(decks=[layout.copy()])  # Concentration keeps Deck.idx as the layout
+    obs, _ = ref.reset()
+    return obs, (layout,)
+
+
+def concentration_target(ref) -> int:
+    """A player who sees through the cards: flips a face-down card, then its match."""
+    face_up = set(ref.deck["face_up_idx"])
+    kinds = ref.deck_idx_type[ref.deck.idx]
+    down = [p for p in range(ref.deck.num_cards) if p not in face_up]
+    if not ref.deck["in_play_idx"]:
+        return down[0]
+    first = ref.deck["in_play_idx"][0]
+    return next(p for p in down if p != first and kinds[p] == kinds[first])
+
+
+def clip_to_space(ref, action: int) -> int:
+    return int(np.clip(action, 0, ref.action_space.n - 1))
+
+
+def inject_bandits(ref, rng):
+    probabilities = rng.random(ref.num_bandits).astype(np.float32)
+    ref._np_random = ScriptedRng(uniforms=[probabilities])
+    obs, _ = ref.reset()
+    np.testing.assert_array_equal(ref.bandits, probabilities)
+    return obs, (probabilities,)
+
+
+def feed_payout_draw(ref, fns: Jitted, state) -> None:
+    ref._np_random.uniforms.append(np.float32(fns.payout_uniform(state)))
 
 
 def difficulty_classes(module, name: str) -> dict[str, type]:
@@ -243,6 +295,30 @@ CASES: dict[str, Case] = {
             "out_of_range": lambda ref, rng: int(rng.choice([-1, 2, 5])),
         },
     ),
+    "concentration": Case(
+        difficulty_classes(ref_concentration, "Concentration"),
+        inject_layout,
+        {
+            # Half informed, half random flips: matches, face-up flips, same-card flips.
+            "random": lambda ref, rng: concentration_target(ref) if rng.random() < 0.5 else int(rng.integers(ref.deck.num_cards)),
+            "correct": lambda ref, rng: concentration_target(ref),
+            "wrong": lambda ref, rng: 0,  # the same card twice per turn: -2/L every other step
+            "out_of_range": lambda ref, rng: concentration_target(ref) if rng.random() < 0.5 else int(rng.choice([-3, ref.deck.num_cards, ref.deck.num_cards + 9])),
+        },
+        ref_action=clip_to_space,
+    ),
+    "multiarmed_bandit": Case(
+        difficulty_classes(ref_multiarmed_bandit, "MultiarmedBandit"),
+        inject_bandits,
+        {
+            "random": lambda ref, rng: int(rng.integers(ref.num_bandits)),
+            "correct": lambda ref, rng: int(np.argmax(ref.bandits)),
+            "wrong": lambda ref, rng: int(np.argmin(ref.bandits)),
+            "out_of_range": lambda ref, rng: int(rng.choice([-1, ref.num_bandits, ref.num_bandits + 4])),
+        },
+        ref_action=clip_to_space,
+        before_step=feed_payout_draw,
+    ),
 }
 
 # Known facts (DESIGN.md section 5): episode length, best and worst return.
@@ -262,6 +338,13 @@ EXPECTED = {
     ("higher_lower", "easy"): dict(length=51),
     ("higher_lower", "medium"): dict(length=103),
     ("higher_lower", "hard"): dict(length=155),
+    # A seeing player matches every pair in N steps; flipping one card forever is truncated at L.
+    ("concentration", "easy"): dict(correct_length=52, correct_end="terminated", best=1.0, wrong_length=104, wrong_end="truncated", worst=-1.0),
+    ("concentration", "medium"): dict(correct_length=104, correct_end="terminated", best=1.0, wrong_length=208, wrong_end="truncated", worst=-1.0),
+    ("concentration", "hard"): dict(correct_length=52, correct_end="terminated", best=1.0, wrong_length=104, wrong_end="truncated", worst=-1.0),
+    ("multiarmed_bandit", "easy"): dict(length=200, end="truncated", num_actions=10),
+    ("multiarmed_bandit", "medium"): dict(length=400, end="truncated", num_actions=20),
+    ("multiarmed_bandit", "hard"): dict(length=600, end="truncated", num_actions=30),
 }
 
 PARAMS = [(family, difficulty) for family in CASES for difficulty in ("easy", "medium", "hard")]
@@ -285,8 +368,15 @@ def test_parity_with_reference(family: str, difficulty: str):
     if "num_actions" in expected:
         assert env.action_spec.num_values == expected["num_actions"]
     for policy, episodes in results.items():
+        length = expected.get(f"{policy}_length", expected.get("length"))
+        end = expected.get(f"{policy}_end", expected.get("end", "terminated"))
         for episode in episodes:
-            assert len(episode.rewards) == expected["length"], (policy, len(episode.rewards))
+            if length is not None:
+                assert len(episode.rewards) == length, (policy, len(episode.rewards))
+            if end == "terminated" and length is not None:
+                assert episode.terminated, policy
+            if end == "truncated":
+                assert episode.truncated and not episode.terminated, policy
     if "best" in expected:
         for episode in results["correct"]:
             assert sum(episode.rewards) == pytest.approx(expected["best"], abs=1e-5)
@@ -313,7 +403,16 @@ def test_auto_reset_and_vmap_wrappers(family: str):
     env = make(f"popgym/{family}", "easy")
     wrapped = VmapWrapper(AutoResetWrapper(env))
     batch, num_steps = 4, 0
-    lengths = {"repeat_previous": 51, "repeat_first": 51, "count_recall": 51, "autoencode": 103, "higher_lower": 51}
+    # Random play never matches all of Concentration's pairs in 104 steps: truncated at L.
+    lengths = {
+        "repeat_previous": 51,
+        "repeat_first": 51,
+        "count_recall": 51,
+        "autoencode": 103,
+        "higher_lower": 51,
+        "concentration": 104,
+        "multiarmed_bandit": 200,
+    }
     num_steps = lengths[family] + 3
 
     @jax.jit
