@@ -1,0 +1,163 @@
+"""Environment steps per second: rmuzero's JAX POPGym vs the reference package.
+
+For each family (at one difficulty):
+- JAX: ``VmapWrapper(AutoResetWrapper(env))`` over ``--num-envs`` environments,
+  random actions drawn inside one jitted ``lax.scan`` of ``--steps`` steps;
+  the first call (compilation) is excluded; median over ``--repeats`` calls.
+- Reference: the ``popgym==1.0.7`` class of the same task, one environment
+  stepped in Python with ``action_space.sample()`` and a reset when an episode
+  ends; median over ``--repeats`` runs of ``--ref-steps`` steps.
+
+Prints a table (family, jax steps/s, reference steps/s, ratio) and writes it,
+with the machine and settings, as JSON to ``--out``.
+
+    python scripts/bench_envs.py --num-envs 1024 --steps 128 --repeats 5 \
+        --families repeat_previous,count_recall --out bench_envs.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import inspect
+import json
+import os
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+from jumanji.wrappers import AutoResetWrapper, VmapWrapper
+
+from rmuzero.envs import DIFFICULTIES, list_envs, make
+
+
+def jax_steps_per_second(name: str, difficulty: str, *, num_envs: int, steps: int, repeats: int) -> float:
+    """Median env steps/s (all B environments counted) of the vmapped JAX env."""
+    env = make(name, difficulty)
+    batched = VmapWrapper(AutoResetWrapper(env))
+    num_actions = int(env.action_spec.num_values)
+
+    @jax.jit
+    def run(state, key):
+        # The checksum keeps XLA from dropping the observation / reward computation.
+        def body(carry, step_key):
+            state, checksum = carry
+            action = jax.random.randint(step_key, (num_envs,), 0, num_actions)
+            state, timestep = batched.step(state, action)
+            checksum = checksum + jnp.sum(timestep.observation) + jnp.sum(timestep.reward)
+            return (state, checksum), None
+
+        (state, checksum), _ = jax.lax.scan(body, (state, jnp.float32(0)), jax.random.split(key, steps))
+        return state, checksum
+
+    key = jax.random.PRNGKey(0)
+    reset_key, key = jax.random.split(key)
+    state, _ = jax.jit(batched.reset)(jax.random.split(reset_key, num_envs))
+    key, warm_key = jax.random.split(key)
+    state, _ = jax.block_until_ready(run(state, warm_key))  # compilation excluded
+    seconds = []
+    for _ in range(repeats):
+        key, run_key = jax.random.split(key)
+        start = time.perf_counter()
+        state, _ = jax.block_until_ready(run(state, run_key))
+        seconds.append(time.perf_counter() - start)
+    return num_envs * steps / statistics.median(seconds)
+
+
+def reference_class(family: str, difficulty: str) -> type:
+    """The reference's ``<Family><Difficulty>`` class defined in ``popgym.envs.<family>``."""
+    module = importlib.import_module(f"popgym.envs.{family}")
+    suffix = difficulty.capitalize()
+    found = [
+        cls
+        for cls_name, cls in inspect.getmembers(module, inspect.isclass)
+        if cls.__module__ == module.__name__ and cls_name.endswith(suffix)
+    ]
+    if len(found) != 1:
+        raise ValueError(f"expected one *{suffix} class in {module.__name__}, found {found}")
+    return found[0]
+
+
+def reference_steps_per_second(family: str, difficulty: str, *, steps: int, repeats: int) -> float:
+    """Median steps/s of one reference environment stepped in Python."""
+    env = reference_class(family, difficulty)()
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                env.reset()
+        seconds.append(time.perf_counter() - start)
+    return steps / statistics.median(seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-envs", type=int, default=1024, help="B, JAX environments stepped together")
+    parser.add_argument("--steps", type=int, default=128, help="steps per jitted scan (JAX)")
+    parser.add_argument("--ref-steps", type=int, default=2000, help="steps per timed run (reference)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
+    parser.add_argument("--difficulty", default="easy", choices=DIFFICULTIES)
+    parser.add_argument(
+        "--families", default="", help="comma-separated family names (default: every registered one)"
+    )
+    parser.add_argument("--out", default="bench_envs.json", help="JSON output path")
+    args = parser.parse_args()
+
+    registered = [name.split("/", 1)[1] for name in list_envs()]
+    families = [f.strip() for f in args.families.split(",") if f.strip()] or registered
+    unknown = sorted(set(families) - set(registered))
+    if unknown:
+        parser.error(f"unknown families {unknown}; valid: {', '.join(registered)}")
+    for flag in ("num_envs", "steps", "ref_steps", "repeats"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+
+    rows = []
+    print(f"{'family':<30} {'jax steps/s':>14} {'ref steps/s':>12} {'ratio':>9}", flush=True)
+    for family in families:
+        name = f"popgym/{family}"
+        jax_sps = jax_steps_per_second(
+            name, args.difficulty, num_envs=args.num_envs, steps=args.steps, repeats=args.repeats
+        )
+        ref_sps = reference_steps_per_second(
+            family, args.difficulty, steps=args.ref_steps, repeats=args.repeats
+        )
+        rows.append(
+            {"family": family, "jax_steps_per_s": jax_sps, "ref_steps_per_s": ref_sps, "ratio": jax_sps / ref_sps}
+        )
+        print(f"{family:<30} {jax_sps:>14,.0f} {ref_sps:>12,.0f} {jax_sps / ref_sps:>8.1f}x", flush=True)
+
+    result = {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "load_average_1m": os.getloadavg()[0],
+            "jax_backend": jax.default_backend(),
+            "jax_devices": [str(d) for d in jax.devices()],
+            "jax_version": jax.__version__,
+        },
+        "settings": {
+            "difficulty": args.difficulty,
+            "num_envs": args.num_envs,
+            "steps": args.steps,
+            "ref_steps": args.ref_steps,
+            "repeats": args.repeats,
+        },
+        "rows": rows,
+    }
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
