@@ -332,3 +332,18 @@ def test_repeat_previous_episode_boundaries():
     a_features = steps.obs[..., -5:-1]
     np.testing.assert_array_equal(a_features[1:][~steps.start[1:]], np.eye(4)[actions][~steps.start[1:]])
     assert not a_features[steps.start].any() and not steps.obs[..., -1][steps.start].any()
+
+
+def test_reset_and_step_outputs_have_identical_structure():
+    """A scan carry can hold either: same tree, shapes and dtypes."""
+    agent_env = wrap_env(CounterEnv(max_steps=3, masked=True), num_envs=2)
+    reset_out = jax.eval_shape(agent_env.reset, jax.random.PRNGKey(0))
+    step_out = jax.eval_shape(agent_env.step, reset_out[0], jax.ShapeDtypeStruct((2,), jnp.int32))
+    assert jax.tree_util.tree_structure(reset_out) == jax.tree_util.tree_structure(step_out)
+    for a, b in zip(jax.tree_util.tree_leaves(reset_out), jax.tree_util.tree_leaves(step_out)):
+        assert (a.shape, a.dtype) == (b.shape, b.dtype)
+    step = step_out[1]
+    assert step.obs.shape == (2, 5) and step.action_mask.shape == (2, 3)
+    assert {f: getattr(step, f).shape for f in ("start", "reward", "discount", "last")} == {
+        "start": (2,), "reward": (2,), "discount": (2,), "last": (2,)
+    }
