@@ -270,6 +270,12 @@ def wrap_env(
         return step, jnp.where(last, 0.0, episode_return), jnp.where(last, 0, episode_length)
 
     def reset(key: chex.PRNGKey) -> tuple[AgentState, AgentStep]:
+        typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+        if key.shape != (() if typed else (2,)):
+            raise ValueError(
+                f"reset takes one PRNG key (split inside into B={num_envs}), "
+                f"got shape {tuple(key.shape)}"
+            )
         env_state, timestep = batched.reset(jax.random.split(key, num_envs))
         zeros_f = jnp.zeros((num_envs,), jnp.float32)
         zeros_i = jnp.zeros((num_envs,), jnp.int32)

@@ -281,7 +281,10 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="num_envs must be a positive int"):
         wrap_env(CounterEnv(max_steps=2), num_envs=0)
     agent_env = wrap_env(CounterEnv(max_steps=2), num_envs=3)
+    with pytest.raises(ValueError, match=r"one PRNG key .* got shape \(3, 2\)"):
+        agent_env.reset(jax.random.split(jax.random.PRNGKey(0), 3))
     state, _ = agent_env.reset(jax.random.PRNGKey(0))
+    agent_env.reset(jax.random.key(0))  # a typed key works too
     with pytest.raises(ValueError, match=r"shape \[B\]=\(3,\), got int32\[3, 1\]"):
         agent_env.step(state, jnp.zeros((3, 1), jnp.int32))
     with pytest.raises(ValueError, match=r"integer array .* got float32\[3\]"):
