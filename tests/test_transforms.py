@@ -18,6 +18,19 @@ from rmuzero.networks.transforms import (
 
 UNIT = DiscreteSupport(min_value=-1.0, max_value=1.0, num_bins=3)  # points -1, 0, 1
 
+# Jitted once per (support, transform) and reused: eager dispatch compiles every small op.
+_h, _h_inv = jax.jit(h), jax.jit(h_inv)
+
+
+@functools.lru_cache(maxsize=None)
+def _encode(support, transform="signed_hyperbolic"):
+    return jax.jit(functools.partial(scalar_to_two_hot, support=support, transform=transform))
+
+
+@functools.lru_cache(maxsize=None)
+def _decode(support, transform="signed_hyperbolic"):
+    return jax.jit(functools.partial(logits_to_scalar, support=support, transform=transform))
+
 
 def _h_float64(x):
     """h written independently, in float64 numpy."""
@@ -27,29 +40,29 @@ def _h_float64(x):
 
 def test_h_hand_values():
     # sqrt(4) - 1 + 0.003 = 1.003; sqrt(9) - 1 + 0.008 = 2.008; odd function.
-    np.testing.assert_allclose(h(jnp.array([0.0, 3.0, 8.0, -3.0])), [0.0, 1.003, 2.008, -1.003],
+    np.testing.assert_allclose(_h(jnp.array([0.0, 3.0, 8.0, -3.0])), [0.0, 1.003, 2.008, -1.003],
                                rtol=1e-6)
-    np.testing.assert_allclose(h_inv(jnp.array([0.0, 1.003, 2.008, -1.003])), [0.0, 3.0, 8.0, -3.0],
+    np.testing.assert_allclose(_h_inv(jnp.array([0.0, 1.003, 2.008, -1.003])), [0.0, 3.0, 8.0, -3.0],
                                rtol=1e-6)
 
 
 def test_h_matches_float64_formula():
     x = np.concatenate([-np.logspace(-6, 6, 97), [0.0], np.logspace(-6, 6, 97)])
-    np.testing.assert_allclose(h(jnp.asarray(x, jnp.float32)), _h_float64(x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(_h(jnp.asarray(x, jnp.float32)), _h_float64(x), rtol=1e-6, atol=1e-7)
 
 
 def test_h_inv_inverts_h_over_a_wide_range():
     x = np.concatenate([-np.logspace(-6, 6, 301), [0.0], np.logspace(-6, 6, 301)]).astype(np.float32)
-    np.testing.assert_allclose(h_inv(h(jnp.asarray(x))), x, rtol=2e-6, atol=2e-6)
+    np.testing.assert_allclose(_h_inv(_h(jnp.asarray(x))), x, rtol=2e-6, atol=2e-6)
     # And the other way round, on points of the transformed space.
     y = np.linspace(-2000.0, 2000.0, 4001).astype(np.float32)
-    np.testing.assert_allclose(h(h_inv(jnp.asarray(y))), y, rtol=2e-6, atol=2e-6)
+    np.testing.assert_allclose(_h(_h_inv(jnp.asarray(y))), y, rtol=2e-6, atol=2e-6)
 
 
 def test_h_inv_small_values_are_accurate():
     # POPGym rewards are +-1/51; the inverse must resolve them to float32 precision.
     x = np.linspace(-1.0, 1.0, 2001).astype(np.float32)
-    np.testing.assert_allclose(h_inv(h(jnp.asarray(x))), x, atol=2e-6)
+    np.testing.assert_allclose(_h_inv(_h(jnp.asarray(x))), x, atol=2e-6)
 
 
 @pytest.mark.parametrize(
@@ -65,22 +78,20 @@ def test_h_inv_small_values_are_accurate():
     ],
 )
 def test_two_hot_identity_hand_values(x, expected):
-    np.testing.assert_allclose(scalar_to_two_hot(x, support=UNIT, transform="identity"), expected,
-                               atol=1e-7)
+    np.testing.assert_allclose(_encode(UNIT, "identity")(x), expected, atol=1e-7)
 
 
 def test_two_hot_applies_h_first():
     # h(1.25) = sqrt(2.25) - 1 + 0.00125 = 0.50125: mass 0.50125 on 1, the rest on 0.
-    np.testing.assert_allclose(scalar_to_two_hot(1.25, support=UNIT), [0.0, 0.49875, 0.50125],
-                               atol=1e-6)
+    np.testing.assert_allclose(_encode(UNIT)(1.25), [0.0, 0.49875, 0.50125], atol=1e-6)
     # h(1000) = 31.64 + 1 > 1: clipped to the top point.
-    np.testing.assert_allclose(scalar_to_two_hot(1000.0, support=UNIT), [0.0, 0.0, 1.0], atol=1e-7)
+    np.testing.assert_allclose(_encode(UNIT)(1000.0), [0.0, 0.0, 1.0], atol=1e-7)
 
 
 def test_two_hot_expectation_is_transformed_value():
     support = DiscreteSupport(min_value=-10.0, max_value=10.0, num_bins=41)
-    x = jax.random.uniform(jax.random.PRNGKey(0), (5, 7), minval=-100.0, maxval=100.0)
-    probs = scalar_to_two_hot(x, support=support)
+    x = np.random.default_rng(0).uniform(-100.0, 100.0, (5, 7)).astype(np.float32)
+    probs = _encode(support)(x)
     assert probs.shape == (5, 7, 41)
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
     assert float(probs.min()) >= 0.0
@@ -91,7 +102,7 @@ def test_two_hot_expectation_is_transformed_value():
 
 def test_two_hot_clips_outside_support():
     support = DiscreteSupport(min_value=-2.0, max_value=3.0, num_bins=6)
-    probs = scalar_to_two_hot(jnp.array([-50.0, 50.0, 3.0]), support=support, transform="identity")
+    probs = _encode(support, "identity")(jnp.array([-50.0, 50.0, 3.0]))
     np.testing.assert_allclose(probs, np.eye(6)[[0, 5, 5]], atol=1e-7)
 
 
@@ -99,8 +110,8 @@ def test_two_hot_clips_outside_support():
 def test_encode_decode_round_trip(transform):
     support = DiscreteSupport(min_value=-5.0, max_value=5.0, num_bins=21)
     x = jnp.array([-20.0, -3.7, -0.01, 0.0, 0.0196, 0.5, 2.2, 20.0])
-    logits = jnp.log(scalar_to_two_hot(x, support=support, transform=transform))
-    decoded = logits_to_scalar(logits, support=support, transform=transform)
+    logits = jnp.log(_encode(support, transform)(x))
+    decoded = _decode(support, transform)(logits)
     if transform == "identity":
         expected = np.clip(np.asarray(x), -5.0, 5.0)  # 20 and -20 lie outside the support
     else:
@@ -108,12 +119,11 @@ def test_encode_decode_round_trip(transform):
     np.testing.assert_allclose(decoded, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_decode_uniform_logits_is_support_mean_and_jits():
+def test_decode_uniform_logits_is_support_mean():
     support = DiscreteSupport(min_value=-1.0, max_value=3.0, num_bins=5)  # points -1..3, mean 1
-    decode = jax.jit(functools.partial(logits_to_scalar, support=support, transform="identity"))
-    np.testing.assert_allclose(decode(jnp.zeros((2, 3, 5))), np.ones((2, 3)), rtol=1e-6)
-    decode_h = jax.jit(functools.partial(logits_to_scalar, support=support))
-    decoded = np.asarray(decode_h(jnp.zeros((4, 5))))
+    np.testing.assert_allclose(_decode(support, "identity")(jnp.zeros((2, 3, 5))), np.ones((2, 3)),
+                               rtol=1e-6)
+    decoded = np.asarray(_decode(support)(jnp.zeros((4, 5))))
     # The mean 1 is in h-space: the decoded x satisfies h(x) = 1, a bit below 3 (h(3) = 1.003).
     np.testing.assert_allclose(_h_float64(decoded), np.ones(4), rtol=1e-6)
     assert np.all((decoded > 2.98) & (decoded < 3.0))
