@@ -53,6 +53,12 @@ class UnrollTargets:
 
     Entry [t, k] belongs to prediction step k of the unroll rooted at o_t, i.e.
     to position t + k. Batched versions have a leading B axis.
+
+    Which entries are known: value/policy where `in_episode & in_window` (data)
+    or `~in_episode` (absorbing: 0 / uniform, exact even past the window);
+    reward where `reward_mask` (data) or, for k >= 1, where step k - 1 is
+    already past the episode's end (absorbing 0). Entries with `in_episode &
+    ~in_window` are unknown and must be masked out.
     """
 
     value: chex.Array  # [L, K+1] value target of o_{t+k}; 0 outside t's episode or the window
