@@ -34,7 +34,6 @@ from popgym.envs import repeat_first as ref_repeat_first
 from popgym.envs import repeat_previous as ref_repeat_previous
 
 EPISODES_PER_POLICY = 2
-MAX_STEPS = 5000  # guard against a runaway loop; longest episode here is 831
 
 
 # ----------------------------------------------------------------------------
@@ -90,7 +89,7 @@ def one_hot(space: gym.Space, value: Any) -> np.ndarray:
 
 @dataclasses.dataclass
 class Case:
-    """One family: how to make, inject and play it on both sides."""
+    """One family: how to inject and play it on the reference side."""
 
     ref_classes: dict[str, type]  # difficulty -> reference class
     # (ref, rng) -> (reference first obs, reset_from args after the key)
@@ -99,65 +98,101 @@ class Case:
     policies: dict[str, Callable[[gym.Env, np.random.Generator], int]]
     # The action the reference gets for ours (identity unless ours clips out-of-range actions).
     ref_action: Callable[[gym.Env, int], int] = lambda ref, action: action
-    # Called before each step: feeds the reference the randomness our step will use.
-    before_step: Callable[[gym.Env, "Jitted", Any], None] | None = None
+    # Whether our steps draw randomness (MultiarmedBandit): then the reference is fed our draws.
+    random_steps: bool = False
 
 
-@dataclasses.dataclass
-class Episode:
-    rewards: list[float]
+class RefEpisode(NamedTuple):
+    """One reference episode and what our side needs to replay it."""
+
+    hidden: tuple  # reset_from arguments after the key
+    actions: np.ndarray  # [T] int, as given to our env
+    observations: np.ndarray  # [T + 1, O] one-hot; row 0 from reset
+    rewards: np.ndarray  # [T] float64
     terminated: bool
     truncated: bool
 
 
-class Jitted(NamedTuple):
+class Episode(NamedTuple):
+    rewards: np.ndarray  # [T] ours
+    terminated: bool
+    truncated: bool
+
+
+class Ours(NamedTuple):
     env: Any
-    reset: Callable
-    reset_from: Callable
-    step: Callable
-    payout_uniform: Callable | None
+    rollout: Callable  # (keys [E], hidden [E, ...], actions [E, L]) -> (first, steps [E, L])
+    draws: Callable  # (key, *hidden) -> [L] payout draws our steps will use
 
 
 @functools.lru_cache(maxsize=None)
-def jitted(family: str, difficulty: str) -> Jitted:
-    """One jit of each entry point per (family, difficulty), shared by all tests."""
+def ours(family: str, difficulty: str) -> Ours:
+    """One jit per (family, difficulty): reset_from then a scan of L steps, vmapped over episodes."""
     env = make(f"popgym/{family}", difficulty)
-    payout = jax.jit(env.payout_uniform) if hasattr(env, "payout_uniform") else None
-    return Jitted(env, jax.jit(env.reset), jax.jit(env.reset_from), jax.jit(env.step), payout)
+    length = env.max_episode_length
+
+    def rollout(key, hidden, actions):
+        state, first = env.reset_from(key, *hidden)
+        return first, jax.lax.scan(lambda state, a: env.step(state, a), state, actions)[1]
+
+    def draws(key, *hidden):
+        state, _ = env.reset_from(key, *hidden)
+
+        def body(state, _):
+            return env.step(state, 0)[0], env.payout_uniform(state)
+
+        return jax.lax.scan(body, state, None, length=length)[1]
+
+    return Ours(env, jax.jit(jax.vmap(rollout)), jax.jit(draws))
 
 
-def play_parity(case: Case, family: str, difficulty: str, policy: str, seed: int) -> list[Episode]:
-    """Plays EPISODES_PER_POLICY episodes on both sides, asserting parity step by step."""
-    fns = jitted(family, difficulty)
-    ref = case.ref_classes[difficulty]()
-    rng = np.random.default_rng(seed)
-    episodes = []
-    for episode in range(EPISODES_PER_POLICY):
-        ref_obs, hidden = case.inject(ref, rng)
-        state, ts = fns.reset_from(jax.random.PRNGKey(episode), *hidden)
-        where = f"{family}/{difficulty}/{policy} episode {episode}"
-        np.testing.assert_array_equal(np.asarray(ts.observation), one_hot(ref.observation_space, ref_obs), where)
-        assert ts.step_type == StepType.FIRST
-        rewards = []
-        for t in range(1, MAX_STEPS):
-            action = case.policies[policy](ref, rng)
-            if case.before_step is not None:
-                case.before_step(ref, fns, state)
-            ref_obs, ref_reward, terminated, truncated, _ = ref.step(case.ref_action(ref, action))
-            state, ts = fns.step(state, np.int32(action))
-            at = f"{where} step {t} action {action}"
-            np.testing.assert_array_equal(np.asarray(ts.observation), one_hot(ref.observation_space, ref_obs), at)
-            np.testing.assert_allclose(float(ts.reward), ref_reward, rtol=0, atol=1e-6, err_msg=at)
-            done = terminated or truncated
-            assert int(ts.step_type) == (StepType.LAST if done else StepType.MID), at
-            assert float(ts.discount) == (0.0 if terminated else 1.0), at
-            rewards.append(float(ts.reward))
-            if done:
-                break
-        else:
-            raise AssertionError(f"{where}: no end after {MAX_STEPS} steps")
-        episodes.append(Episode(rewards, bool(terminated), bool(truncated)))
-    return episodes
+def play_reference(case: Case, ref: gym.Env, policy: str, rng: np.random.Generator, key, fns: Ours) -> RefEpisode:
+    ref_obs, hidden = case.inject(ref, rng)
+    if case.random_steps:
+        ref._np_random.uniforms.extend(np.asarray(fns.draws(key, *hidden)))
+    observations, actions, rewards = [one_hot(ref.observation_space, ref_obs)], [], []
+    for _ in range(fns.env.max_episode_length):
+        action = case.policies[policy](ref, rng)
+        ref_obs, reward, terminated, truncated, _ = ref.step(case.ref_action(ref, action))
+        actions.append(action)
+        observations.append(one_hot(ref.observation_space, ref_obs))
+        rewards.append(reward)
+        if terminated or truncated:
+            break
+    else:
+        raise AssertionError(f"reference did not end within {fns.env.max_episode_length} steps")
+    return RefEpisode(hidden, np.array(actions), np.stack(observations), np.array(rewards), terminated, truncated)
+
+
+def assert_parity(
+    family: str, difficulty: str, keys: jax.Array, labels: list[str], episodes: list[RefEpisode]
+) -> list[np.ndarray]:
+    """Replays every reference episode on our side in one call and compares each step.
+
+    Returns our rewards of each episode ([T] each).
+    """
+    fns = ours(family, difficulty)
+    length = fns.env.max_episode_length
+    actions = np.zeros((len(episodes), length), np.int32)
+    for i, episode in enumerate(episodes):
+        actions[i, : len(episode.actions)] = episode.actions
+    hidden = tuple(np.stack(parts) for parts in zip(*(episode.hidden for episode in episodes)))
+    first, steps = jax.device_get(fns.rollout(keys, hidden, actions))
+    for i, (label, episode) in enumerate(zip(labels, episodes)):
+        where = f"{family}/{difficulty}/{label}"
+        t = len(episode.rewards)
+        assert first.step_type[i] == StepType.FIRST, where
+        np.testing.assert_array_equal(first.observation[i], episode.observations[0], f"{where} reset")
+        # Row j is step j + 1.
+        np.testing.assert_array_equal(steps.observation[i, :t], episode.observations[1:], f"{where} observations")
+        np.testing.assert_allclose(steps.reward[i, :t], episode.rewards, rtol=0, atol=1e-6, err_msg=f"{where} rewards")
+        step_types = np.full(t, int(StepType.MID))
+        step_types[-1] = StepType.LAST
+        np.testing.assert_array_equal(steps.step_type[i, :t], step_types, f"{where} step types")
+        discounts = np.ones(t)
+        discounts[-1] = 0.0 if episode.terminated else 1.0
+        np.testing.assert_array_equal(steps.discount[i, :t], discounts, f"{where} discounts")
+    return [steps.reward[i, : len(episode.rewards)] for i, episode in enumerate(episodes)]
 
 
 def random_action(num_actions: int) -> Callable[[gym.Env, np.random.Generator], int]:
@@ -231,10 +266,6 @@ def inject_bandits(ref, rng):
     obs, _ = ref.reset()
     np.testing.assert_array_equal(ref.bandits, probabilities)
     return obs, (probabilities,)
-
-
-def feed_payout_draw(ref, fns: Jitted, state) -> None:
-    ref._np_random.uniforms.append(np.float32(fns.payout_uniform(state)))
 
 
 def difficulty_classes(module, name: str) -> dict[str, type]:
@@ -317,7 +348,7 @@ CASES: dict[str, Case] = {
             "out_of_range": lambda ref, rng: int(rng.choice([-1, ref.num_bandits, ref.num_bandits + 4])),
         },
         ref_action=clip_to_space,
-        before_step=feed_payout_draw,
+        random_steps=True,
     ),
 }
 
@@ -353,14 +384,26 @@ PARAMS = [(family, difficulty) for family in CASES for difficulty in ("easy", "m
 @pytest.mark.parametrize("family,difficulty", PARAMS)
 def test_parity_with_reference(family: str, difficulty: str):
     case = CASES[family]
-    ref_class = case.ref_classes[difficulty]
-    env = make(f"popgym/{family}", difficulty)
-    ref = ref_class()
+    fns = ours(family, difficulty)
+    env, ref = fns.env, case.ref_classes[difficulty]()
     assert env.action_spec.num_values == ref.action_space.n
     assert env.observation_spec.shape == one_hot(ref.observation_space, ref.observation_space.sample()).shape
+    rng = np.random.default_rng(sorted(CASES).index(family))
+    keys = jax.random.split(jax.random.PRNGKey(0), EPISODES_PER_POLICY * len(case.policies))
+    labels, episodes = [], []
+    for policy in case.policies:
+        for episode in range(EPISODES_PER_POLICY):
+            labels.append(f"{policy} episode {episode}")
+            episodes.append(play_reference(case, ref, policy, rng, keys[len(episodes)], fns))
+    our_rewards = assert_parity(family, difficulty, keys, labels, episodes)
+    # Facts checked on our side (equal to the reference's by the parity above).
     results = {
-        policy: play_parity(case, family, difficulty, policy, seed)
-        for seed, policy in enumerate(case.policies)
+        policy: [
+            Episode(rewards, e.terminated, e.truncated)
+            for label, e, rewards in zip(labels, episodes, our_rewards)
+            if label.startswith(policy + " ")
+        ]
+        for policy in case.policies
     }
     expected = EXPECTED.get((family, difficulty))
     if expected is None:
@@ -386,15 +429,66 @@ def test_parity_with_reference(family: str, difficulty: str):
 
 
 @pytest.mark.parametrize("family", list(CASES))
-def test_bad_action_raises_outside_jit(family: str):
-    env = make(f"popgym/{family}", "easy")
-    state, _ = env.reset(jax.random.PRNGKey(0))
-    with pytest.raises(ValueError, match="integer scalar action"):
-        env.step(state, jnp.zeros((2,), jnp.int32))
-    with pytest.raises(ValueError, match="integer scalar action"):
-        env.step(state, 1.0)
-    with pytest.raises(ValueError, match="integer scalar action"):
-        env.step(state, jnp.float32(1.0))
+def test_bad_input_raises_outside_jit(family: str):
+    env = ours(family, "easy").env
+    _, hidden = CASES[family].inject(CASES[family].ref_classes["easy"](), np.random.default_rng(0))
+    state, _ = env.reset_from(jax.random.PRNGKey(0), *hidden)
+    for bad in (jnp.zeros((2,), jnp.int32), 1.0, jnp.float32(1.0), True, "1"):
+        with pytest.raises(ValueError, match="integer scalar action"):
+            env.step(state, bad)
+    with pytest.raises(ValueError, match=r"expected .*shape"):
+        env.reset_from(jax.random.PRNGKey(0), hidden[0][:-1], *hidden[1:])
+    if family == "multiarmed_bandit":
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            env.reset_from(jax.random.PRNGKey(0), hidden[0] + 2.0)
+    else:
+        with pytest.raises(ValueError, match="permutation"):
+            env.reset_from(jax.random.PRNGKey(0), np.zeros_like(hidden[0]), *hidden[1:])
+
+
+def test_concrete_integer_actions_of_any_int_type_step_alike():
+    env = ours("repeat_previous", "easy").env
+    state, _ = env.reset_from(jax.random.PRNGKey(0), np.arange(52))
+    rewards = [float(env.step(state, a)[1].reward) for a in (1, np.int64(1), jnp.int32(1), np.array(1, np.uint8))]
+    assert rewards == [0.0] * 4  # first step of RepeatPrevious: no reward yet
+    rewards = [float(env.step(state, a)[1].reward) for a in (jnp.array(5, jnp.int16), np.int8(-1))]
+    assert rewards == [0.0] * 2
+
+
+def replay(family: str, difficulty: str, hidden: tuple, actions: np.ndarray):
+    """Our env from ``hidden`` under ``actions`` [L] (one episode, through the cached rollout)."""
+    fns = ours(family, difficulty)
+    first, steps = fns.rollout(jax.random.PRNGKey(0)[None], tuple(np.asarray(h)[None] for h in hidden), actions[None])
+    return jax.tree.map(lambda x: np.asarray(x[0]), (first, steps))
+
+
+def test_repeat_previous_answers_the_card_k_minus_1_observations_back():
+    # Deck 0..51 in order: card c has suit c % 4, so step t (t >= k = 4) asks for
+    # the suit of card t - 4, i.e. t % 4; one card further back would be (t - 1) % 4.
+    t = np.arange(1, 52)
+    cards = np.arange(52)
+    for actions, expected in ((t % 4, 1.0), ((t - 1) % 4, -1.0), ((t + 1) % 4, -1.0)):
+        _, steps = replay("repeat_previous", "easy", (cards,), actions.astype(np.int32))
+        np.testing.assert_allclose(steps.reward[:3], 0.0)  # steps 1..3: nothing to recall yet
+        np.testing.assert_allclose(steps.reward[3:], expected / 48, atol=1e-7)
+        assert steps.step_type[50] == StepType.LAST and (steps.step_type[:50] == StepType.MID).all()
+
+
+def test_autoencode_shows_the_cards_while_watching():
+    # Deck 0..51 in order: card t (suit t % 4) is shown at step t; the last one
+    # with mode PLAY = 0, then (PLAY, suit 0) while reciting 51, 50, ..., 0.
+    cards = np.arange(52)
+    recite = (51 - np.arange(52)) % 4
+    actions = np.concatenate([np.zeros(51), recite]).astype(np.int32)
+    first, steps = replay("autoencode", "easy", (cards,), actions)
+    np.testing.assert_array_equal(first.observation, [0, 1, 1, 0, 0, 0])  # (WATCH, suit 0)
+    for t in range(1, 52):
+        mode = [0, 1] if t < 51 else [1, 0]
+        np.testing.assert_array_equal(steps.observation[t - 1], mode + list(np.eye(4)[t % 4]), f"step {t}")
+    np.testing.assert_array_equal(steps.observation[51:103], np.tile([1, 0, 1, 0, 0, 0], (52, 1)))
+    np.testing.assert_allclose(steps.reward[:51], 0.0)
+    np.testing.assert_allclose(steps.reward[51:103], 1 / 52, atol=1e-7)
+    assert steps.step_type[102] == StepType.LAST and steps.discount[102] == 0.0
 
 
 @pytest.mark.parametrize("family", list(CASES))
