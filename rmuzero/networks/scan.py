@@ -103,7 +103,7 @@ def resettable_scan(
         return _associative(monoid, carry, elements, start)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
-    return _chunked(monoid, carry, elements, start, chunk_size)
+    return _chunked(monoid, carry, elements, start, min(chunk_size, start.shape[0]))
 
 
 def _sequential(monoid: Monoid, carry: State, elements: State, start: chex.Array) -> State:
