@@ -34,6 +34,8 @@ from popgym.envs import repeat_first as ref_repeat_first
 from popgym.envs import repeat_previous as ref_repeat_previous
 
 EPISODES_PER_POLICY = 2
+# These tests check behaviour, not speed: XLA backend optimisations off roughly halves compile time.
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
 # ----------------------------------------------------------------------------
@@ -143,7 +145,7 @@ def ours(family: str, difficulty: str) -> Ours:
 
         return jax.lax.scan(body, state, None, length=length)[1]
 
-    return Ours(env, jax.jit(jax.vmap(rollout)), jax.jit(draws))
+    return Ours(env, jax.jit(jax.vmap(rollout), compiler_options=FAST_COMPILE), jax.jit(draws, compiler_options=FAST_COMPILE))
 
 
 def play_reference(case: Case, ref: gym.Env, policy: str, rng: np.random.Generator, key, fns: Ours) -> RefEpisode:
@@ -334,6 +336,9 @@ CASES: dict[str, Case] = {
             "random": lambda ref, rng: concentration_target(ref) if rng.random() < 0.5 else int(rng.integers(ref.deck.num_cards)),
             "correct": lambda ref, rng: concentration_target(ref),
             "wrong": lambda ref, rng: 0,  # the same card twice per turn: -2/L every other step
+            # Wastes L - N steps, then sees through: the last pair matches at step L, where
+            # the reference reports terminated and truncated both; ours terminates (discount 0).
+            "finish_at_limit": lambda ref, rng: 0 if ref.curr_step < ref.episode_length - ref.deck.num_cards else concentration_target(ref),
             "out_of_range": lambda ref, rng: concentration_target(ref) if rng.random() < 0.5 else int(rng.choice([-3, ref.deck.num_cards, ref.deck.num_cards + 9])),
         },
         ref_action=clip_to_space,
@@ -370,9 +375,21 @@ EXPECTED = {
     ("higher_lower", "medium"): dict(length=103),
     ("higher_lower", "hard"): dict(length=155),
     # A seeing player matches every pair in N steps; flipping one card forever is truncated at L.
-    ("concentration", "easy"): dict(correct_length=52, correct_end="terminated", best=1.0, wrong_length=104, wrong_end="truncated", worst=-1.0),
-    ("concentration", "medium"): dict(correct_length=104, correct_end="terminated", best=1.0, wrong_length=208, wrong_end="truncated", worst=-1.0),
-    ("concentration", "hard"): dict(correct_length=52, correct_end="terminated", best=1.0, wrong_length=104, wrong_end="truncated", worst=-1.0),
+    ("concentration", "easy"): dict(
+        correct_length=52, correct_end="terminated", best=1.0,
+        wrong_length=104, wrong_end="truncated", worst=-1.0,
+        finish_at_limit_length=104, finish_at_limit_end="both",
+    ),
+    ("concentration", "medium"): dict(
+        correct_length=104, correct_end="terminated", best=1.0,
+        wrong_length=208, wrong_end="truncated", worst=-1.0,
+        finish_at_limit_length=208, finish_at_limit_end="both",
+    ),
+    ("concentration", "hard"): dict(
+        correct_length=52, correct_end="terminated", best=1.0,
+        wrong_length=104, wrong_end="truncated", worst=-1.0,
+        finish_at_limit_length=104, finish_at_limit_end="both",
+    ),
     ("multiarmed_bandit", "easy"): dict(length=200, end="truncated", num_actions=10),
     ("multiarmed_bandit", "medium"): dict(length=400, end="truncated", num_actions=20),
     ("multiarmed_bandit", "hard"): dict(length=600, end="truncated", num_actions=30),
@@ -420,6 +437,8 @@ def test_parity_with_reference(family: str, difficulty: str):
                 assert episode.terminated, policy
             if end == "truncated":
                 assert episode.truncated and not episode.terminated, policy
+            if end == "both":
+                assert episode.truncated and episode.terminated, policy
     if "best" in expected:
         for episode in results["correct"]:
             assert sum(episode.rewards) == pytest.approx(expected["best"], abs=1e-5)
@@ -493,12 +512,11 @@ def test_autoencode_shows_the_cards_while_watching():
 
 @pytest.mark.parametrize("family", list(CASES))
 def test_auto_reset_and_vmap_wrappers(family: str):
-    """VmapWrapper(AutoResetWrapper(env)) runs under jit; episodes restart at LAST."""
+    """VmapWrapper(AutoResetWrapper(env)) under jit: LAST exactly at step L, then a fresh episode."""
     env = make(f"popgym/{family}", "easy")
     wrapped = VmapWrapper(AutoResetWrapper(env))
-    batch, num_steps = 4, 0
-    # Random play never matches all of Concentration's pairs in 104 steps: truncated at L.
-    lengths = {
+    # Random play never matches all of Concentration's 26 pairs in 104 steps: truncated at L.
+    length = {
         "repeat_previous": 51,
         "repeat_first": 51,
         "count_recall": 51,
@@ -506,26 +524,29 @@ def test_auto_reset_and_vmap_wrappers(family: str):
         "higher_lower": 51,
         "concentration": 104,
         "multiarmed_bandit": 200,
-    }
-    num_steps = lengths[family] + 3
+    }[family]
+    batch, num_steps = 3, length + 2
 
-    @jax.jit
     def rollout(key):
-        state, ts = wrapped.reset(jax.random.split(key, batch))
+        state, first = wrapped.reset(jax.random.split(key, batch))
 
         def body(state, key):
             actions = jax.random.randint(key, (batch,), 0, env.action_spec.num_values)
             state, ts = wrapped.step(state, actions)
-            return state, (ts.step_type, ts.observation)
+            return state, (ts.step_type, ts.discount, ts.observation, state.step_count)
 
-        _, (step_types, observations) = jax.lax.scan(body, state, jax.random.split(key, num_steps))
-        return ts, step_types, observations
+        return first, jax.lax.scan(body, state, jax.random.split(key, num_steps))[1]
 
-    first, step_types, observations = rollout(jax.random.PRNGKey(1))
+    compiled = jax.jit(rollout, compiler_options=FAST_COMPILE)
+    first, (step_types, discounts, observations, step_counts) = jax.device_get(compiled(jax.random.PRNGKey(1)))
     assert first.observation.shape == (batch, *env.observation_spec.shape)
     assert (first.step_type == StepType.FIRST).all()
-    step_types = np.asarray(step_types)
-    ends = np.argwhere(step_types == StepType.LAST)
-    # Every env ends exactly at step `length` (1-based) and not before.
-    np.testing.assert_array_equal(ends[:, 0], np.full(batch, lengths[family] - 1))
-    assert observations.dtype == jnp.float32
+    assert observations.dtype == np.float32 and observations.shape == (num_steps, batch, *env.observation_spec.shape)
+    expected_types = np.full((num_steps, batch), int(StepType.MID))
+    expected_types[length - 1] = StepType.LAST
+    np.testing.assert_array_equal(step_types, expected_types)
+    # Only MultiarmedBandit and Concentration (here) end by truncation: discount 1.
+    truncates = family in ("multiarmed_bandit", "concentration")
+    np.testing.assert_array_equal(discounts[length - 1], np.full(batch, 1.0 if truncates else 0.0))
+    # The step that ends an episode hands back a freshly reset state; play goes on from it.
+    np.testing.assert_array_equal(step_counts[length - 2 : length + 1], [[length - 1] * batch, [0] * batch, [1] * batch])
