@@ -258,6 +258,16 @@ def concentration_target(ref) -> int:
     return next(p for p in down if p != first and kinds[p] == kinds[first])
 
 
+def half_informed(ref, rng, other: int) -> int:
+    return concentration_target(ref) if rng.random() < 0.5 else other
+
+
+def concentration_finish_at_limit(ref, rng) -> int:
+    if ref.curr_step < ref.episode_length - ref.deck.num_cards:
+        return 0
+    return concentration_target(ref)
+
+
 def clip_to_space(ref, action: int) -> int:
     return int(np.clip(action, 0, ref.action_space.n - 1))
 
@@ -301,7 +311,7 @@ CASES: dict[str, Case] = {
         inject_two_decks,
         {
             # Counts concentrate near N / (2D): draw around them so some guesses are right.
-            "random": lambda ref, rng: int(np.clip(count_recall_target(ref) + rng.integers(-1, 2), 0, ref.max_card_count)),
+            "random": lambda ref, rng: int(min(max(count_recall_target(ref) + rng.integers(-1, 2), 0), ref.max_card_count)),
             "correct": lambda ref, rng: count_recall_target(ref),
             "wrong": lambda ref, rng: (count_recall_target(ref) + 1) % (ref.max_card_count + 1),
             "out_of_range": lambda ref, rng: int(rng.choice([-1, ref.max_card_count + 1])),
@@ -333,13 +343,13 @@ CASES: dict[str, Case] = {
         inject_layout,
         {
             # Half informed, half random flips: matches, face-up flips, same-card flips.
-            "random": lambda ref, rng: concentration_target(ref) if rng.random() < 0.5 else int(rng.integers(ref.deck.num_cards)),
+            "random": lambda ref, rng: half_informed(ref, rng, int(rng.integers(ref.deck.num_cards))),
             "correct": lambda ref, rng: concentration_target(ref),
             "wrong": lambda ref, rng: 0,  # the same card twice per turn: -2/L every other step
             # Wastes L - N steps, then sees through: the last pair matches at step L, where
             # the reference reports terminated and truncated both; ours terminates (discount 0).
-            "finish_at_limit": lambda ref, rng: 0 if ref.curr_step < ref.episode_length - ref.deck.num_cards else concentration_target(ref),
-            "out_of_range": lambda ref, rng: concentration_target(ref) if rng.random() < 0.5 else int(rng.choice([-3, ref.deck.num_cards, ref.deck.num_cards + 9])),
+            "finish_at_limit": concentration_finish_at_limit,
+            "out_of_range": lambda ref, rng: half_informed(ref, rng, int(rng.choice([-3, 52, 104, 200]))),
         },
         ref_action=clip_to_space,
     ),
