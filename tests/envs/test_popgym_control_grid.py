@@ -42,6 +42,10 @@ from popgym.envs import noisy_position_only_pendulum as ref_noisy_pendulum  # no
 from popgym.envs import position_only_cartpole as ref_cartpole  # noqa: E402
 from popgym.envs import position_only_pendulum as ref_pendulum  # noqa: E402
 from popgym.envs import velocity_only_cartpole as ref_velocity_cartpole  # noqa: E402
+from popgym.envs import battleship as ref_battleship  # noqa: E402
+from popgym.envs import labyrinth_escape as ref_labyrinth_escape  # noqa: E402
+from popgym.envs import labyrinth_explore as ref_labyrinth_explore  # noqa: E402
+from popgym.envs import minesweeper as ref_minesweeper  # noqa: E402
 
 _LEVELS = {"easy": "Easy", "medium": "Medium", "hard": "Hard"}
 
@@ -56,6 +60,13 @@ CONTROL = {
     "velocity_only_cartpole": (ref_velocity_cartpole, "VelocityOnlyCartPole"),
     "position_only_pendulum": (ref_pendulum, "PositionOnlyPendulum"),
     "noisy_position_only_pendulum": (ref_noisy_pendulum, "NoisyPositionOnlyPendulum"),
+}
+
+GRID = {
+    "minesweeper": (ref_minesweeper, "MineSweeper"),
+    "battleship": (ref_battleship, "Battleship"),
+    "labyrinth_escape": (ref_labyrinth_escape, "LabyrinthEscape"),
+    "labyrinth_explore": (ref_labyrinth_explore, "LabyrinthExplore"),
 }
 
 
@@ -289,9 +300,316 @@ def test_noise_distribution(family, difficulty, sigma):
 
 
 # ---------------------------------------------------------------------------
+# Grid families. The reference's observations are integers (MultiDiscrete for
+# the labyrinths): one-hot each component here.
+
+
+def _ref_one_hot(obs, sizes) -> np.ndarray:
+    obs = np.atleast_1d(np.asarray(obs))
+    assert len(obs) == len(sizes)
+    return np.concatenate([np.eye(size, dtype=np.float32)[int(v)] for v, size in zip(obs, sizes)])
+
+
+def _ref_obs_sizes(ref) -> list[int]:
+    space = ref.observation_space
+    return [int(space.n)] if hasattr(space, "n") else [int(n) for n in space.nvec]
+
+
+def _grid_episode(j, ref, actions, state, ts, to_ref_action):
+    """Steps both with ``actions`` until an episode end; compares every step.
+
+    Returns (terminated, truncated, length, rewards) of the reference.
+    """
+    sizes = _ref_obs_sizes(ref)
+    rewards = []
+    for t, action in enumerate(actions, start=1):
+        ref_obs, ref_reward, term, trunc, _ = ref.step(to_ref_action(action))
+        state, ts = j.step(state, jnp.int32(action))
+        np.testing.assert_array_equal(np.asarray(ts.observation), _ref_one_hot(ref_obs, sizes), err_msg=f"step {t}")
+        assert abs(float(ts.reward) - ref_reward) < 1e-6, (t, float(ts.reward), ref_reward)
+        assert bool(ts.last()) == (term or trunc), (t, term, trunc)
+        assert float(ts.discount) == (0.0 if term else 1.0), t
+        rewards.append(ref_reward)
+        if term or trunc:
+            return term, trunc, t, rewards
+    raise AssertionError("action sequence ended before the episode")
+
+
+def _minesweeper_pair(difficulty, seed, mines=None):
+    j = jitted("minesweeper", difficulty)
+    ref = _ref_class(ref_minesweeper, "MineSweeper", difficulty)()
+    ref_obs, _ = ref.reset(seed=seed)
+    if mines is not None:
+        ref.hidden_grid = np.where(mines, 1, 0).astype(np.int8)
+        ref.neighbor_grid = sum(  # the reference's own count, recomputed by hand
+            np.pad(mines.astype(np.int8), 1)[1 + di : 1 + di + mines.shape[0], 1 + dj : 1 + dj + mines.shape[1]]
+            for di in (-1, 0, 1)
+            for dj in (-1, 0, 1)
+        )
+    mines = ref.hidden_grid == 1
+    state, ts = j.reset_to(jax.random.PRNGKey(seed), mines)
+    np.testing.assert_array_equal(np.asarray(ts.observation), _ref_one_hot(ref_obs, _ref_obs_sizes(ref)))
+    return j, ref, state, ts, mines
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_minesweeper_parity(difficulty):
+    rng = np.random.default_rng(zlib.crc32(difficulty.encode()))
+    width = jitted("minesweeper", difficulty).env.dims[1]
+    to_ref = lambda a: np.array([a // width, a % width])  # noqa: E731
+    limit = jitted("minesweeper", difficulty).env.max_episode_length
+    ends = set()
+    for seed in range(6):
+        j, ref, state, ts, mines = _minesweeper_pair(difficulty, seed)
+        cells = mines.size
+        safe = [a for a in range(cells) if not mines.flat[a]]
+        sequences = {
+            "random": rng.integers(cells, size=10 * cells),
+            "row_major": np.arange(cells),  # ends on the first mine (or on a win)
+            "safe_in_order": np.array(safe),  # wins: every safe tile once
+            "repeat_one_safe": np.full(limit, safe[0]),  # repeats until truncation
+            "random_safe": rng.choice(safe, size=10 * cells),
+        }
+        for name, actions in sequences.items():
+            j, ref, state, ts, _ = _minesweeper_pair(difficulty, seed)
+            term, trunc, length, rewards = _grid_episode(j, ref, actions, state, ts, to_ref)
+            ends.add((name, term, trunc))
+            if name == "safe_in_order":
+                assert (term, trunc, length) == (True, False, limit) and math.isclose(sum(rewards), 1.0)
+            if name == "repeat_one_safe":
+                assert (term, trunc, length) == (False, True, limit)
+    assert ("random", True, False) in ends  # random clicks hit mines
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_minesweeper_sampling_and_counts(difficulty):
+    j = jitted("minesweeper", difficulty)
+    states, _ = jax.jit(jax.vmap(j.env.reset))(jax.random.split(jax.random.PRNGKey(0), 512))
+    mines = np.asarray(states.mines)
+    assert np.all(mines.sum(axis=(1, 2)) == j.env.num_mines)
+    frequency = mines.mean(0)
+    expected = j.env.num_mines / mines[0].size
+    assert np.abs(frequency - expected).max() < 5 * math.sqrt(expected * (1 - expected) / 512)
+    # The count includes the clicked tile: a lone mine counts 1 on itself and its 8 neighbours.
+    lone = np.zeros(j.env.dims, bool)
+    lone[2, 2] = True
+    state, _ = j.reset_to(jax.random.PRNGKey(0), lone)
+    np.testing.assert_array_equal(np.asarray(state.counts)[1:4, 1:4], np.ones((3, 3)))
+    assert int(np.asarray(state.counts).sum()) == 9
+
+
+def _battleship_pair(difficulty, seed, board=None):
+    j = jitted("battleship", difficulty)
+    ref = _ref_class(ref_battleship, "Battleship", difficulty)()
+    ref_obs, _ = ref.reset(seed=seed)
+    if board is not None:
+        ref.board = board.astype(np.int8)
+    state, ts = j.reset_to(jax.random.PRNGKey(seed), ref.board == 1)
+    np.testing.assert_array_equal(np.asarray(ts.observation), _ref_one_hot(ref_obs, [2]))
+    return j, ref, state, ts
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_battleship_parity(difficulty):
+    rng = np.random.default_rng(zlib.crc32(difficulty.encode()))
+    size = jitted("battleship", difficulty).env.board_size
+    limit = size * size
+    to_ref = lambda a: np.array([a // size, a % size])  # noqa: E731
+    for seed in range(4):
+        j, ref, state, ts = _battleship_pair(difficulty, seed)
+        ships = np.flatnonzero(ref.board.ravel())
+        sequences = {
+            "random": rng.integers(limit, size=limit),  # repeats: usually truncated
+            "permutation": rng.permutation(limit),  # every cell once: sinks all at the last ship cell
+            "ships_first": np.concatenate([ships, ships]),  # perfect play: returns 1.0
+            "repeat_one": np.full(limit, ships[0]),  # one hit, then misses until truncation
+        }
+        for name, actions in sequences.items():
+            j, ref, state, ts = _battleship_pair(difficulty, seed)
+            term, trunc, length, rewards = _grid_episode(j, ref, actions, state, ts, to_ref)
+            if name == "ships_first":
+                assert (term, length) == (True, 12) and math.isclose(sum(rewards), 1.0)
+            if name == "repeat_one":
+                assert (term, trunc, length) == (False, True, limit)
+                assert math.isclose(sum(rewards), 1 / 12 - (limit - 1) / (limit - 12))
+    # Last shot of the episode sinks the last ship: the reference reports both
+    # terminated and truncated; ours is a termination (discount 0).
+    board = np.zeros((size, size), bool)
+    board[-1, -4:] = board[0, :2] = board[2, :3] = board[4, :3] = True
+    j, ref, state, ts = _battleship_pair(difficulty, 0, board)
+    term, trunc, length, _ = _grid_episode(j, ref, np.arange(limit), state, ts, to_ref)
+    assert (term, trunc, length) == (True, True, limit)
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_battleship_placement_distribution(difficulty):
+    """Our ship placement against the reference's: 12 cells, same row/column marginals."""
+    j = jitted("battleship", difficulty)
+    n = 400
+    states, _ = jax.jit(jax.vmap(j.env.reset))(jax.random.split(jax.random.PRNGKey(1), n))
+    ours = np.asarray(states.board)
+    assert np.all(ours.sum(axis=(1, 2)) == 12)
+    ref = _ref_class(ref_battleship, "Battleship", difficulty)()
+    theirs = np.stack([ref.reset(seed=1000 + i)[0] * 0 + ref.board for i in range(n)]).astype(bool)
+    for axis in (1, 2):  # per-row and per-column occupancy
+        ours_marginal = ours.mean(axis=axis).mean(0)
+        theirs_marginal = theirs.mean(axis=axis).mean(0)
+        # each marginal averages S cells over n boards: std error < 0.02
+        np.testing.assert_allclose(ours_marginal, theirs_marginal, atol=0.06)
+    # Each placed ship is a straight segment: every ship cell has a ship neighbour in its row or column.
+    padded = np.pad(ours, ((0, 0), (1, 1), (1, 1)))
+    neighbour = padded[:, :-2, 1:-1] | padded[:, 2:, 1:-1] | padded[:, 1:-1, :-2] | padded[:, 1:-1, 2:]
+    assert np.all(neighbour[ours])
+
+
+def _labyrinth_pair(family, difficulty, seed):
+    j = jitted(family, difficulty)
+    module, stem = GRID[family]
+    ref = _ref_class(module, stem, difficulty)()
+    ref_obs, _ = ref.reset(seed=seed)
+    walls = ref.maze.grid == 1
+    state, ts = j.reset_to(jax.random.PRNGKey(seed), walls, np.array(ref.maze.start), np.array(ref.maze.end))
+    np.testing.assert_array_equal(np.asarray(ts.observation), _ref_one_hot(ref_obs, _ref_obs_sizes(ref)))
+    return j, ref, state, ts
+
+
+def _maze_moves(grid, start, goal=None) -> list[int]:
+    """Moves of a depth-first tour of every walkable cell (or the BFS path to ``goal``)."""
+    deltas = {0: (0, -1), 1: (0, 1), 2: (-1, 0), 3: (1, 0)}
+    walkable = lambda p: 0 <= p[0] < grid.shape[0] and 0 <= p[1] < grid.shape[1] and grid[p] != 1  # noqa: E731
+    if goal is not None:
+        parent, frontier = {start: None}, [start]
+        while frontier:
+            pos = frontier.pop(0)
+            for a, (dy, dx) in deltas.items():
+                nxt = (pos[0] + dy, pos[1] + dx)
+                if walkable(nxt) and nxt not in parent:
+                    parent[nxt] = (pos, a)
+                    frontier.append(nxt)
+        moves, pos = [], goal
+        while parent[pos] is not None:
+            pos, a = parent[pos]
+            moves.append(a)
+        return moves[::-1]
+    moves, seen = [], {start}
+    opposite = {0: 1, 1: 0, 2: 3, 3: 2}
+
+    def tour(pos):
+        for a, (dy, dx) in deltas.items():
+            nxt = (pos[0] + dy, pos[1] + dx)
+            if walkable(nxt) and nxt not in seen:
+                seen.add(nxt)
+                moves.append(a)
+                tour(nxt)
+                moves.append(opposite[a])
+
+    tour(start)
+    return moves
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+@pytest.mark.parametrize("family", ["labyrinth_escape", "labyrinth_explore"])
+def test_labyrinth_parity(family, difficulty):
+    rng = np.random.default_rng(zlib.crc32(f"{family}/{difficulty}".encode()))
+    limit = jitted(family, difficulty).env.max_episode_length
+    to_ref = int
+    sides = set()
+    for seed in range(4):
+        j, ref, state, ts = _labyrinth_pair(family, difficulty, seed)
+        start = tuple(ref.maze.start)
+        sides.add((start[0] == 0, start[1] == 0))
+        grid = ref.maze.grid.copy()
+        if family == "labyrinth_escape":
+            solve = _maze_moves(grid, start, tuple(ref.maze.end))
+            term, trunc, length, rewards = _grid_episode(j, ref, solve, state, ts, to_ref)
+            assert (term, trunc, length) == (True, False, len(solve))
+            assert math.isclose(sum(rewards), 1.0 - length / limit)
+        else:
+            tour = _maze_moves(grid, start)
+            term, trunc, length, rewards = _grid_episode(j, ref, tour, state, ts, to_ref)
+            assert term and not trunc and length <= len(tour)
+            assert math.isclose(sum(r for r in rewards if r > 0), 1.0)
+        if seed < 2:  # random walks, bumping into walls, run to the time limit
+            j, ref, state, ts = _labyrinth_pair(family, difficulty, seed)
+            term, trunc, length, _ = _grid_episode(j, ref, rng.integers(4, size=limit), state, ts, to_ref)
+            assert term or (trunc and length == limit - 1)  # the reference truncates after L - 1 steps
+    assert (True, False) in sides or (False, True) in sides or len(sides) > 1
+
+
+def test_local_view_edge_quirk():
+    """By hand: on the top row the reference's 3x3 view is shifted down-padded."""
+    from rmuzero.envs.popgym._grid import local_view
+
+    grid = np.arange(25).reshape(5, 5)
+    np.testing.assert_array_equal(np.asarray(local_view(jnp.asarray(grid), jnp.array([2, 2]))), grid[1:4, 1:4])
+    top = np.asarray(local_view(jnp.asarray(grid), jnp.array([0, 2])))
+    np.testing.assert_array_equal(top, [[1, 2, 3], [6, 7, 8], [1, 1, 1]])  # agent (value 2) in view row 0
+    corner = np.asarray(local_view(jnp.asarray(grid), jnp.array([4, 0])))
+    np.testing.assert_array_equal(corner, [[15, 16, 1], [20, 21, 1], [1, 1, 1]])
+
+
+def _maze_stats(walls: np.ndarray) -> tuple[bool, int, int]:
+    """(perfect tree, open cells, dead ends) of a maze's walls."""
+    open_ = ~walls
+    h, w = walls.shape
+    cells = [(r, c) for r in range(1, h, 2) for c in range(1, w, 2)]
+    edges = int(open_[2:-1:2, 1::2].sum() + open_[1::2, 2:-1:2].sum())
+    seen, stack = {cells[0]}, [cells[0]]
+    while stack:
+        r, c = stack.pop()
+        for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            if open_[r + dr, c + dc] and (r + 2 * dr, c + 2 * dc) not in seen:
+                seen.add((r + 2 * dr, c + 2 * dc))
+                stack.append((r + 2 * dr, c + 2 * dc))
+    perfect = len(seen) == len(cells) and edges == len(cells) - 1 and int(open_.sum()) == len(cells) + edges
+    dead_ends = sum(
+        sum(open_[r + dr, c + dc] for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1))) == 1 for r, c in cells
+    )
+    return perfect, int(open_.sum()), dead_ends
+
+
+def test_maze_generator_matches_mazelib():
+    """Ours vs mazelib's HuntAndKill on 5x5 mazes: perfect mazes, same dead-end statistics."""
+    import random
+
+    from mazelib import Maze
+    from mazelib.generate.HuntAndKill import HuntAndKill
+
+    from rmuzero.envs.popgym._grid import hunt_and_kill_maze, outer_entrances
+
+    n = 300
+    keys = jax.random.split(jax.random.PRNGKey(5), n)
+    walls = np.asarray(jax.jit(jax.vmap(lambda k: hunt_and_kill_maze(k, 5, 5)))(keys))
+    ours = np.array([_maze_stats(w) for w in walls])
+    theirs = []
+    for seed in range(n):
+        random.seed(seed)
+        np.random.seed(seed)
+        maze = Maze()
+        maze.generator = HuntAndKill(5, 5)
+        maze.generate()
+        theirs.append(_maze_stats(maze.grid == 1))
+    theirs = np.array(theirs)
+    assert ours[:, 0].all() and theirs[:, 0].all()
+    assert np.all(ours[:, 1] == 49)
+    # Dead ends per maze: mean ~4.1, std ~1.0; the difference of two means of
+    # n = 300 has standard error 0.08.
+    assert abs(ours[:, 2].mean() - theirs[:, 2].mean()) < 0.35
+    assert abs(ours[:, 2].std() - theirs[:, 2].std()) < 0.3
+    starts, ends = jax.jit(jax.vmap(lambda k: outer_entrances(k, 11, 11)))(keys)
+    starts, ends = np.asarray(starts), np.asarray(ends)
+    on_edge = lambda p: (p == 0) | (p == 10)  # noqa: E731
+    # One coordinate on an outer wall, the other odd; end on the opposite wall.
+    assert np.all(on_edge(starts).sum(1) == 1) and np.all(starts[~on_edge(starts)] % 2 == 1)
+    np.testing.assert_array_equal(10 - starts[on_edge(starts)], ends[on_edge(ends)])
+    sides = starts[:, 0] * 0 + np.where(starts[:, 0] == 0, 0, np.where(starts[:, 0] == 10, 1, np.where(starts[:, 1] == 0, 2, 3)))
+    assert np.all(np.bincount(sides, minlength=4) > n / 4 - 4 * math.sqrt(n * 3 / 16))
+
+
+# ---------------------------------------------------------------------------
 # Every family: jumanji wrappers, action errors, out-of-range actions.
 
-ALL_FAMILIES = sorted(CONTROL)
+ALL_FAMILIES = sorted([*CONTROL, *GRID])
 
 
 @pytest.mark.parametrize("family", ALL_FAMILIES)
