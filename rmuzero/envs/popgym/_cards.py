@@ -100,18 +100,15 @@ def check_action(action: jax.typing.ArrayLike, env_name: str) -> jnp.ndarray:
     Raises:
       ValueError: for a non-scalar or non-integer action.
     """
-    if isinstance(action, (bool, np.bool_)) or (
-        not isinstance(action, (int, np.integer)) and not hasattr(action, "dtype")
-    ):
-        raise ValueError(f"{env_name}.step: expected an integer scalar action, got {action!r}")
-    shape = np.shape(action)
-    dtype = jnp.asarray(action).dtype if isinstance(action, (int, np.integer)) else action.dtype
-    if shape != () or not jnp.issubdtype(dtype, jnp.integer):
+    if isinstance(action, int) and not isinstance(action, bool):
+        return jnp.asarray(action, jnp.int32)
+    shape, dtype = getattr(action, "shape", None), getattr(action, "dtype", None)
+    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.integer):
         raise ValueError(
             f"{env_name}.step: expected an integer scalar action (shape (), int dtype), "
-            f"got shape {shape} dtype {dtype}"
+            f"got {type(action).__name__} with shape {shape} dtype {dtype}"
         )
-    return jnp.asarray(action, jnp.int32)
+    return jnp.asarray(action).astype(jnp.int32)
 
 
 def first_timestep(observation: jnp.ndarray) -> TimeStep:
