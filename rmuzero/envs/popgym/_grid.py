@@ -76,22 +76,28 @@ MOVES = ((0, -1), (0, 1), (-1, 0), (1, 0))
 def hunt_and_kill_maze(key: chex.PRNGKey, height: int, width: int) -> chex.Array:
     """``[2h + 1, 2w + 1]`` bool walls of a maze, mazelib's ``HuntAndKill`` (random hunt).
 
-    mazelib: open a random cell; random-walk from it, carving to a uniformly
-    chosen unvisited neighbour cell, until stuck; then "hunt" a uniformly random
-    cell and walk again if it is open; stop after ``H * W`` hunts (H, W the grid
-    sides). Here the loop also stops once every cell is open: later walks carve
-    nothing, so the maze has the same distribution. With few hunts some cells may
-    stay closed, as in mazelib. One uniform draw per iteration keeps the compiled
-    program small.
+    mazelib: open a uniformly random cell; random-walk from it, carving to a
+    uniformly chosen unvisited neighbour cell, until stuck; then "hunt": draw a
+    uniformly random cell and walk from it if it is open; at most ``H * W``
+    hunts (H, W the grid sides), so a few cells may stay closed, rarely.
+
+    Same distribution, fewer loop iterations (the loop runs in lock-step under
+    ``vmap``): a hunt that draws a closed cell, or an open one without unvisited
+    neighbours, changes nothing. So each loop iteration either carves one step
+    or performs the next *effective* hunt directly: a uniform draw among the open
+    cells with an unvisited neighbour (E of them), after a Geometric(E / (h w))
+    number of hunts is charged to the budget. The loop stops when no cell has
+    an unvisited neighbour (all open) or the budget would be exceeded.
     """
     grid_h, grid_w = 2 * height + 1, 2 * width + 1
     max_hunts = grid_h * grid_w
+    num_cells = height * width
     offsets = jnp.asarray([(-2, 0), (2, 0), (0, -2), (0, 2)], jnp.int32)
-    cells_per_side = jnp.asarray([height, width], jnp.int32)
 
-    def cell(uniforms):  # two uniforms in [0, 1) -> a uniformly random odd (row, col)
-        index = jnp.minimum(jnp.floor(uniforms * cells_per_side).astype(jnp.int32), cells_per_side - 1)
-        return 2 * index + 1
+    def kth_true(mask, uniform):  # index of a uniformly chosen True entry of a flat mask
+        count = jnp.sum(mask)
+        k = jnp.minimum(jnp.floor(uniform * count).astype(jnp.int32), count - 1)
+        return jnp.argmax(mask & (jnp.cumsum(mask) - 1 == k))
 
     def unvisited(walls, pos):
         neighbours = pos[None, :] + offsets  # [4, 2]
@@ -102,41 +108,48 @@ def hunt_and_kill_maze(key: chex.PRNGKey, height: int, width: int) -> chex.Array
         clipped = jnp.clip(neighbours, 0, jnp.asarray([grid_h - 1, grid_w - 1]))
         return neighbours, inside & walls[clipped[:, 0], clipped[:, 1]]
 
-    def all_open(walls):
-        return ~jnp.any(walls[1::2, 1::2])
+    def effective_cells(walls):  # [h * w] open cells with an unvisited neighbour cell
+        closed = walls[1::2, 1::2]
+        padded = jnp.pad(closed, 1)  # outside counts as visited
+        near = padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
+        return (~closed & near).reshape(-1)
+
+    def cell_position(index):
+        return jnp.stack([2 * (index // width) + 1, 2 * (index % width) + 1]).astype(jnp.int32)
 
     key, start_key = jax.random.split(key)
-    pos = cell(jax.random.uniform(start_key, (2,)))
+    pos = cell_position(jax.random.randint(start_key, (), 0, num_cells))
     walls = jnp.ones((grid_h, grid_w), bool).at[pos[0], pos[1]].set(False)
-    # Carry: walls, current cell, walking (current cell is open), walks begun, key.
-    init = (walls, pos, jnp.ones((), bool), jnp.ones((), jnp.int32), key)
-
-    def cond(carry):
-        # Go on while hunts remain, or the last walk can still carve.
-        walls, pos, walking, walks, _ = carry
-        can_carve = walking & jnp.any(unvisited(walls, pos)[1])
-        return ~all_open(walls) & ((walks <= max_hunts) | can_carve)
+    # Carry: walls, current cell, hunts used, done, key.
+    init = (walls, pos, jnp.zeros((), jnp.int32), jnp.zeros((), bool), key)
 
     def body(carry):
-        walls, pos, walking, walks, key = carry
+        walls, pos, used, _, key = carry
         key, draw_key = jax.random.split(key)
         uniforms = jax.random.uniform(draw_key, (3,))
+        # Carve one step from the current cell, if it has an unvisited neighbour.
         neighbours, candidates = unvisited(walls, pos)
-        count = jnp.sum(candidates)
-        carve = walking & (count > 0)
-        # The k-th candidate, k uniform in [0, count).
-        k = jnp.minimum(jnp.floor(uniforms[0] * count).astype(jnp.int32), count - 1)
-        pick = jnp.argmax(candidates & (jnp.cumsum(candidates) - 1 == k))
-        nxt = neighbours[pick]
+        carve = jnp.any(candidates)
+        nxt = neighbours[kth_true(candidates, uniforms[0])]
         middle = (nxt + pos) // 2
         carved = walls.at[nxt[0], nxt[1]].set(False).at[middle[0], middle[1]].set(False)
-        hunted = cell(uniforms[1:])
-        walls = jnp.where(carve, carved, walls)
-        new_pos = jnp.where(carve, nxt, hunted)
-        new_walking = jnp.where(carve, True, ~walls[hunted[0], hunted[1]])
-        return walls, new_pos, new_walking, walks + jnp.where(carve, 0, 1), key
+        # Otherwise hunt: the next effective cell, and the hunts it costs.
+        effective = effective_cells(walls)
+        count = jnp.sum(effective)
+        p = jnp.where(count > 0, count / num_cells, 1.0)
+        hunts = jnp.floor(jnp.log1p(-uniforms[1]) / jnp.log1p(-jnp.minimum(p, 1.0 - 1e-7))).astype(jnp.int32) + 1
+        hunts = jnp.where(p >= 1.0, 1, hunts)
+        hunted = cell_position(kth_true(effective, uniforms[2]))
+        done = ~carve & ((count == 0) | (used + hunts > max_hunts))
+        return (
+            jnp.where(carve, carved, walls),
+            jnp.where(carve, nxt, hunted),
+            jnp.where(carve, used, used + hunts),
+            done,
+            key,
+        )
 
-    walls, *_ = jax.lax.while_loop(cond, body, init)
+    walls, *_ = jax.lax.while_loop(lambda carry: ~carry[3], body, init)
     return walls
 
 
