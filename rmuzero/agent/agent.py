@@ -1,0 +1,435 @@
+"""FFM-MuZero: acting, learning and reanalysis as pure functions.
+
+Dimensions: B environments, T acting steps per iteration, S windows per update,
+L window length, K unroll steps, A actions, D latent size, F observation size.
+
+One iteration (``train_iteration``, one jit) is::
+
+    act:    lax.scan over T steps of (encode one step -> search -> env.step),
+            the encoder carry threaded through and reset by start flags;
+    store:  per-step records (obs, start, action, reward, discount, search
+            policy / value, the carry *before* the step) into flashbax;
+    learn:  lax.scan over updates: sample S windows, re-encode each from its
+            stored carry, targets from the target network (and, for a fraction
+            of windows, a fresh search: reanalysis), unroll K steps from every
+            position, gradient step, target-network update.
+
+Every position ``t >= burn_in`` of a window is an unroll root; targets come
+from ``rmuzero.replay.targets`` (the one place for the target math), which
+makes everything past an episode boundary absorbing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from rmuzero.agent.config import AgentConfig
+from rmuzero.envs.wrappers import AgentEnv, AgentState, AgentStep, make_agent_env
+from rmuzero.networks.muzero import MuZeroNetwork
+from rmuzero.networks.transforms import DiscreteSupport, logits_to_scalar, scalar_to_two_hot
+from rmuzero.replay.buffer import Replay, ReplayState, StepRecord, make_replay
+from rmuzero.replay.targets import UnrollTargets, batched_unroll_targets
+from rmuzero.search import Prediction, SearchOutput, Transition, run_search, select_action
+
+Params = Any
+
+
+class ActorState(NamedTuple):
+    """Acting state of B environments."""
+
+    env_state: AgentState
+    step: AgentStep  # the timestep carrying o_t (obs [B, F], start [B], ...)
+    carry: Any  # encoder carry before consuming o_t, leaves [B, ...]
+
+
+class TrainState(NamedTuple):
+    """Everything a training run threads from one iteration to the next."""
+
+    params: Params
+    target_params: Params
+    opt_state: optax.OptState
+    actor: ActorState
+    replay: ReplayState
+    key: chex.PRNGKey
+    env_steps: chex.Array  # [] int32: environment steps taken (all envs)
+    updates: chex.Array  # [] int32: learner updates done
+
+
+class IterationMetrics(NamedTuple):
+    """Means over one iteration (episode sums over the episodes that ended in it)."""
+
+    episode_return_sum: chex.Array  # [] sum of returns of episodes ended this iteration
+    episode_length_sum: chex.Array  # []
+    episodes: chex.Array  # [] number of episodes ended this iteration
+    loss: chex.Array  # [] total loss, mean over updates
+    value_loss: chex.Array
+    reward_loss: chex.Array
+    policy_loss: chex.Array
+    grad_norm: chex.Array
+
+
+class LossOutput(NamedTuple):
+    total: chex.Array
+    value: chex.Array
+    reward: chex.Array
+    policy: chex.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Agent:
+    """Frozen bundle of the agent's parts and pure functions (jit at the call site)."""
+
+    config: AgentConfig
+    env: AgentEnv
+    network: MuZeroNetwork
+    replay: Replay
+    optimizer: optax.GradientTransformation
+    value_support: DiscreteSupport
+    reward_support: DiscreteSupport
+    init: Callable[[chex.PRNGKey], TrainState]
+    collect: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # act + store only
+    train_iteration: Callable[[TrainState], tuple[TrainState, IterationMetrics]]
+    encode: Callable  # (params, carry, obs [T, B, F], start [T, B]) -> (carry, latents [T, B, D])
+    search: Callable  # (params, key, latent [N, D], invalid [N, A] | None) -> SearchOutput
+    targets: Callable  # (target_params, windows, key) -> (UnrollTargets [S, L, K+1], reanalysed SearchOutput)
+    loss: Callable  # (params, windows, targets) -> LossOutput
+    evaluate: Callable  # (params, key) -> (returns [E], lengths [E]); E = eval_envs
+
+
+def _scale_gradient(x: chex.Array, scale: float) -> chex.Array:
+    return x * scale + jax.lax.stop_gradient(x) * (1.0 - scale)
+
+
+def _time_major(x: chex.Array) -> chex.Array:
+    return jnp.swapaxes(x, 0, 1)
+
+
+def make_agent(config: AgentConfig, *, eval_envs: int | None = None) -> Agent:
+    """Builds the agent described by ``config`` (validated already)."""
+    system = config.system
+    env = make_agent_env(
+        config.env.name,
+        difficulty=config.env.difficulty,
+        num_envs=system.num_envs,
+        prev_action=config.env.prev_action,
+        prev_reward=config.env.prev_reward,
+    )
+    network = MuZeroNetwork(
+        num_actions=env.num_actions,
+        memory=config.network.memory,
+        features=config.network.features,
+        num_layers=config.network.num_layers,
+        latent_size=config.network.latent_size,
+        memory_kwargs=config.network.memory_kwargs,
+        head_sizes=config.network.head_sizes,
+        value_bins=config.network.value_bins,
+        reward_bins=config.network.reward_bins,
+    )
+    bound = config.network.support_bound
+    value_support = DiscreteSupport(-bound, bound, config.network.value_bins)
+    reward_support = DiscreteSupport(-bound, bound, config.network.reward_bins)
+    replay = make_replay(
+        num_envs=system.num_envs,
+        window_length=system.window_length,
+        max_length_per_env=system.replay_length_per_env,
+        min_length_per_env=max(system.window_length, system.rollout_length),
+        sample_batch_size=system.batch_size,
+        period=1,
+    )
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(system.max_grad_norm), optax.adam(system.learning_rate)
+    )
+    num_actions = env.num_actions
+    K = system.num_unroll_steps
+
+    # ----- model functions ---------------------------------------------------------
+    def encode(params, carry, obs, start):
+        return network.apply(params, carry, (obs, start), method=MuZeroNetwork.encode)
+
+    def prediction_fn(params, latent) -> Prediction:
+        out = network.apply(params, latent, method=MuZeroNetwork.predict)
+        value = logits_to_scalar(out.value_logits, support=value_support)
+        return Prediction(out.policy_logits, value)
+
+    def dynamics_fn(params, latent, action) -> Transition:
+        out = network.apply(params, latent, action, method=MuZeroNetwork.dynamics)
+        reward = logits_to_scalar(out.reward_logits, support=reward_support)
+        return Transition(reward, out.next_latent, None)
+
+    def search(params, key, latent, invalid_actions=None) -> SearchOutput:
+        return run_search(
+            params,
+            key,
+            latent,
+            prediction_fn=prediction_fn,
+            dynamics_fn=dynamics_fn,
+            config=config.search,
+            invalid_actions=invalid_actions,
+        )
+
+    def invalid(step: AgentStep):
+        return None if step.action_mask is None else ~step.action_mask
+
+    # ----- acting ------------------------------------------------------------------
+    def act_step(params, actor: ActorState, key) -> tuple[ActorState, tuple[StepRecord, AgentStep]]:
+        step = actor.step
+        carry, latent = encode(params, actor.carry, step.obs[None], step.start[None])
+        out = search(params, key, latent[0], invalid(step))
+        env_state, next_step = env.step(actor.env_state, out.action)
+        record = StepRecord(
+            obs=step.obs,
+            start=step.start,
+            action=out.action.astype(jnp.int32),
+            reward=next_step.reward,
+            discount=next_step.discount,
+            search_policy=out.action_weights,
+            search_value=out.root_value,
+            carry=actor.carry,
+            action_mask=step.action_mask,
+        )
+        return ActorState(env_state, next_step, carry), (record, next_step)
+
+    def rollout(params, actor: ActorState, key):
+        keys = jax.random.split(key, system.rollout_length)
+        actor, (records, steps) = jax.lax.scan(functools.partial(act_step, params), actor, keys)
+        records = jax.tree.map(_time_major, records)  # [B, T, ...]
+        return actor, records, steps
+
+    # ----- targets and reanalysis ---------------------------------------------------
+    def window_latents(params, windows: StepRecord):
+        carry0 = jax.tree.map(lambda x: x[:, 0], windows.carry)
+        _, latents = encode(params, carry0, _time_major(windows.obs), _time_major(windows.start))
+        return latents  # [L, S, D]
+
+    def targets(target_params, windows: StepRecord, key) -> tuple[UnrollTargets, SearchOutput | None]:
+        latents = jax.lax.stop_gradient(window_latents(target_params, windows))
+        values = prediction_fn(target_params, latents).value  # [L, S]
+        bootstrap = _time_major(values)  # [S, L]
+        policy = windows.search_policy  # [S, L, A]
+        reanalysed = None
+        count = system.reanalysed_windows
+        if count > 0:
+            flat = _time_major(latents)[:count].reshape((-1, latents.shape[-1]))  # [R*L, D]
+            mask = None if windows.action_mask is None else ~windows.action_mask[:count].reshape((-1, num_actions))
+            reanalysed = search(target_params, key, flat, mask)
+            length = windows.obs.shape[1]
+            policy = policy.at[:count].set(reanalysed.action_weights.reshape((count, length, num_actions)))
+            bootstrap = bootstrap.at[:count].set(reanalysed.root_value.reshape((count, length)))
+        unroll = batched_unroll_targets(
+            windows.reward,
+            windows.discount,
+            windows.start,
+            jax.lax.stop_gradient(bootstrap),
+            jax.lax.stop_gradient(policy),
+            num_unroll_steps=K,
+            discount_factor=system.discount,
+            td_steps=system.td_steps,
+        )
+        return unroll, reanalysed
+
+    # ----- loss --------------------------------------------------------------------
+    def loss(params, windows: StepRecord, unroll: UnrollTargets) -> LossOutput:
+        num_windows, length = windows.start.shape
+        latents = _time_major(window_latents(params, windows))  # [S, L, D]
+        # Actions a_{t+k} for k < K, clipped at the window's end (masked there).
+        positions = jnp.arange(length)[:, None] + jnp.arange(K)[None, :]  # [L, K]
+        actions = windows.action[:, jnp.minimum(positions, length - 1)]  # [S, L, K]
+
+        def unroll_step(latent, action):
+            out = network.apply(params, latent, action, method=MuZeroNetwork.dynamics)
+            next_latent = _scale_gradient(out.next_latent, system.dynamics_gradient_scale)
+            return next_latent, (latent, out.reward_logits)
+
+        last, (step_latents, reward_logits) = jax.lax.scan(
+            unroll_step, latents, jnp.moveaxis(actions, -1, 0)
+        )  # step_latents [K, S, L, D], reward_logits [K, S, L, S_r]
+        all_latents = jnp.concatenate([step_latents, last[None]], axis=0)  # [K+1, S, L, D]
+        heads = network.apply(params, all_latents, method=MuZeroNetwork.predict)
+        value_logits = jnp.moveaxis(heads.value_logits, 0, 2)  # [S, L, K+1, S_v]
+        policy_logits = jnp.moveaxis(heads.policy_logits, 0, 2)  # [S, L, K+1, A]
+        reward_logits = jnp.moveaxis(reward_logits, 0, 2)  # [S, L, K, S_r]
+
+        root = (jnp.arange(length) >= system.burn_in)[None, :, None]  # [1, L, 1]: roots with a loss
+        num_roots = num_windows * (length - system.burn_in)
+        known = unroll.in_window | ~unroll.in_episode  # value / policy targets that are data or absorbing
+        # The reward of step k is known when it is data, or when step k-1 is already absorbing.
+        previous_absorbing = jnp.concatenate(
+            [jnp.zeros_like(unroll.in_episode[..., :1]), ~unroll.in_episode[..., :-1]], axis=-1
+        )
+        reward_known = (unroll.reward_mask | previous_absorbing)[..., 1:]  # [S, L, K]
+        # MuZero: the root step has weight 1, each unrolled step 1/K.
+        step_weight = jnp.concatenate([jnp.ones((1,)), jnp.full((K,), 1.0 / max(K, 1))])  # [K+1]
+
+        def masked_mean(per_entry, mask, weight):
+            return jnp.sum(per_entry * (mask & root).astype(jnp.float32) * weight) / num_roots
+
+        value_ce = optax.softmax_cross_entropy(
+            value_logits, scalar_to_two_hot(unroll.value, support=value_support)
+        )
+        policy_ce = optax.softmax_cross_entropy(policy_logits, unroll.policy)
+        reward_ce = optax.softmax_cross_entropy(
+            reward_logits, scalar_to_two_hot(unroll.reward[..., 1:], support=reward_support)
+        )
+        value_loss = masked_mean(value_ce, known, step_weight)
+        policy_loss = masked_mean(policy_ce, known, step_weight)
+        reward_loss = masked_mean(reward_ce, reward_known, step_weight[1:])
+        total = (
+            system.value_loss_weight * value_loss
+            + system.policy_loss_weight * policy_loss
+            + system.reward_loss_weight * reward_loss
+        )
+        return LossOutput(total, value_loss, reward_loss, policy_loss)
+
+    # ----- learning ----------------------------------------------------------------
+    def update(state_tuple, key):
+        params, target_params, opt_state, replay_state, updates = state_tuple
+        sample_key, search_key = jax.random.split(key)
+        windows = replay.sample(replay_state, sample_key)
+        unroll, _ = targets(target_params, windows, search_key)
+
+        def total_loss(p):
+            parts = loss(p, windows, unroll)
+            return parts.total, parts
+
+        (_, parts), grads = jax.value_and_grad(total_loss, has_aux=True)(params)
+        grad_norm = optax.global_norm(grads)
+        step_updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, step_updates)
+        updates = updates + 1
+        refresh = updates % system.target_update_period == 0
+        target_params = jax.tree.map(
+            lambda t, p: jnp.where(refresh, (1.0 - system.target_tau) * t + system.target_tau * p, t),
+            target_params,
+            params,
+        )
+        return (params, target_params, opt_state, replay_state, updates), (parts, grad_norm)
+
+    def collect(state: TrainState) -> tuple[TrainState, IterationMetrics]:
+        key, rollout_key = jax.random.split(state.key)
+        actor, records, steps = rollout(state.params, state.actor, rollout_key)
+        replay_state = replay.add(state.replay, records)
+        done = steps.episode_done.astype(jnp.float32)
+        zero = jnp.zeros((), jnp.float32)
+        metrics = IterationMetrics(
+            episode_return_sum=jnp.sum(steps.episode_return * done),
+            episode_length_sum=jnp.sum(steps.episode_length * done),
+            episodes=jnp.sum(done),
+            loss=zero, value_loss=zero, reward_loss=zero, policy_loss=zero, grad_norm=zero,
+        )
+        state = state._replace(
+            actor=actor,
+            replay=replay_state,
+            key=key,
+            env_steps=state.env_steps + system.num_envs * system.rollout_length,
+        )
+        return state, metrics
+
+    def train_iteration(state: TrainState) -> tuple[TrainState, IterationMetrics]:
+        state, metrics = collect(state)
+        key, learn_key = jax.random.split(state.key)
+        (params, target_params, opt_state, replay_state, updates), (parts, grad_norm) = jax.lax.scan(
+            update,
+            (state.params, state.target_params, state.opt_state, state.replay, state.updates),
+            jax.random.split(learn_key, system.updates_per_iteration),
+        )
+        state = state._replace(
+            params=params, target_params=target_params, opt_state=opt_state, replay=replay_state,
+            updates=updates, key=key,
+        )
+        metrics = metrics._replace(
+            loss=jnp.mean(parts.total), value_loss=jnp.mean(parts.value), reward_loss=jnp.mean(parts.reward),
+            policy_loss=jnp.mean(parts.policy), grad_norm=jnp.mean(grad_norm),
+        )
+        return state, metrics
+
+    # ----- init --------------------------------------------------------------------
+    def init(key: chex.PRNGKey) -> TrainState:
+        param_key, env_key, state_key = jax.random.split(key, 3)
+        env_state, first = env.reset(env_key)
+        carry = network.initialize_carry(system.num_envs)
+        params = network.init(param_key, carry, (first.obs[None], first.start[None]))
+        record = StepRecord(
+            obs=first.obs[0],
+            start=first.start[0],
+            action=jnp.zeros((), jnp.int32),
+            reward=jnp.zeros((), jnp.float32),
+            discount=jnp.zeros((), jnp.float32),
+            search_policy=jnp.zeros((num_actions,), jnp.float32),
+            search_value=jnp.zeros((), jnp.float32),
+            carry=jax.tree.map(lambda x: x[0], carry),
+            action_mask=None if first.action_mask is None else first.action_mask[0],
+        )
+        return TrainState(
+            params=params,
+            target_params=params,
+            opt_state=optimizer.init(params),
+            actor=ActorState(env_state, first, carry),
+            replay=replay.init(record),
+            key=state_key,
+            env_steps=jnp.zeros((), jnp.int32),
+            updates=jnp.zeros((), jnp.int32),
+        )
+
+    # ----- evaluation --------------------------------------------------------------
+    num_eval_envs = eval_envs or config.eval_episodes
+    eval_env = make_agent_env(
+        config.env.name,
+        difficulty=config.env.difficulty,
+        num_envs=num_eval_envs,
+        prev_action=config.env.prev_action,
+        prev_reward=config.env.prev_reward,
+    )
+
+    def evaluate(params, key, max_steps: int = 100_000):
+        """Greedy (temperature 0) search policy on ``E = eval_envs`` environments:
+        the first complete episode of each. Returns ``(returns [E], lengths [E])``."""
+        num_envs = num_eval_envs
+        reset_key, key = jax.random.split(key)
+        env_state, step = eval_env.reset(reset_key)
+        carry = network.initialize_carry(num_envs)
+        zeros = jnp.zeros((num_envs,), jnp.float32)
+
+        def cond(loop):
+            _, _, _, _, finished, _, _, count = loop
+            return (~jnp.all(finished)) & (count < max_steps)
+
+        def body(loop):
+            env_state, step, carry, key, finished, returns, lengths, count = loop
+            key, search_key, select_key = jax.random.split(key, 3)
+            carry, latent = encode(params, carry, step.obs[None], step.start[None])
+            out = search(params, search_key, latent[0], invalid(step))
+            action = select_action(select_key, out, temperature=0.0)
+            env_state, step = eval_env.step(env_state, action)
+            newly = step.episode_done & ~finished
+            returns = jnp.where(newly, step.episode_return, returns)
+            lengths = jnp.where(newly, step.episode_length.astype(jnp.float32), lengths)
+            return env_state, step, carry, key, finished | step.episode_done, returns, lengths, count + 1
+
+        loop = (env_state, step, carry, key, jnp.zeros((num_envs,), bool), zeros, zeros, jnp.zeros((), jnp.int32))
+        loop = jax.lax.while_loop(cond, body, loop)
+        return loop[5], loop[6]
+
+    return Agent(
+        config=config,
+        env=env,
+        network=network,
+        replay=replay,
+        optimizer=optimizer,
+        value_support=value_support,
+        reward_support=reward_support,
+        init=init,
+        collect=collect,
+        train_iteration=train_iteration,
+        encode=encode,
+        search=search,
+        targets=targets,
+        loss=loss,
+        evaluate=evaluate,
+    )

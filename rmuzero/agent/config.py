@@ -1,0 +1,198 @@
+"""The agent's configuration: typed, frozen, validated once.
+
+``AgentConfig`` is what the library consumes; ``config_from_dict`` builds it
+from a plain mapping (what hydra produces, what a checkpoint saves) and rejects
+unknown keys and bad values with a one-line message naming the valid ones.
+Nothing is mutated after construction; derived values are properties.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Any, Mapping
+
+from rmuzero.envs import DIFFICULTIES, list_envs
+from rmuzero.networks import MEMORY_MODELS
+from rmuzero.search import SearchConfig
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message says which and what is valid."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _positive_int(owner: str, name: str, value: Any, minimum: int = 1) -> None:
+    _require(
+        isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum,
+        f"{owner}.{name}={value!r}; valid: an integer >= {minimum}",
+    )
+
+
+def _real_in(owner: str, name: str, value: Any, low: float, high: float, *, open_low: bool = False) -> None:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and (low < value if open_low else low <= value) and value <= high
+    bracket = "(" if open_low else "["
+    _require(ok, f"{owner}.{name}={value!r}; valid: a number in {bracket}{low}, {high}]")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    name: str = "popgym/repeat_previous"  # a name of rmuzero.envs.list_envs()
+    difficulty: str = "easy"  # easy | medium | hard
+    prev_action: bool = True  # append one_hot(a_{t-1}) to the observation
+    prev_reward: bool = True  # append r_{t-1} to the observation
+
+    def __post_init__(self):
+        _require(self.name in list_envs(), f"env.name={self.name!r}; valid: {', '.join(list_envs())}")
+        _require(self.difficulty in DIFFICULTIES, f"env.difficulty={self.difficulty!r}; valid: {', '.join(DIFFICULTIES)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    memory: str = "ffm"  # memory model of the history encoder
+    features: int = 128  # memory width H
+    num_layers: int = 1  # memory layers
+    latent_size: int = 128  # D
+    head_sizes: tuple[int, ...] = (128,)  # hidden sizes of the dynamics / prediction MLPs
+    value_bins: int = 41  # categorical support size of the value head
+    reward_bins: int = 41  # and of the reward head
+    support_bound: float = 1.0  # supports span [-bound, bound] in h-transformed units
+    memory_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # layer options
+
+    def __post_init__(self):
+        _require(
+            self.memory in MEMORY_MODELS,
+            f"network.memory={self.memory!r}; valid: {', '.join(sorted(MEMORY_MODELS))}",
+        )
+        for name in ("features", "num_layers", "latent_size"):
+            _positive_int("network", name, getattr(self, name))
+        for name in ("value_bins", "reward_bins"):
+            _positive_int("network", name, getattr(self, name), minimum=2)
+        object.__setattr__(self, "head_sizes", tuple(self.head_sizes))
+        for size in self.head_sizes:
+            _positive_int("network", "head_sizes[]", size)
+        _real_in("network", "support_bound", self.support_bound, 0.0, 1e6, open_low=True)
+        object.__setattr__(self, "memory_kwargs", dict(self.memory_kwargs))
+
+
+@dataclasses.dataclass(frozen=True)
+class SystemConfig:
+    num_envs: int = 16  # environments stepped together while acting
+    rollout_length: int = 16  # acting steps per environment per iteration
+    updates_per_iteration: int = 4  # learner updates per iteration
+    batch_size: int = 32  # windows per update
+    window_length: int = 24  # L: steps per sampled window
+    burn_in: int = 4  # leading steps of a window that only warm up the memory (no loss)
+    num_unroll_steps: int = 5  # K
+    td_steps: int = 5  # n of the n-step value target
+    discount: float = 0.99  # gamma, also the search tree's discount
+    replay_length_per_env: int = 2048  # steps kept per environment
+    learning_rate: float = 1e-3
+    max_grad_norm: float = 5.0
+    value_loss_weight: float = 0.5
+    reward_loss_weight: float = 1.0
+    policy_loss_weight: float = 1.0
+    dynamics_gradient_scale: float = 0.5  # gradient scale into the recurrent dynamics
+    target_update_period: int = 50  # updates between target-network copies (1 with tau < 1: Polyak)
+    target_tau: float = 1.0  # 1: hard copy every period; < 1: Polyak step size
+    reanalyse_fraction: float = 0.25  # windows whose policy / bootstrap targets are refreshed by search
+
+    def __post_init__(self):
+        for name in (
+            "num_envs", "rollout_length", "updates_per_iteration", "batch_size", "window_length",
+            "num_unroll_steps", "td_steps", "replay_length_per_env", "target_update_period",
+        ):
+            _positive_int("system", name, getattr(self, name))
+        _positive_int("system", "burn_in", self.burn_in, minimum=0)
+        _require(
+            self.burn_in < self.window_length,
+            f"system.burn_in={self.burn_in} must be < system.window_length={self.window_length}",
+        )
+        _require(
+            self.window_length <= self.replay_length_per_env,
+            f"system.window_length={self.window_length} must be <= system.replay_length_per_env="
+            f"{self.replay_length_per_env}",
+        )
+        _real_in("system", "discount", self.discount, 0.0, 1.0, open_low=True)
+        _real_in("system", "learning_rate", self.learning_rate, 0.0, 1.0, open_low=True)
+        _real_in("system", "max_grad_norm", self.max_grad_norm, 0.0, 1e9, open_low=True)
+        for name in ("value_loss_weight", "reward_loss_weight", "policy_loss_weight"):
+            _real_in("system", name, getattr(self, name), 0.0, 1e6)
+        _real_in("system", "dynamics_gradient_scale", self.dynamics_gradient_scale, 0.0, 1.0)
+        _real_in("system", "target_tau", self.target_tau, 0.0, 1.0, open_low=True)
+        _real_in("system", "reanalyse_fraction", self.reanalyse_fraction, 0.0, 1.0)
+
+    @property
+    def reanalysed_windows(self) -> int:
+        """Windows of each batch whose targets come from a fresh search."""
+        return int(round(self.reanalyse_fraction * self.batch_size))
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+    network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
+    search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
+    system: SystemConfig = dataclasses.field(default_factory=SystemConfig)
+    seed: int = 0
+    total_env_steps: int = 200_000  # training budget in environment steps (all envs together)
+    eval_every: int = 10_000  # environment steps between evaluations
+    eval_episodes: int = 32  # episodes per evaluation (greedy, one per eval env)
+    log_every: int = 2_000  # environment steps between training log lines
+    checkpoint_every: int = 50_000  # environment steps between checkpoints
+
+    def __post_init__(self):
+        _positive_int("config", "seed", self.seed, minimum=0)
+        for name in ("total_env_steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every"):
+            _positive_int("config", name, getattr(self, name))
+        _require(
+            self.search.discount == self.system.discount,
+            f"search.discount={self.search.discount} must equal system.discount={self.system.discount} "
+            "(the tree discounts with the same gamma as the targets)",
+        )
+
+    @property
+    def env_steps_per_iteration(self) -> int:
+        return self.system.num_envs * self.system.rollout_length
+
+
+_SECTIONS = {"env": EnvConfig, "network": NetworkConfig, "search": SearchConfig, "system": SystemConfig}
+
+
+def _build(cls, owner: str, values: Mapping[str, Any]):
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    _require(not unknown, f"unknown {owner} option(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{owner}: {error}") from None
+
+
+def config_from_dict(values: Mapping[str, Any]) -> AgentConfig:
+    """Builds and validates an :class:`AgentConfig` from nested plain mappings.
+
+    ``search.discount`` defaults to ``system.discount`` when not given.
+    """
+    values = dict(values)
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        section = dict(values.pop(name, {}) or {})
+        if name == "search" and "discount" not in section:
+            section["discount"] = dict(values.get("system", {}) or {}).get("discount", SystemConfig.discount)
+        sections[name] = _build(cls, name, section)
+    return _build(AgentConfig, "config", {**values, **sections})
+
+
+def config_to_dict(config: AgentConfig) -> dict[str, Any]:
+    """Plain nested dict of ``config`` (JSON-serialisable); inverse of :func:`config_from_dict`."""
+    out = dataclasses.asdict(config)
+    out["network"]["head_sizes"] = list(config.network.head_sizes)
+    return out
