@@ -170,7 +170,7 @@ def _plain_config(value: Any, where: str) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain_config(v, f"{where}[{i}]") for i, v in enumerate(value)]
     raise CheckpointError(
-        f"{where} is a {type(value).__name__}, which config.json cannot hold "
+        f"{where} has type {type(value).__name__}, which config.json cannot hold "
         "(valid: None, bool, int, float, str, list, tuple, mapping)"
     )
 
@@ -338,7 +338,7 @@ def restore_checkpoint(step_dir: str | os.PathLike[str], target: PyTree) -> PyTr
         name = jax.tree_util.keystr(path)
         if entry["path"] != name:
             raise CheckpointError(
-                f"structure mismatch at leaf {i}: checkpoint has {entry['path']}, target has {name}"
+                f"structure mismatch at leaf {i}: checkpoint {entry['path']}, target {name}"
             )
         kind = _kind(leaf)
         if kind != entry["kind"]:
