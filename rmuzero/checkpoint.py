@@ -252,7 +252,8 @@ def latest_checkpoint(path: str | os.PathLike[str]) -> Path:
         raise FileNotFoundError(f"checkpoint path {p} does not exist")
     if not p.is_dir():
         raise CheckpointError(
-            f"{p} is a file; expected a run directory, its checkpoints/ directory, or a step directory"
+            f"{p} is a file; expected a run directory, its checkpoints/ directory, "
+            "or a step directory"
         )
     if (p / "checkpoints").is_dir():
         checkpoints = p / "checkpoints"

@@ -61,7 +61,9 @@ class MetricsLogger:
         if self._file.closed:
             raise ValueError(f"MetricsLogger for {self.path} is closed")
         if not isinstance(record, Mapping):
-            raise TypeError(f"record must be a mapping of str to scalars, got {type(record).__name__}")
+            raise TypeError(
+                f"record must be a mapping of str to scalars, got {type(record).__name__}"
+            )
         line = json.dumps(_plain(record, "record"), allow_nan=False)
         self._file.write(line + "\n")
         self._file.flush()
@@ -107,7 +109,9 @@ def _plain(value: Any, where: str) -> Any:
         raise ValueError(f"{where} has shape {tuple(shape)}; log scalars (shape ()) only")
     item = np.asarray(value).item()
     if isinstance(item, complex):
-        raise TypeError(f"{where} is complex ({np.dtype(dtype).name}); log its real/imag/abs instead")
+        raise TypeError(
+            f"{where} is complex ({np.dtype(dtype).name}); log its real/imag/abs instead"
+        )
     return _plain(item, where)
 
 
@@ -131,6 +135,8 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             except json.JSONDecodeError as e:
                 raise ValueError(f"{p}:{number} is not valid JSON ({e.msg})") from None
             if not isinstance(record, dict):
-                raise ValueError(f"{p}:{number} holds a {type(record).__name__}, expected a JSON object")
+                raise ValueError(
+                    f"{p}:{number} holds a {type(record).__name__}, expected a JSON object"
+                )
             records.append(record)
     return records

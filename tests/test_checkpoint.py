@@ -43,8 +43,14 @@ def make_state(fill: bool) -> TrainState:
     z = rng.normal(size=(3, 4)) + 1j * rng.normal(size=(3, 4))
     params = FrozenDict(
         {
-            "ffm": {"memory": jnp.asarray(z, jnp.complex64), "alpha": jnp.asarray(rng.normal(size=(4,)), jnp.float32)},
-            "head": {"mask": jnp.asarray([True, False, True]), "ids": jnp.arange(5, dtype=jnp.int32) * 7},
+            "ffm": {
+                "memory": jnp.asarray(z, jnp.complex64),
+                "alpha": jnp.asarray(rng.normal(size=(4,)), jnp.float32),
+            },
+            "head": {
+                "mask": jnp.asarray([True, False, True]),
+                "ids": jnp.arange(5, dtype=jnp.int32) * 7,
+            },
         }
     )
     state = TrainState(params=params, opt_count=jnp.int32(41), key=jax.random.key(1234), step=900)
@@ -117,7 +123,9 @@ def test_round_trip_keeps_values_dtypes_and_containers(saved_run):
 def test_restore_into_abstract_and_numpy_targets(saved_run):
     step_dir = saved_run / "checkpoints" / "10"
     target = make_state(fill=False)
-    abstract = target._replace(params=jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target.params))
+    abstract = target._replace(
+        params=jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target.params)
+    )
     restored = restore_checkpoint(step_dir, abstract)
     assert checksum(restored) == checksum(make_state(fill=True))
     as_numpy = target._replace(params=jax.tree.map(np.asarray, target.params))
@@ -198,7 +206,9 @@ def test_missing_path_and_empty_directory(tmp_path):
         latest_checkpoint(tmp_path)
 
 
-@pytest.mark.parametrize("victim", ["config.json", "tree.json", "state/_METADATA", "state/manifest.ocdbt"])
+@pytest.mark.parametrize(
+    "victim", ["config.json", "tree.json", "state/_METADATA", "state/manifest.ocdbt"]
+)
 def test_damaged_step_names_the_missing_file(tmp_path, victim):
     step_dir = save_checkpoint(tmp_path / "checkpoints", 4, make_state(fill=True), CONFIG)
     (step_dir / victim).unlink()
@@ -223,7 +233,9 @@ def test_mismatched_target_names_leaf_and_both_shapes(saved_run):
     step_dir = saved_run / "checkpoints" / "10"
     target = make_state(fill=False)
     wrong_shape = target._replace(
-        params=target.params.copy({"head": {**target.params["head"], "ids": jnp.zeros((6,), jnp.int32)}})
+        params=target.params.copy(
+            {"head": {**target.params["head"], "ids": jnp.zeros((6,), jnp.int32)}}
+        )
     )
     with pytest.raises(CheckpointError) as excinfo:
         restore_checkpoint(step_dir, wrong_shape)
@@ -231,14 +243,18 @@ def test_mismatched_target_names_leaf_and_both_shapes(saved_run):
         "shape mismatch at leaf .params['head']['ids']: checkpoint (5,), target (6,)"
     )
     wrong_dtype = target._replace(opt_count=jnp.float32(0))
-    with pytest.raises(CheckpointError, match=r"dtype mismatch at leaf \.opt_count: checkpoint int32, target float32"):
+    message = r"dtype mismatch at leaf \.opt_count: checkpoint int32, target float32"
+    with pytest.raises(CheckpointError, match=message):
         restore_checkpoint(step_dir, wrong_dtype)
     extra_leaf = target._replace(params=target.params.copy({"extra": jnp.zeros(2)}))
     with pytest.raises(CheckpointError, match=r"holds 7 leaves but the target has 8") as excinfo:
         restore_checkpoint(step_dir, extra_leaf)
     assert "checkpoint .params['ffm']['alpha'], target .params['extra']" in one_line_error(excinfo)
-    renamed = target._replace(params=FrozenDict({"ffn": target.params["ffm"], "head": target.params["head"]}))
-    with pytest.raises(CheckpointError, match=r"structure mismatch at leaf 0: checkpoint \.params\['ffm'\]"):
+    renamed = target._replace(
+        params=FrozenDict({"ffn": target.params["ffm"], "head": target.params["head"]})
+    )
+    message = r"structure mismatch at leaf 0: checkpoint \.params\['ffm'\]"
+    with pytest.raises(CheckpointError, match=message):
         restore_checkpoint(step_dir, renamed)
     key_as_array = target._replace(key=jnp.zeros((2,), jnp.uint32))
     with pytest.raises(CheckpointError, match="holds a typed PRNG key, target has an array"):
@@ -247,7 +263,8 @@ def test_mismatched_target_names_leaf_and_both_shapes(saved_run):
 
 def test_bad_arguments_write_nothing(tmp_path):
     state = make_state(fill=True)
-    with pytest.raises(CheckpointError, match=r"config\.net\.act has type object, which") as excinfo:
+    message = r"config\.net\.act has type object, which"
+    with pytest.raises(CheckpointError, match=message) as excinfo:
         save_checkpoint(tmp_path, 1, state, {"net": {"act": object()}})
     one_line_error(excinfo)
     with pytest.raises(CheckpointError, match="step must be a non-negative integer, got -1"):
@@ -257,3 +274,14 @@ def test_bad_arguments_write_nothing(tmp_path):
     with pytest.raises(CheckpointError, match="state has no leaves"):
         save_checkpoint(tmp_path, 1, {}, CONFIG)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bfloat16_and_python_scalars_round_trip(tmp_path):
+    state = {"w": jnp.asarray([1.5, -2.0, 0.0078125], jnp.bfloat16), "lr": 0.001, "done": True}
+    step_dir = save_checkpoint(tmp_path, 0, state, {})
+    target = {"w": jnp.zeros(3, jnp.bfloat16), "lr": 0.0, "done": False}
+    restored = restore_checkpoint(step_dir, target)
+    assert restored["w"].dtype == jnp.bfloat16
+    np.testing.assert_array_equal(np.asarray(restored["w"], np.float32), [1.5, -2.0, 0.0078125])
+    assert (type(restored["lr"]), restored["lr"]) == (float, 0.001)
+    assert (type(restored["done"]), restored["done"]) == (bool, True)

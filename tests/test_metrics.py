@@ -16,7 +16,7 @@ from rmuzero.metrics import METRICS_FILE, MetricsLogger, read_metrics
 def test_round_trip_and_exact_lines(tmp_path):
     records = [
         {"env_steps": 0, "episode_return": -0.5, "phase": "train"},
-        {"env_steps": 128, "eval_return": 1.0, "losses": {"value": 0.25, "policy": 2.0}, "done": True},
+        {"env_steps": 128, "eval_return": 1.0, "losses": {"value": 0.25, "policy": 2.0}},
     ]
     with MetricsLogger(tmp_path) as logger:
         for r in records:
@@ -60,7 +60,14 @@ def test_numpy_and_jax_scalars_become_python_numbers(tmp_path):
 
 def test_non_finite_floats_are_written_as_null(tmp_path):
     with MetricsLogger(tmp_path) as logger:
-        logger.log({"loss": float("nan"), "jax_nan": jnp.float32(jnp.nan), "inf": np.float64(-np.inf), "ok": 1.0})
+        logger.log(
+            {
+                "loss": float("nan"),
+                "jax_nan": jnp.float32(jnp.nan),
+                "inf": np.float64(-np.inf),
+                "ok": 1.0,
+            }
+        )
     text = (tmp_path / METRICS_FILE).read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert read_metrics(tmp_path) == [{"loss": None, "jax_nan": None, "inf": None, "ok": 1.0}]
