@@ -154,9 +154,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def _plain_config(value: Any, where: str) -> Any:
     """Returns `value` as plain JSON types, or raises naming the offending entry."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, float)):
+    if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, np.generic) and value.dtype.kind in "biuf":
         return value.item()
@@ -316,7 +314,8 @@ def restore_checkpoint(step_dir: str | os.PathLike[str], target: PyTree) -> PyTr
     Restored leaves are jax arrays placed like the target leaf (its sharding)
     for jax-array and ShapeDtypeStruct targets, numpy arrays for numpy
     targets, Python scalars for Python-scalar targets, and typed PRNG keys
-    (rewrapped with the target's key implementation) for key targets.
+    for key targets (the saved key implementation must equal the target's;
+    an abstract key target takes the saved one).
 
     Raises:
       CheckpointError: incomplete checkpoint (names the missing file), or
