@@ -5,9 +5,17 @@ Dimensions: B environments (``num_envs``), A actions, F agent features
 (``obs_size`` = environment features + A if ``prev_action`` + 1 if
 ``prev_reward``).
 
-Stack, innermost first: the jumanji environment (no auto-reset) ->
-``jumanji.wrappers.AutoResetWrapper`` -> ``jumanji.wrappers.VmapWrapper`` ->
-this module (features, start flags, episode metrics).
+Stack, innermost first: the jumanji environment (no auto-reset) -> a batched
+auto-reset with exactly the semantics (and random keys) of
+``jumanji.wrappers.VmapWrapper(jumanji.wrappers.AutoResetWrapper(env))``
+(tested equal) -> this module (features, start flags, episode metrics). Why
+not jumanji's stack itself: under ``vmap`` its per-environment ``lax.cond``
+becomes a select, so every step of every environment also runs ``reset``; a
+card deck shuffle then costs ~100x the step itself (RepeatPrevious, 1024 envs,
+CPU: 0.12M vs 20M steps/s). Here one batch-level ``lax.cond`` runs the reset
+only on steps where some environment finished (fixed-length tasks: once per
+episode; with many environments of random lengths it runs on most steps,
+costing what jumanji's stack costs).
 
 Start flag (DESIGN.md section 2), owned by :func:`start_flag`:
 ``start_t = timestep.first() | timestep.last()``. It marks the observation that
@@ -53,7 +61,7 @@ episode's previous reward).
 Action masks: POPGym has none, so ``action_mask`` is ``None`` for every
 registered environment. An environment with a mask must return a
 :class:`MaskedObservation`; the mask then travels inside the observation, which
-``AutoResetWrapper`` replaces at an episode boundary (a mask in ``extras`` would
+the auto-reset replaces at an episode boundary (a mask in ``extras`` would
 be the old episode's).
 
     >>> agent_env = make_agent_env("popgym/repeat_previous", num_envs=8)
@@ -71,7 +79,6 @@ import jax.numpy as jnp
 import jumanji
 from jumanji import specs
 from jumanji.types import TimeStep
-from jumanji.wrappers import AutoResetWrapper, VmapWrapper
 
 from rmuzero.envs.registry import make
 
@@ -149,6 +156,37 @@ def start_flag(timestep: TimeStep) -> chex.Array:
     return timestep.first() | timestep.last()
 
 
+def _batched_auto_reset(env: jumanji.Environment) -> tuple[Callable, Callable]:
+    """``reset(keys [B])`` and ``step(state [B], action [B])`` of ``env`` batched,
+    auto-resetting like ``VmapWrapper(AutoResetWrapper(env))``: a finished
+    environment's state and observation become ``env.reset(split(state.key)[0])``'s
+    while reward, discount, step type and extras stay the terminal transition's."""
+    batched_step = jax.vmap(env.step)
+    batched_reset = jax.vmap(env.reset)
+
+    def step(state: Any, action: chex.Array) -> tuple[Any, TimeStep]:
+        state, timestep = batched_step(state, action)
+        last = timestep.last()  # [B]
+
+        def reset_finished(state: Any, timestep: TimeStep) -> tuple[Any, TimeStep]:
+            # The key rule of jumanji's AutoResetWrapper._auto_reset.
+            keys = jax.vmap(lambda key: jax.random.split(key)[0])(state.key)
+            reset_state, reset_timestep = batched_reset(keys)
+
+            def pick(new: chex.Array, old: chex.Array) -> chex.Array:
+                return jnp.where(jnp.reshape(last, last.shape + (1,) * (old.ndim - 1)), new, old)
+
+            state = jax.tree_util.tree_map(pick, reset_state, state)
+            observation = jax.tree_util.tree_map(
+                pick, reset_timestep.observation, timestep.observation
+            )
+            return state, timestep.replace(observation=observation)
+
+        return jax.lax.cond(jnp.any(last), reset_finished, lambda s, t: (s, t), state, timestep)
+
+    return batched_reset, step
+
+
 def make_agent_env(
     name: str,
     *,
@@ -197,7 +235,8 @@ def wrap_env(
     float32 ``[F_env]`` observation (or a :class:`MaskedObservation`).
 
     Args:
-      env: the environment; its state must have a ``key`` (for auto-reset).
+      env: the environment (without auto-reset); its state must have a
+        ``key`` field, the source of the auto-reset keys.
       num_envs: B, the number of environments stepped together.
       prev_action: append ``one_hot(a_{t-1}, A)`` to the observation.
       prev_reward: append ``r_{t-1}`` to the observation.
@@ -216,7 +255,11 @@ def wrap_env(
         )
     num_actions = int(action_spec.num_values)
 
-    _, first_timestep = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
+    first_state, first_timestep = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
+    if not hasattr(first_state, "key"):
+        raise ValueError(
+            f"the environment's state ({type(first_state).__name__}) needs a `key` field for auto-reset"
+        )
     features, mask = _observation_parts(first_timestep.observation)
     if not hasattr(features, "shape") or len(features.shape) != 1 or features.dtype != jnp.float32:
         raise ValueError(
@@ -230,7 +273,7 @@ def wrap_env(
     env_obs_size = int(features.shape[0])
     obs_size = env_obs_size + (num_actions if prev_action else 0) + (1 if prev_reward else 0)
 
-    batched = VmapWrapper(AutoResetWrapper(env, next_obs_in_extras=False))
+    batched_reset, batched_step = _batched_auto_reset(env)
 
     def agent_step(
         timestep: TimeStep,
@@ -276,7 +319,7 @@ def wrap_env(
                 f"reset takes one PRNG key (split inside into B={num_envs}), "
                 f"got shape {tuple(key.shape)}"
             )
-        env_state, timestep = batched.reset(jax.random.split(key, num_envs))
+        env_state, timestep = batched_reset(jax.random.split(key, num_envs))
         zeros_f = jnp.zeros((num_envs,), jnp.float32)
         zeros_i = jnp.zeros((num_envs,), jnp.int32)
         no_action = zeros_i  # unused: start is set, so the one-hot part is zeroed
@@ -292,7 +335,7 @@ def wrap_env(
                 f"action must be an integer array of shape [B]=({num_envs},), "
                 f"got {action.dtype}{list(action.shape)}"
             )
-        env_state, timestep = batched.step(state.env_state, action)
+        env_state, timestep = batched_step(state.env_state, action)
         agent_step_, return_so_far, length_so_far = agent_step(
             timestep, action, state.return_so_far, state.length_so_far, at_reset=False
         )

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from jumanji import specs
 from jumanji.types import StepType, TimeStep, restart
+from jumanji.wrappers import AutoResetWrapper, VmapWrapper
 
+from rmuzero.envs import make
 from rmuzero.envs.wrappers import (
     MaskedObservation,
     make_agent_env,
@@ -97,16 +99,12 @@ def _rollout(agent_env, actions, key=jax.random.PRNGKey(0)):
 # The seed's example: an episode is o=0 -> o=1 -> (o=2 terminal, never shown).
 
 
-def test_seed_example_eager():
+def test_seed_example():
     agent_env = wrap_env(CounterEnv(max_steps=2, truncate=False), num_envs=1)
-    state, ts = agent_env.reset(jax.random.PRNGKey(0))
-    rows = [ts]
-    for a in [0, 1, 1, 0]:
-        state, ts = agent_env.step(state, jnp.array([a], jnp.int32))
-        rows.append(ts)
-    get = lambda field: [np.asarray(getattr(r, field))[0].tolist() for r in rows]
+    steps = jax.jit(lambda a: _rollout(agent_env, a))(jnp.array([[0], [1], [1], [0]], jnp.int32))
+    get = lambda field: np.asarray(getattr(steps, field))[:, 0].tolist()
     # obs[0] is the env's feature (the step number); never the terminal 2.
-    assert [r.obs[0, 0].item() for r in rows] == [0, 1, 0, 1, 0]
+    assert [row[0] for row in get("obs")] == [0, 1, 0, 1, 0]
     assert get("start") == [True, False, True, False, True]
     assert get("last") == [False, False, True, False, True]
     # reward returned by step(o_t, a_t) is r_t = 10 * (o_t + 1) + a_t.
@@ -115,10 +113,10 @@ def test_seed_example_eager():
     assert get("episode_return") == [0, 0, 31, 0, 31]
     assert get("episode_length") == [0, 0, 2, 0, 2]
     assert get("episode_done") == get("last")
-    assert all(r.action_mask is None for r in rows)
+    assert steps.action_mask is None
     # obs = [step, one_hot(a_{t-1}, 3), r_{t-1}]: zero after every start.
     np.testing.assert_array_equal(
-        np.stack([np.asarray(r.obs[0]) for r in rows]),
+        steps.obs[:, 0],
         [
             [0, 0, 0, 0, 0],
             [1, 1, 0, 0, 10],
@@ -243,19 +241,14 @@ def test_start_flag_rule():
 
 def test_feature_options():
     env = CounterEnv(max_steps=2)
-    actions = [1, 0, 1]  # the second step ends episode 1 (max_steps=2)
+    actions = jnp.array([[1], [0], [1]], jnp.int32)  # the second step ends episode 1
     for prev_action, prev_reward, size in [(False, False, 1), (True, False, 4), (False, True, 2)]:
         agent_env = wrap_env(env, num_envs=1, prev_action=prev_action, prev_reward=prev_reward)
         assert agent_env.obs_size == size
-        state, ts = agent_env.reset(jax.random.PRNGKey(1))
-        rows, rewards = [ts.obs[0]], [ts.reward[0]]
-        for a in actions:
-            state, ts = agent_env.step(state, jnp.array([a], jnp.int32))
-            rows.append(ts.obs[0])
-            rewards.append(ts.reward[0])
-        np.testing.assert_array_equal(rewards, [0, 11, 20, 11])
-        rows = np.stack(rows)
+        steps = jax.jit(lambda a: _rollout(agent_env, a))(actions)
+        rows = np.asarray(steps.obs[:, 0])
         assert rows.shape == (4, size)
+        np.testing.assert_array_equal(steps.reward[:, 0], [0, 11, 20, 11])
         np.testing.assert_array_equal(rows[:, 0], [0, 1, 0, 1])
         if prev_action:
             np.testing.assert_array_equal(rows[:, 1:4], [[0, 0, 0], [0, 1, 0], [0, 0, 0], [0, 1, 0]])
@@ -266,12 +259,9 @@ def test_feature_options():
 def test_action_mask_follows_the_new_episode():
     agent_env = wrap_env(CounterEnv(max_steps=3, masked=True), num_envs=2)
     assert agent_env.has_action_mask
-    state, ts = agent_env.reset(jax.random.PRNGKey(2))
-    masks = [ts.action_mask]
-    for a in [[0, 1], [STOP, 0], [0, 0]]:
-        state, ts = agent_env.step(state, jnp.array(a, jnp.int32))
-        masks.append(ts.action_mask)
-    masks = np.stack(masks)  # [4, B=2, A=3]; STOP legal iff count >= 1
+    actions = jnp.array([[0, 1], [STOP, 0], [0, 0]], jnp.int32)
+    masks = np.asarray(jax.jit(lambda a: _rollout(agent_env, a))(actions).action_mask)
+    assert masks.shape == (4, 2, 3)  # [T + 1, B, A]; STOP legal iff count >= 1
     np.testing.assert_array_equal(masks[..., :2], True)
     # env 0: counts 0, 1, 0 (STOP ended ep.), 1; env 1: counts 0, 1, 2, 0 (truncated).
     np.testing.assert_array_equal(masks[..., 2], [[F_, F_], [T_, T_], [F_, T_], [T_, F_]])
@@ -350,3 +340,114 @@ def test_reset_and_step_outputs_have_identical_structure():
     assert {f: getattr(step, f).shape for f in ("start", "reward", "discount", "last")} == {
         "start": (2,), "reward": (2,), "discount": (2,), "last": (2,)
     }
+
+
+# ---------------------------------------------------------------------------
+# The batched auto-reset equals jumanji's VmapWrapper(AutoResetWrapper(env)).
+
+
+@chex.dataclass
+class RandomLengthState:
+    key: chex.PRNGKey
+    count: chex.Array  # [] int32
+    length: chex.Array  # [] int32, drawn at reset from the key
+
+
+class RandomLengthEnv(jumanji.Environment):
+    """Episodes of 1 to 3 transitions drawn from the reset key; obs [count, length]."""
+
+    def reset(self, key):
+        length = jax.random.randint(key, (), 1, 4)
+        state = RandomLengthState(key=key, count=jnp.int32(0), length=length)
+        return state, restart(self._observation(state))
+
+    def _observation(self, state):
+        return jnp.stack([state.count, state.length]).astype(jnp.float32)
+
+    def step(self, state, action):
+        state = state.replace(count=state.count + 1)
+        last = state.count >= state.length
+        timestep = TimeStep(
+            step_type=jnp.where(last, StepType.LAST, StepType.MID),
+            reward=(state.count + 10 * action).astype(jnp.float32),
+            discount=jnp.where(last, 0.0, 1.0).astype(jnp.float32),
+            observation=self._observation(state),
+        )
+        return state, timestep
+
+    @property
+    def observation_spec(self):
+        return specs.Array((2,), jnp.float32, "observation")
+
+    @property
+    def action_spec(self):
+        return specs.DiscreteArray(2, name="action")
+
+
+def _compare_with_jumanji_stack(env, *, num_envs, num_steps, key):
+    """Rolls out wrap_env's stack and jumanji's with the same keys and actions;
+    returns the AgentSteps [num_steps + 1, B, ...] (row 0 from reset)."""
+    agent_env = wrap_env(env, num_envs=num_envs)
+    reference = VmapWrapper(AutoResetWrapper(env))
+    actions = jax.random.randint(
+        jax.random.PRNGKey(7), (num_steps, num_envs), 0, agent_env.num_actions
+    )
+
+    @jax.jit
+    def both(key, actions):
+        state, first = agent_env.reset(key)
+        ref_state, ref_first = reference.reset(jax.random.split(key, num_envs))
+
+        def body(carry, action):
+            state, ref_state = carry
+            state, step = agent_env.step(state, action)
+            ref_state, ref_step = reference.step(ref_state, action)
+            return (state, ref_state), (state.env_state, step, ref_state, ref_step)
+
+        _, out = jax.lax.scan(body, (state, ref_state), actions)
+        return (state.env_state, first, ref_state, ref_first), out
+
+    start_out, step_out = both(key, actions)
+    env_size = env.observation_spec.shape[0]
+    for env_state, step, ref_state, ref_step in (start_out, step_out):
+        chex.assert_trees_all_equal(env_state, ref_state)  # keys included
+        np.testing.assert_array_equal(step.obs[..., :env_size], ref_step.observation)
+        np.testing.assert_array_equal(step.reward, ref_step.reward)
+        np.testing.assert_array_equal(step.discount, ref_step.discount)
+        np.testing.assert_array_equal(step.last, ref_step.last())
+        np.testing.assert_array_equal(step.start, ref_step.first() | ref_step.last())
+    first, steps = start_out[1], step_out[1]
+    return jax.tree_util.tree_map(
+        lambda a, b: np.concatenate([np.asarray(a)[None], np.asarray(b)]), first, steps
+    )
+
+
+def test_auto_reset_equals_jumanji_with_unsynchronised_random_resets():
+    steps = _compare_with_jumanji_stack(
+        RandomLengthEnv(), num_envs=4, num_steps=12, key=jax.random.PRNGKey(5)
+    )
+    last = steps.last[1:]
+    # The comparison covered steps where some, but not all, environments ended.
+    assert (last.any(1) & ~last.all(1)).any()
+    # Each finished episode's length is the one its first observation showed.
+    for b in range(4):
+        shown_length = None
+        for t in range(steps.start.shape[0]):
+            if steps.last[t, b]:
+                assert steps.episode_length[t, b] == shown_length
+            if steps.start[t, b]:
+                shown_length = steps.obs[t, b, 1]
+                assert steps.obs[t, b, 0] == 0  # count 0: a first observation
+
+
+def test_auto_reset_equals_jumanji_on_repeat_previous():
+    env = make("popgym/repeat_previous", "easy")
+    steps = _compare_with_jumanji_stack(env, num_envs=3, num_steps=110, key=jax.random.PRNGKey(6))
+    assert steps.last.sum() == 3 * 2  # two 51-step episodes each
+
+
+def test_auto_reset_with_typed_keys():
+    agent_env = wrap_env(RandomLengthEnv(), num_envs=3)
+    steps = jax.jit(lambda a: _rollout(agent_env, a, key=jax.random.key(1)))(jnp.zeros((4, 3), jnp.int32))
+    # Every episode ends within 3 steps, so each environment was reset.
+    assert np.asarray(steps.last).any(0).all() and np.asarray(steps.start[1:]).any(0).all()
