@@ -1,14 +1,18 @@
 """Environment steps per second: rmuzero's JAX POPGym vs the reference package.
 
 For each family (at one difficulty):
-- JAX: ``VmapWrapper(AutoResetWrapper(env))`` over ``--num-envs`` environments,
-  random actions drawn inside one jitted ``lax.scan`` of ``--steps`` steps;
-  the first call (compilation) is excluded; median over ``--repeats`` calls.
+- JAX: the agent's stack (``rmuzero.envs.wrappers.make_agent_env``: batch-level
+  auto-reset, previous action / reward features) over ``--num-envs``
+  environments, random actions drawn inside one jitted ``lax.scan`` of
+  ``--steps`` steps; the first call (compilation) is excluded; median over
+  ``--repeats`` calls. The same for jumanji's ``VmapWrapper(AutoResetWrapper(env))``
+  as a second column (under vmap its cond runs ``reset`` on every step).
 - Reference: the ``popgym==1.0.7`` class of the same task, one environment
   stepped in Python with ``action_space.sample()`` and a reset when an episode
   ends; median over ``--repeats`` runs of ``--ref-steps`` steps.
 
-Prints a table (family, jax steps/s, reference steps/s, ratio) and writes it,
+Prints a table (family, jax steps/s, jumanji-stack steps/s, reference
+steps/s, ratio = jax / reference) and writes it,
 with the machine and settings, as JSON to ``--out``.
 
     python scripts/bench_envs.py --num-envs 1024 --steps 128 --repeats 5 \
@@ -32,13 +36,11 @@ import jax.numpy as jnp
 from jumanji.wrappers import AutoResetWrapper, VmapWrapper
 
 from rmuzero.envs import DIFFICULTIES, list_envs, make
+from rmuzero.envs.wrappers import make_agent_env
 
 
-def jax_steps_per_second(name: str, difficulty: str, *, num_envs: int, steps: int, repeats: int) -> float:
-    """Median env steps/s (all B environments counted) of the vmapped JAX env."""
-    env = make(name, difficulty)
-    batched = VmapWrapper(AutoResetWrapper(env))
-    num_actions = int(env.action_spec.num_values)
+def _time_scan(step, state, *, num_envs: int, num_actions: int, steps: int, repeats: int) -> float:
+    """Median env steps/s (all B environments counted) of ``step`` in a jitted scan."""
 
     @jax.jit
     def run(state, key):
@@ -46,18 +48,14 @@ def jax_steps_per_second(name: str, difficulty: str, *, num_envs: int, steps: in
         def body(carry, step_key):
             state, checksum = carry
             action = jax.random.randint(step_key, (num_envs,), 0, num_actions)
-            state, timestep = batched.step(state, action)
-            checksum = checksum + jnp.sum(timestep.observation) + jnp.sum(timestep.reward)
-            return (state, checksum), None
+            state, observation, reward = step(state, action)
+            return (state, checksum + jnp.sum(observation) + jnp.sum(reward)), None
 
         (state, checksum), _ = jax.lax.scan(body, (state, jnp.float32(0)), jax.random.split(key, steps))
         return state, checksum
 
-    key = jax.random.PRNGKey(0)
-    reset_key, key = jax.random.split(key)
-    state, _ = jax.jit(batched.reset)(jax.random.split(reset_key, num_envs))
-    key, warm_key = jax.random.split(key)
-    state, _ = jax.block_until_ready(run(state, warm_key))  # compilation excluded
+    key = jax.random.PRNGKey(1)
+    state, _ = jax.block_until_ready(run(state, key))  # compilation excluded
     seconds = []
     for _ in range(repeats):
         key, run_key = jax.random.split(key)
@@ -65,6 +63,38 @@ def jax_steps_per_second(name: str, difficulty: str, *, num_envs: int, steps: in
         state, _ = jax.block_until_ready(run(state, run_key))
         seconds.append(time.perf_counter() - start)
     return num_envs * steps / statistics.median(seconds)
+
+
+def jax_steps_per_second(name: str, difficulty: str, *, num_envs: int, steps: int, repeats: int) -> float:
+    """The agent's stack: ``make_agent_env`` (batch-level auto-reset, features)."""
+    agent_env = make_agent_env(name, difficulty=difficulty, num_envs=num_envs)
+
+    def step(state, action):
+        state, agent_step = agent_env.step(state, action)
+        return state, agent_step.obs, agent_step.reward
+
+    state, _ = jax.jit(agent_env.reset)(jax.random.PRNGKey(0))
+    return _time_scan(
+        step, state, num_envs=num_envs, num_actions=agent_env.num_actions, steps=steps, repeats=repeats
+    )
+
+
+def jumanji_stack_steps_per_second(
+    name: str, difficulty: str, *, num_envs: int, steps: int, repeats: int
+) -> float:
+    """jumanji's own ``VmapWrapper(AutoResetWrapper(env))`` (resets under a vmapped cond)."""
+    env = make(name, difficulty)
+    batched = VmapWrapper(AutoResetWrapper(env))
+
+    def step(state, action):
+        state, timestep = batched.step(state, action)
+        return state, timestep.observation, timestep.reward
+
+    state, _ = jax.jit(batched.reset)(jax.random.split(jax.random.PRNGKey(0), num_envs))
+    return _time_scan(
+        step, state, num_envs=num_envs, num_actions=int(env.action_spec.num_values), steps=steps,
+        repeats=repeats,
+    )
 
 
 def reference_class(family: str, difficulty: str) -> type:
@@ -120,19 +150,35 @@ def main() -> None:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
 
     rows = []
-    print(f"{'family':<30} {'jax steps/s':>14} {'ref steps/s':>12} {'ratio':>9}", flush=True)
+    print(
+        f"{'family':<30} {'jax steps/s':>13} {'jumanji stack':>14} {'ref steps/s':>12} {'ratio':>8}",
+        flush=True,
+    )
     for family in families:
         name = f"popgym/{family}"
         jax_sps = jax_steps_per_second(
+            name, args.difficulty, num_envs=args.num_envs, steps=args.steps, repeats=args.repeats
+        )
+        jumanji_sps = jumanji_stack_steps_per_second(
             name, args.difficulty, num_envs=args.num_envs, steps=args.steps, repeats=args.repeats
         )
         ref_sps = reference_steps_per_second(
             family, args.difficulty, steps=args.ref_steps, repeats=args.repeats
         )
         rows.append(
-            {"family": family, "jax_steps_per_s": jax_sps, "ref_steps_per_s": ref_sps, "ratio": jax_sps / ref_sps}
+            {
+                "family": family,
+                "jax_steps_per_s": jax_sps,
+                "jumanji_stack_steps_per_s": jumanji_sps,
+                "ref_steps_per_s": ref_sps,
+                "ratio": jax_sps / ref_sps,
+            }
         )
-        print(f"{family:<30} {jax_sps:>14,.0f} {ref_sps:>12,.0f} {jax_sps / ref_sps:>8.1f}x", flush=True)
+        print(
+            f"{family:<30} {jax_sps:>13,.0f} {jumanji_sps:>14,.0f} {ref_sps:>12,.0f} "
+            f"{jax_sps / ref_sps:>7.1f}x",
+            flush=True,
+        )
 
     result = {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
