@@ -1,0 +1,153 @@
+"""The training run: Python only for the outer loop, logging, evaluation, checkpoints.
+
+``train(config, run_dir)`` jits the agent's iteration once and calls it until
+``config.total_env_steps``; it writes ``run_dir/metrics.jsonl`` (one JSON object
+per log line: training lines carry ``env_steps`` and ``episode_return``,
+evaluation lines ``eval_return``) and ``run_dir/checkpoints/<env_steps>/``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rmuzero.agent.agent import Agent, TrainState, make_agent
+from rmuzero.agent.config import AgentConfig, config_to_dict
+from rmuzero.checkpoint import CheckpointError, latest_checkpoint, load_config, restore_checkpoint, save_checkpoint
+from rmuzero.metrics import MetricsLogger
+
+
+def checkpoint_payload(state: TrainState) -> dict[str, Any]:
+    """What a checkpoint holds: the weights and the learner's counters."""
+    return {
+        "params": state.params,
+        "target_params": state.target_params,
+        "opt_state": state.opt_state,
+        "env_steps": state.env_steps,
+        "updates": state.updates,
+    }
+
+
+def evaluation_summary(returns: np.ndarray, lengths: np.ndarray) -> dict[str, float]:
+    returns = np.asarray(returns, np.float64)
+    return {
+        "eval_return": float(returns.mean()),
+        "eval_return_std": float(returns.std()),
+        "eval_length": float(np.asarray(lengths).mean()),
+        "eval_episodes": int(returns.size),
+    }
+
+
+def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, agent: Agent | None = None) -> dict:
+    """Trains from scratch; returns the last evaluation summary (plus ``env_steps``)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.exists() and any(checkpoints.iterdir()):
+        raise CheckpointError(
+            f"{checkpoints} already holds checkpoints; choose another hydra.run.dir= (nothing was overwritten)"
+        )
+    agent = agent or make_agent(config)
+    state = agent.init(jax.random.PRNGKey(config.seed))
+    collect = jax.jit(agent.collect)
+    iteration = jax.jit(agent.train_iteration)
+    can_sample = jax.jit(agent.replay.can_sample)
+    evaluate = jax.jit(agent.evaluate)
+    eval_key = jax.random.PRNGKey(config.seed + 1_000_003)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.total_env_steps, unit="step", dynamic_ncols=True)
+
+    def run_eval(state, logger) -> dict:
+        returns, lengths = evaluate(state.params, eval_key)
+        summary = evaluation_summary(np.asarray(returns), np.asarray(lengths))
+        logger.log({"env_steps": int(state.env_steps), **summary})
+        return summary
+
+    begin = time.perf_counter()
+    window = {"return": 0.0, "length": 0.0, "episodes": 0.0, "losses": [], "start": begin, "steps": 0, "updates": 0}
+    next_log, next_eval, next_checkpoint = config.log_every, config.eval_every, config.checkpoint_every
+    summary: dict = {}
+    with MetricsLogger(run_dir / "metrics.jsonl") as logger:
+        while int(state.env_steps) < config.total_env_steps:
+            before_updates = int(state.updates)
+            if bool(can_sample(state.replay)):
+                state, metrics = iteration(state)
+            else:
+                state, metrics = collect(state)
+            env_steps = int(state.env_steps)
+            window["return"] += float(metrics.episode_return_sum)
+            window["length"] += float(metrics.episode_length_sum)
+            window["episodes"] += float(metrics.episodes)
+            window["steps"] += config.env_steps_per_iteration
+            window["updates"] += int(state.updates) - before_updates
+            if int(state.updates) > before_updates:
+                window["losses"].append([float(x) for x in metrics[3:]])
+            if bar is not None:
+                bar.update(config.env_steps_per_iteration)
+
+            if env_steps >= next_log:
+                elapsed = max(time.perf_counter() - window["start"], 1e-9)
+                episodes = window["episodes"]
+                line = {
+                    "env_steps": env_steps,
+                    "updates": int(state.updates),
+                    "episode_return": window["return"] / episodes if episodes else None,
+                    "episode_length": window["length"] / episodes if episodes else None,
+                    "episodes": int(episodes),
+                    "env_steps_per_second": window["steps"] / elapsed,
+                    "updates_per_second": window["updates"] / elapsed,
+                    "wall_time": time.perf_counter() - begin,
+                }
+                if window["losses"]:
+                    names = ("loss", "value_loss", "reward_loss", "policy_loss", "grad_norm")
+                    line.update(dict(zip(names, np.mean(window["losses"], axis=0).tolist())))
+                logger.log(line)
+                if bar is not None and line["episode_return"] is not None:
+                    bar.set_postfix(ret=f"{line['episode_return']:.3f}", refresh=False)
+                window = {"return": 0.0, "length": 0.0, "episodes": 0.0, "losses": [],
+                          "start": time.perf_counter(), "steps": 0, "updates": 0}
+                next_log += config.log_every * max(1, math.ceil((env_steps - next_log + 1) / config.log_every))
+            if env_steps >= next_eval:
+                summary = run_eval(state, logger)
+                if bar is not None:
+                    bar.write(f"env_steps={env_steps} eval_return={summary['eval_return']:.3f}")
+                next_eval += config.eval_every * max(1, math.ceil((env_steps - next_eval + 1) / config.eval_every))
+            if env_steps >= next_checkpoint:
+                save_checkpoint(checkpoints, env_steps, checkpoint_payload(state), config_to_dict(config))
+                next_checkpoint += config.checkpoint_every * max(
+                    1, math.ceil((env_steps - next_checkpoint + 1) / config.checkpoint_every)
+                )
+        if not summary or summary.get("env_steps") != int(state.env_steps):
+            summary = run_eval(state, logger)
+        final_dir = checkpoints / str(int(state.env_steps))
+        if not final_dir.exists():
+            save_checkpoint(checkpoints, int(state.env_steps), checkpoint_payload(state), config_to_dict(config))
+    if bar is not None:
+        bar.close()
+    return {**summary, "env_steps": int(state.env_steps), "wall_time": time.perf_counter() - begin}
+
+
+def load_trained(path: str | Path, *, eval_envs: int | None = None):
+    """Restores ``(agent, params, step_dir)`` from a run or checkpoint directory.
+
+    The agent is rebuilt from the config saved with the weights.
+    """
+    from rmuzero.agent.config import config_from_dict
+
+    step_dir = latest_checkpoint(path)
+    config = config_from_dict(load_config(step_dir))
+    agent = make_agent(config, eval_envs=eval_envs)
+    target = checkpoint_payload(jax.eval_shape(agent.init, jax.random.PRNGKey(0)))
+    target = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), target)
+    restored = restore_checkpoint(step_dir, target)
+    return agent, restored["params"], step_dir

@@ -1,0 +1,74 @@
+"""Evaluate a saved agent: python scripts/evaluate.py checkpoint=<dir> episodes=N [seed=S].
+
+``checkpoint`` is a run directory, its checkpoints/ directory, or one step
+directory; the newest checkpoint is used. The agent is rebuilt from the config
+saved with the weights and plays N full episodes greedily (temperature 0
+search). The final line printed is one JSON object with ``mean_return``,
+``std_return`` and ``episodes``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+USAGE = "usage: python scripts/evaluate.py checkpoint=<run or checkpoint dir> episodes=N [seed=S]"
+OPTIONS = {"checkpoint": str, "episodes": int, "seed": int}
+
+
+def parse(argv: list[str]) -> dict:
+    values = {"episodes": 32, "seed": 0}
+    for token in argv:
+        key, sep, value = token.partition("=")
+        if not sep or key not in OPTIONS:
+            raise ValueError(f"bad argument {token!r}; valid: {', '.join(f'{k}=' for k in OPTIONS)}")
+        try:
+            values[key] = OPTIONS[key](value)
+        except ValueError:
+            raise ValueError(f"{key}={value!r} is not a valid {OPTIONS[key].__name__}") from None
+    if "checkpoint" not in values:
+        raise ValueError("checkpoint= is required")
+    if values["episodes"] < 1:
+        raise ValueError(f"episodes={values['episodes']}; valid: an integer >= 1")
+    return values
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = parse(argv)
+    except ValueError as error:
+        print(f"error: {error}\n{USAGE}", file=sys.stderr)
+        return 2
+    import logging
+
+    import jax
+    import numpy as np
+
+    logging.getLogger("absl").setLevel(logging.WARNING)
+
+    from rmuzero.agent.config import ConfigError
+    from rmuzero.agent.train import load_trained
+    from rmuzero.checkpoint import CheckpointError
+
+    try:
+        agent, params, step_dir = load_trained(args["checkpoint"], eval_envs=args["episodes"])
+    except (FileNotFoundError, CheckpointError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    returns, lengths = jax.jit(agent.evaluate)(params, jax.random.PRNGKey(args["seed"]))
+    returns = np.asarray(returns, np.float64)
+    print(json.dumps({
+        "mean_return": float(returns.mean()),
+        "std_return": float(returns.std()),
+        "episodes": int(returns.size),
+        "mean_length": float(np.asarray(lengths).mean()),
+        "env": agent.config.env.name,
+        "difficulty": agent.config.env.difficulty,
+        "checkpoint": str(step_dir),
+        "seed": args["seed"],
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
