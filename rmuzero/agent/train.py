@@ -70,7 +70,7 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     def run_eval(state, logger) -> dict:
         returns, lengths = evaluate(state.params, eval_key)
         summary = evaluation_summary(np.asarray(returns), np.asarray(lengths))
-        logger.log({"env_steps": int(state.env_steps), **summary})
+        logger.log({"env_steps": int(state.env_steps), **summary, "wall_time": time.perf_counter() - begin})
         return summary
 
     begin = time.perf_counter()
