@@ -28,10 +28,11 @@ from typing import Any, Callable, NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
+import jumanji
 import optax
 
 from rmuzero.agent.config import AgentConfig
-from rmuzero.envs.wrappers import AgentEnv, AgentState, AgentStep, make_agent_env
+from rmuzero.envs.wrappers import AgentEnv, AgentState, AgentStep, make_agent_env, wrap_env
 from rmuzero.networks.muzero import MuZeroNetwork
 from rmuzero.networks.transforms import DiscreteSupport, logits_to_scalar, scalar_to_two_hot
 from rmuzero.replay.buffer import Replay, ReplayState, StepRecord, make_replay
@@ -111,16 +112,32 @@ def _time_major(x: chex.Array) -> chex.Array:
     return jnp.swapaxes(x, 0, 1)
 
 
-def make_agent(config: AgentConfig, *, eval_envs: int | None = None) -> Agent:
-    """Builds the agent described by ``config`` (validated already)."""
+def make_agent(
+    config: AgentConfig,
+    *,
+    eval_envs: int | None = None,
+    environment: jumanji.Environment | None = None,
+) -> Agent:
+    """Builds the agent described by ``config`` (validated already).
+
+    Args:
+      config: the agent's configuration.
+      eval_envs: environments (= episodes) of one ``evaluate`` call; default
+        ``config.eval_episodes``.
+      environment: a jumanji environment (no auto-reset, float32 vector
+        observations, discrete actions) to train on instead of the registry's
+        ``config.env.name``; ``config.env`` then only sets the previous
+        action / reward features.
+    """
     system = config.system
-    env = make_agent_env(
-        config.env.name,
-        difficulty=config.env.difficulty,
-        num_envs=system.num_envs,
-        prev_action=config.env.prev_action,
-        prev_reward=config.env.prev_reward,
-    )
+
+    def build_env(num_envs: int) -> AgentEnv:
+        features = dict(prev_action=config.env.prev_action, prev_reward=config.env.prev_reward)
+        if environment is not None:
+            return wrap_env(environment, num_envs=num_envs, **features)
+        return make_agent_env(config.env.name, difficulty=config.env.difficulty, num_envs=num_envs, **features)
+
+    env = build_env(system.num_envs)
     network = MuZeroNetwork(
         num_actions=env.num_actions,
         memory=config.network.memory,
@@ -379,13 +396,7 @@ def make_agent(config: AgentConfig, *, eval_envs: int | None = None) -> Agent:
 
     # ----- evaluation --------------------------------------------------------------
     num_eval_envs = eval_envs or config.eval_episodes
-    eval_env = make_agent_env(
-        config.env.name,
-        difficulty=config.env.difficulty,
-        num_envs=num_eval_envs,
-        prev_action=config.env.prev_action,
-        prev_reward=config.env.prev_reward,
-    )
+    eval_env = build_env(num_eval_envs)
 
     def evaluate(params, key, max_steps: int = 100_000):
         """Greedy (temperature 0) search policy on ``E = eval_envs`` environments:
