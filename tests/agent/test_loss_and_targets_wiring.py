@@ -1,0 +1,299 @@
+"""The learner's wiring: targets, loss masks, gradients, target network (rmuzero.agent.agent).
+
+Dimensions: S windows, L window length, K unroll steps, A actions, D latent size.
+
+The target math itself lives in ``rmuzero.replay.targets`` (tested there); here
+``agent.targets`` must feed it the right inputs (target-network bootstrap values,
+reanalysed search policies / values for the first windows of the batch), and
+``agent.loss`` must use exactly the entries those targets mark as known, only at
+roots ``t >= burn_in``.
+
+Setup: RepeatPrevious Easy (51-step episodes, |reward| = 1/48 from step 4 on),
+B = 4 environments, 9 training iterations of 8 acting steps and one update each,
+so the replay holds 72 steps per environment with start flags at steps 0 and 51.
+"""
+
+from __future__ import annotations
+
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rmuzero.agent.agent import make_agent
+from rmuzero.agent.config import config_from_dict
+from rmuzero.networks.muzero import MuZeroNetwork
+from rmuzero.networks.transforms import logits_to_scalar
+from rmuzero.replay.targets import batched_unroll_targets
+
+EPISODE = 51
+ITERATIONS = 9
+ROLLOUT = 8
+WINDOW = 8
+BURN_IN = 2
+K = 3
+TD = 3
+GAMMA = 0.9
+PERIOD = 2
+# (env, first step) of the S = 4 windows and where the start flag falls inside:
+WINDOWS = (
+    (0, 47),  # position 4, the middle (reanalysed)
+    (1, 44),  # position 7, the last (reanalysed)
+    (2, 51),  # position 0, the first
+    (3, 20),  # none
+)
+MIDDLE, LAST, FIRST, NONE = range(4)
+REANALYSED = 2  # reanalyse_fraction 0.5 of batch_size 4
+
+
+def _config(*, target_tau: float, target_update_period: int) -> dict:
+    return {
+        "env": {"name": "popgym/repeat_previous", "difficulty": "easy"},
+        "network": {"memory": "ffm", "features": 16, "latent_size": 16, "head_sizes": [32],
+                    "value_bins": 11, "reward_bins": 11},
+        "search": {"policy": "gumbel_muzero", "num_simulations": 4, "max_num_considered_actions": 4},
+        "system": {"num_envs": 4, "rollout_length": ROLLOUT, "batch_size": 4, "window_length": WINDOW,
+                   "burn_in": BURN_IN, "num_unroll_steps": K, "td_steps": TD, "discount": GAMMA,
+                   "replay_length_per_env": 128, "updates_per_iteration": 1, "reanalyse_fraction": 0.5,
+                   "learning_rate": 1e-2, "target_tau": target_tau,
+                   "target_update_period": target_update_period},
+        "eval_episodes": 2,
+    }
+
+
+def _leaves(tree) -> list[np.ndarray]:
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def _equal(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(_leaves(a), _leaves(b)))
+
+
+@pytest.fixture(scope="module")
+def run():
+    agent = make_agent(config_from_dict(_config(target_tau=1.0, target_update_period=PERIOD)))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(5))
+    iteration = jax.jit(agent.train_iteration)
+    history = [state]
+    for _ in range(ITERATIONS):
+        state, metrics = iteration(state)
+        assert np.isfinite(float(metrics.loss))
+        history.append(state)
+    steps = ITERATIONS * ROLLOUT
+    assert int(state.replay.current_index) == steps and not bool(state.replay.is_full)
+    experience = jax.tree.map(lambda x: x[:, :steps], state.replay.experience)
+    expected_starts = np.zeros((4, steps), bool)
+    expected_starts[:, [0, EPISODE]] = True
+    np.testing.assert_array_equal(experience.start, expected_starts)
+    windows = jax.tree.map(
+        lambda x: jnp.stack([x[env, first:first + WINDOW] for env, first in WINDOWS]), experience
+    )
+    for s, flag in zip(range(4), (4, 7, 0, None)):
+        expected = np.zeros(WINDOW, bool)
+        if flag is not None:
+            expected[flag] = True
+        np.testing.assert_array_equal(windows.start[s], expected)
+
+    def loss_and_grad(params, windows, unroll):
+        def total(p):
+            parts = agent.loss(p, windows, unroll)
+            return parts.total, parts
+
+        return jax.value_and_grad(total, has_aux=True)(params)
+
+    return types.SimpleNamespace(
+        agent=agent,
+        history=history,
+        params=state.params,
+        target_params=history[-2].params,  # differs from params
+        windows=windows,
+        targets=jax.jit(agent.targets),
+        loss_and_grad=jax.jit(loss_and_grad),
+        key=jax.random.PRNGKey(17),
+    )
+
+
+def _loss(run, windows, unroll) -> np.ndarray:
+    (total, parts), _ = run.loss_and_grad(run.params, windows, unroll)
+    return np.asarray(total)
+
+
+# ----- targets --------------------------------------------------------------------------------
+
+
+def test_targets_are_the_target_math_on_target_network_and_reanalysed_inputs(run):
+    """agent.targets == batched_unroll_targets(stored rewards / discounts / starts, bootstrap
+    values from the target network (reanalysed windows: the fresh search's root values),
+    stored search policies (reanalysed windows: the fresh search's policies))."""
+    agent, windows = run.agent, run.windows
+    unroll, reanalysed = run.targets(run.target_params, windows, run.key)
+
+    @jax.jit
+    def target_network(target_params, windows, key):
+        """Latents of the windows from their stored carries, values, fresh search of the first R."""
+        carry0 = jax.tree.map(lambda x: x[:, 0], windows.carry)
+        _, latents = agent.encode(
+            target_params, carry0, jnp.swapaxes(windows.obs, 0, 1), jnp.swapaxes(windows.start, 0, 1)
+        )
+        latents = jnp.swapaxes(latents, 0, 1)  # [S, L, D]
+        heads = agent.network.apply(target_params, latents, method=MuZeroNetwork.predict)
+        values = logits_to_scalar(heads.value_logits, support=agent.value_support)  # [S, L]
+        fresh = agent.search(target_params, key, latents[:REANALYSED].reshape(-1, latents.shape[-1]))
+        return values, fresh
+
+    values, fresh = target_network(run.target_params, windows, run.key)
+    bootstrap = values.at[:REANALYSED].set(fresh.root_value.reshape(REANALYSED, WINDOW))
+    policy = windows.search_policy.at[:REANALYSED].set(fresh.action_weights.reshape(REANALYSED, WINDOW, -1))
+    expected = batched_unroll_targets(
+        windows.reward, windows.discount, windows.start, bootstrap, policy,
+        num_unroll_steps=K, discount_factor=GAMMA, td_steps=TD,
+    )
+    for name in ("in_episode", "in_window", "reward_mask"):
+        np.testing.assert_array_equal(getattr(unroll, name), getattr(expected, name), err_msg=name)
+    for name in ("value", "reward", "policy"):
+        np.testing.assert_allclose(getattr(unroll, name), getattr(expected, name), rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+    np.testing.assert_allclose(reanalysed.root_value, fresh.root_value, rtol=1e-4, atol=1e-5)
+    # The non-reanalysed windows bootstrap from the target network, not from the online one.
+    assert not _equal(run.params, run.target_params)
+
+
+def test_targets_at_the_episode_boundaries_by_hand(run):
+    """Numbers a person can check: the last observation of an episode has value target r
+    (no bootstrap) and nothing after it is in the episode; the terminal reward is kept."""
+    unroll, reanalysed = run.targets(run.target_params, run.windows, run.key)
+    reward = np.asarray(run.windows.reward)
+    uniform = np.full(4, 0.25, np.float32)
+
+    # Middle window: start flag at position 4, so o_3 is the episode's last observation.
+    np.testing.assert_array_equal(unroll.in_episode[MIDDLE, 3], [True, False, False, False])
+    assert abs(abs(reward[MIDDLE, 3]) - 1.0 / 48) < 1e-7  # RepeatPrevious Easy: +-1/(52 - 4)
+    np.testing.assert_allclose(unroll.value[MIDDLE, 3], [reward[MIDDLE, 3], 0, 0, 0], atol=1e-7)
+    np.testing.assert_array_equal(unroll.reward_mask[MIDDLE, 3], [False, True, False, False])
+    np.testing.assert_allclose(unroll.reward[MIDDLE, 3], [0, reward[MIDDLE, 3], 0, 0], atol=1e-7)
+    np.testing.assert_allclose(unroll.policy[MIDDLE, 3, 1:], np.stack([uniform] * 3))
+    # o_4 begins the next episode: its own unroll is all in its episode and in the window.
+    assert bool(np.all(unroll.in_episode[MIDDLE, 4])) and bool(np.all(unroll.in_window[MIDDLE, 4]))
+    # o_2: two rewards then the end (n = 3 would reach o_5): z = r_2 + gamma d_2 r_3.
+    expected = reward[MIDDLE, 2] + GAMMA * float(run.windows.discount[MIDDLE, 2]) * reward[MIDDLE, 3]
+    np.testing.assert_allclose(unroll.value[MIDDLE, 2, 0], expected, rtol=1e-6)
+
+    # Last window: flag at position 7; o_6 ends the episode, o_7 is the window's edge.
+    np.testing.assert_allclose(unroll.value[LAST, 6, 0], reward[LAST, 6], atol=1e-7)
+    np.testing.assert_array_equal(unroll.in_episode[LAST, 6], [True, False, False, False])
+    np.testing.assert_array_equal(unroll.in_window[LAST, 7], [True, False, False, False])
+    # At the edge the value target of o_7 is its bootstrap value: the fresh search's root value.
+    np.testing.assert_allclose(unroll.value[LAST, 7, 0], reanalysed.root_value[2 * WINDOW - 1], rtol=1e-6)
+
+    # First window: the flag at the root itself cuts nothing.
+    assert bool(np.all(unroll.in_episode[FIRST]))
+
+
+# ----- loss -----------------------------------------------------------------------------------
+
+
+def test_loss_is_finite_and_gradients_reach_every_parameter(run):
+    unroll, _ = run.targets(run.target_params, run.windows, run.key)
+    (total, parts), grads = run.loss_and_grad(run.params, run.windows, unroll)
+    for name, value in zip(parts._fields, parts):
+        assert np.isfinite(float(value)) and float(value) > 0.0, (name, float(value))
+    flat = jax.tree_util.tree_flatten_with_path(grads)[0]
+    modules = {path[1].key for path, _ in flat}
+    assert {"encoder", "dynamics_trunk", "dynamics_latent", "reward_head", "prediction_trunk",
+            "policy_head", "value_head"} <= modules, modules
+    dead = [jax.tree_util.keystr(path) for path, g in flat if not np.any(np.asarray(g) != 0)]
+    assert not dead, f"parameters without gradient: {dead}"
+
+
+def _perturb(unroll, field: str, where: np.ndarray, amount: float):
+    value = np.array(getattr(unroll, field))
+    if field == "policy":
+        replacement = np.zeros_like(value)
+        replacement[..., 0] = 1.0  # a different valid distribution
+        value = np.where(where[..., None], replacement, value)
+    else:
+        value = np.where(where, value + amount, value)
+    return unroll.replace(**{field: jnp.asarray(value)})
+
+
+def test_loss_ignores_unknown_entries_and_burn_in_roots(run):
+    """Changing targets the loss must not see leaves it bit-identical; changing one it must
+    see changes it. Unknown: value / policy where in_episode & ~in_window, reward where the
+    previous step is in the episode but outside the window; and every root t < burn_in."""
+    unroll, _ = run.targets(run.target_params, run.windows, run.key)
+    base = _loss(run, run.windows, unroll)
+    in_episode = np.asarray(unroll.in_episode)
+    in_window = np.asarray(unroll.in_window)
+    unknown = in_episode & ~in_window
+    previous_unknown = np.concatenate([np.zeros_like(unknown[..., :1]), unknown[..., :-1]], axis=-1)
+    assert unknown.any() and previous_unknown.any()
+    burn_in_roots = np.zeros_like(unknown)
+    burn_in_roots[:, :BURN_IN] = True
+
+    for field, mask in (("value", unknown), ("policy", unknown), ("reward", previous_unknown)):
+        changed = _loss(run, run.windows, _perturb(unroll, field, mask, 3.0))
+        assert changed == base, f"{field}: masked entries changed the loss {base} -> {changed}"
+        changed = _loss(run, run.windows, _perturb(unroll, field, burn_in_roots, 3.0))
+        assert changed == base, f"{field}: burn-in roots changed the loss {base} -> {changed}"
+        # The same change at one known entry of the first root with a loss changes it.
+        one = np.zeros_like(unknown)
+        one[NONE, BURN_IN, 1] = True
+        changed = _loss(run, run.windows, _perturb(unroll, field, one, 3.0))
+        assert changed != base, f"{field}: a known entry did not change the loss"
+
+
+def test_policy_and_reward_data_before_burn_in_do_not_reach_the_loss(run):
+    """A stored policy / reward at a position p < burn_in is only seen by roots t <= p, which
+    have no loss; the same change at p = burn_in is seen."""
+    windows = run.windows
+    base = _loss(run, windows, run.targets(run.target_params, windows, run.key)[0])
+    rows = slice(REANALYSED, None)  # windows whose policy targets are the stored ones
+
+    def changed(position):
+        policy = windows.search_policy.at[rows, position].set(jnp.array([0.0, 0.0, 0.0, 1.0]))
+        reward = windows.reward.at[rows, position].add(0.5)
+        modified = windows.replace(search_policy=policy, reward=reward)
+        return _loss(run, modified, run.targets(run.target_params, modified, run.key)[0])
+
+    for position in range(BURN_IN):
+        assert changed(position) == base, f"data at position {position} < burn_in reached the loss"
+    assert changed(BURN_IN) != base
+
+
+# ----- target network -------------------------------------------------------------------------
+
+
+def test_hard_target_update_every_period(run):
+    """tau = 1, period 2: after updates 2, 4, ... the target is the online params; after
+    updates 1, 3, ... it is still the params of the update before."""
+    history = run.history
+    assert _equal(history[0].target_params, history[0].params)
+    for u in range(1, ITERATIONS + 1):
+        state, before = history[u], history[u - 1]
+        assert int(state.updates) == u
+        assert not _equal(state.params, before.params), f"update {u} did not change the params"
+        if u % PERIOD == 0:
+            assert _equal(state.target_params, state.params), f"update {u}: target is not the params"
+        else:
+            assert not _equal(state.target_params, state.params), f"update {u}: target copied early"
+            assert _equal(state.target_params, before.target_params), f"update {u}: target moved"
+
+
+def test_polyak_target_update():
+    """tau = 0.5, period 1: target' = (1 - tau) target + tau params' after every update."""
+    tau = 0.5
+    agent = make_agent(config_from_dict(_config(target_tau=tau, target_update_period=1)))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(8))
+    iteration = jax.jit(agent.train_iteration)
+    for _ in range(2):
+        after, _ = iteration(state)
+        assert not _equal(after.params, state.params)
+        for target, old_target, params in zip(
+            _leaves(after.target_params), _leaves(state.target_params), _leaves(after.params)
+        ):
+            expected = (np.float32(1.0 - tau) * old_target + np.float32(tau) * params).astype(old_target.dtype)
+            np.testing.assert_allclose(target, expected, rtol=1e-6, atol=1e-7)
+        assert not _equal(after.target_params, after.params)
+        state = after
