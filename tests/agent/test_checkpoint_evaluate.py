@@ -1,0 +1,161 @@
+"""A tiny training run end to end: metrics.jsonl, checkpoints, evaluation in a fresh process,
+refusal to train into a run directory that already holds checkpoints (DESIGN.md section 6).
+
+Setup: RepeatPrevious Easy (every episode is 51 steps, returns in [-1, 1]), 4 environments,
+8 steps per iteration, 256 environment steps (64 per environment, so each environment ends
+exactly one episode, at its 51st step), logs, evaluations and checkpoints every 128 steps,
+3 evaluation episodes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rmuzero.agent.config import config_from_dict
+from rmuzero.agent.train import train
+from rmuzero.checkpoint import CheckpointError
+
+REPO = Path(__file__).resolve().parents[2]
+TOTAL = 256
+EVERY = 128
+EVAL_EPISODES = 3
+EPISODE = 51
+SEED = 0
+# train() evaluates with PRNGKey(seed + 1_000_003) (rmuzero/agent/train.py); evaluate.py with
+# PRNGKey(seed=): the same seed must give the same episodes from the restored weights.
+TRAIN_EVAL_SEED = SEED + 1_000_003
+
+CONFIG = {
+    "env": {"name": "popgym/repeat_previous", "difficulty": "easy"},
+    "network": {"memory": "ffm", "features": 16, "latent_size": 16, "head_sizes": [32],
+                "value_bins": 11, "reward_bins": 11},
+    "search": {"policy": "gumbel_muzero", "num_simulations": 4, "max_num_considered_actions": 4},
+    "system": {"num_envs": 4, "rollout_length": 8, "batch_size": 4, "window_length": 8, "burn_in": 2,
+               "num_unroll_steps": 2, "td_steps": 2, "replay_length_per_env": 64,
+               "updates_per_iteration": 1, "reanalyse_fraction": 0.25},
+    "seed": SEED,
+    "total_env_steps": TOTAL,
+    "log_every": EVERY,
+    "eval_every": EVERY,
+    "checkpoint_every": EVERY,
+    "eval_episodes": EVAL_EPISODES,
+}
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file under root: (size, mtime_ns, bytes)."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            out[str(path.relative_to(root))] = (stat.st_size, stat.st_mtime_ns, path.read_bytes())
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    config = config_from_dict(CONFIG)
+    summary = train(config, run_dir, progress=False)
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return config, run_dir, summary, lines
+
+
+def test_metrics_lines(trained):
+    _, _, summary, lines = trained
+    training = [line for line in lines if "episode_return" in line]
+    evaluations = [line for line in lines if "eval_return" in line]
+    assert len(training) + len(evaluations) == len(lines)
+    assert [line["env_steps"] for line in training] == [EVERY, 2 * EVERY]
+    # 32 steps per environment by step 128: no episode has ended yet.
+    assert training[0]["episode_return"] is None and training[0]["episodes"] == 0
+    # By step 256 every environment has ended exactly one 51-step episode.
+    last = training[-1]
+    assert last["episodes"] == 4 and last["episode_length"] == EPISODE
+    assert isinstance(last["episode_return"], float) and -1.0 <= last["episode_return"] <= 1.0
+    assert all(isinstance(line["loss"], float) for line in training)
+    for line in evaluations:
+        assert line["env_steps"] in (EVERY, 2 * EVERY)
+        assert line["eval_episodes"] == EVAL_EPISODES and line["eval_length"] == EPISODE
+        assert -1.0 <= line["eval_return"] <= 1.0
+    assert {line["env_steps"] for line in evaluations} == {EVERY, 2 * EVERY}
+    assert summary["env_steps"] == TOTAL and summary["eval_return"] == evaluations[-1]["eval_return"]
+
+
+def test_each_evaluation_logged_once(trained):
+    """One evaluation line per evaluation step (the final one included)."""
+    _, _, _, lines = trained
+    steps = [line["env_steps"] for line in lines if "eval_return" in line]
+    assert steps == [EVERY, 2 * EVERY], f"evaluation lines at env_steps {steps}"
+
+
+def test_checkpoint_directories(trained):
+    config, run_dir, _, _ = trained
+    steps = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert steps == [str(EVERY), str(2 * EVERY)]
+    for step in steps:
+        step_dir = run_dir / "checkpoints" / step
+        assert (step_dir / "config.json").is_file() and (step_dir / "state").is_dir()
+        assert config_from_dict(json.loads((step_dir / "config.json").read_text())) == config
+
+
+def test_fresh_process_evaluation_reproduces_the_training_evaluation(trained):
+    """evaluate.py in a new process, from the newest checkpoint, with the seed train() used for
+    its last evaluation, plays the same episodes: same mean and std of the 3 returns."""
+    _, run_dir, _, lines = trained
+    final = [line for line in lines if "eval_return" in line and line["env_steps"] == TOTAL][0]
+    result = subprocess.run(
+        [sys.executable, "scripts/evaluate.py", f"checkpoint={run_dir}", f"episodes={EVAL_EPISODES}",
+         f"seed={TRAIN_EVAL_SEED}"],
+        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["episodes"] == EVAL_EPISODES
+    assert Path(out["checkpoint"]) == run_dir / "checkpoints" / str(TOTAL)
+    assert out["mean_length"] == EPISODE
+    assert out["mean_return"] == final["eval_return"]
+    assert out["std_return"] == final["eval_return_std"]
+
+
+def test_training_into_a_run_with_checkpoints_refuses(trained):
+    config, run_dir, _, _ = trained
+    before = _snapshot(run_dir)
+    with pytest.raises(CheckpointError, match="already holds checkpoints"):
+        train(config, run_dir, progress=False)
+    assert _snapshot(run_dir) == before
+
+
+def test_cli_training_into_a_run_with_checkpoints_overwrites_nothing(trained, tmp_path):
+    """scripts/train.py hydra.run.dir=<a run directory as the CLI leaves it> exits with a
+    one-line error and leaves every file there as it was, the run's .hydra record included."""
+    _, run_dir, _, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / ".hydra").mkdir()
+    (copy / ".hydra" / "config.yaml").write_text("# the original run's composed config\nseed: 0\n")
+    (copy / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+    before = _snapshot(copy)
+    result = subprocess.run(
+        [sys.executable, "scripts/train.py", f"hydra.run.dir={copy}", "progress=false", "seed=7"],
+        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "already holds checkpoints" in result.stderr
+    after = _snapshot(copy)
+    changed = sorted(name for name, entry in before.items() if after.get(name) != entry)
+    assert not changed, f"files changed by a refused run: {changed}"
