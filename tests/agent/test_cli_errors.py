@@ -1,0 +1,111 @@
+"""Bad command lines of scripts/train.py and scripts/evaluate.py fail fast with one clear error
+(DESIGN.md section 6; STYLE: "bad input gets a one-line error saying what was wrong and what is
+valid").
+
+Each case runs the script in a fresh process (repository root as cwd, ``HYDRA_FULL_ERROR``
+unset) and must: exit non-zero; print no traceback; keep its error output short; name the bad
+value and the valid ones; and stop before the agent is built: no compilation of the agent's
+jitted functions (``JAX_LOG_COMPILES=1`` logs every compilation) and nothing written to the run
+directory but hydra's own files. The cases run concurrently (a few at a time) to keep the
+module's wall time near that of the slowest start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rmuzero.envs import list_envs
+
+REPO = Path(__file__).resolve().parents[2]
+CONCURRENT = 4
+AGENT_COMPILE = re.compile(r"Compiling jit\((init|collect|train_iteration|can_sample|evaluate)\)")
+JAX_LOG = re.compile(r"(\[[^\n]*\]\s*-\s*)?(Finished |Compiling )")  # JAX_LOG_COMPILES lines
+
+NETWORKS = sorted(p.stem for p in (REPO / "configs" / "network").glob("*.yaml"))
+SEARCHES = sorted(p.stem for p in (REPO / "configs" / "search").glob("*.yaml"))
+
+# name -> (script, arguments, strings the error output must contain: the bad value, the valid ones)
+TRAIN_CASES = {
+    "unknown_env": (["env=popgym/nope"], ["popgym/nope", *list_envs()]),
+    "unknown_network": (["network=transformer"], ["transformer", *NETWORKS]),
+    "unknown_search": (["search=alphazero"], ["alphazero", *SEARCHES]),
+    "zero_budget": (["total_env_steps=0"], ["total_env_steps=0", "valid", ">= 1"]),
+    "zero_simulations": (["search.num_simulations=0"], ["num_simulations=0", "valid", "> 0"]),
+    "negative_batch": (["system.batch_size=-1"], ["batch_size=-1", "valid", ">= 1"]),
+    "unknown_difficulty": (["env.difficulty=extreme"], ["extreme", "easy", "medium", "hard"]),
+}
+
+
+def _evaluate_cases(tmp: Path) -> dict:
+    empty = tmp / "empty_run"
+    empty.mkdir()
+    missing = tmp / "no_such_run"
+    return {
+        "missing_checkpoint": ([f"checkpoint={missing}", "episodes=3"], [str(missing), "does not exist"]),
+        "empty_checkpoint_dir": ([f"checkpoint={empty}", "episodes=3"], [str(empty), "checkpoints/<step>"]),
+        "zero_episodes": ([f"checkpoint={empty}", "episodes=0"], ["episodes=0", "valid", ">= 1"]),
+    }
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["JAX_PLATFORMS"] = "cpu"
+    env["JAX_LOG_COMPILES"] = "1"
+    return env
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    commands = {}
+    for name, (args, expected) in TRAIN_CASES.items():
+        run_dir = tmp / name
+        commands[name] = (
+            [sys.executable, "scripts/train.py", *args, f"hydra.run.dir={run_dir}", "progress=false"],
+            expected, run_dir,
+        )
+    for name, (args, expected) in _evaluate_cases(tmp).items():
+        commands[name] = ([sys.executable, "scripts/evaluate.py", *args], expected, None)
+
+    out, pending, running = {}, list(commands.items()), {}
+    while pending or running:
+        while pending and len(running) < CONCURRENT:
+            name, (argv, expected, run_dir) = pending.pop(0)
+            process = subprocess.Popen(argv, cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+            running[name] = (process, expected, run_dir, time.monotonic())
+        name = next(iter(running))
+        process, expected, run_dir, begin = running.pop(name)
+        stdout, stderr = process.communicate(timeout=300)
+        out[name] = dict(returncode=process.returncode, stdout=stdout, stderr=stderr, expected=expected,
+                         run_dir=run_dir, seconds=time.monotonic() - begin)
+    return out
+
+
+def _message(text: str) -> str:
+    """The output without JAX's compilation log lines."""
+    return "\n".join(line for line in text.splitlines() if not JAX_LOG.match(line))
+
+
+@pytest.mark.parametrize("name", [*TRAIN_CASES, "missing_checkpoint", "empty_checkpoint_dir", "zero_episodes"])
+def test_bad_command_line_fails_fast_with_a_short_error(results, name):
+    result = results[name]
+    stderr = _message(result["stderr"])
+    report = f"{name}: rc={result['returncode']}\nstderr:\n{stderr[-3000:]}"
+    assert result["returncode"] != 0, report
+    assert "Traceback" not in result["stderr"] + result["stdout"], report
+    assert len(stderr.splitlines()) <= 25 and len(stderr) <= 2500, f"error output too long; {report}"
+    missing = [s for s in result["expected"] if s not in stderr]
+    assert not missing, f"the error does not name {missing}; {report}"
+    compiled = AGENT_COMPILE.findall(result["stdout"] + result["stderr"])
+    assert not compiled, f"{name}: compiled {compiled} before failing"
+    run_dir = result["run_dir"]
+    if run_dir is not None and run_dir.exists():
+        assert not (run_dir / "metrics.jsonl").exists() and not (run_dir / "checkpoints").exists()
