@@ -39,7 +39,7 @@ CONFIG = {
     "search": {"policy": "gumbel_muzero", "num_simulations": 4, "max_num_considered_actions": 4},
     "system": {"num_envs": 4, "rollout_length": 8, "batch_size": 4, "window_length": 8, "burn_in": 2,
                "num_unroll_steps": 2, "td_steps": 2, "replay_length_per_env": 64,
-               "updates_per_iteration": 1, "reanalyse_fraction": 0.25},
+               "updates_per_iteration": 1, "reanalyse_fraction": 0.0},  # no reanalysis: a smaller compile
     "seed": SEED,
     "total_env_steps": TOTAL,
     "log_every": EVERY,
