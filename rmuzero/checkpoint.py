@@ -247,7 +247,10 @@ def latest_checkpoint(path: str | os.PathLike[str]) -> Path:
     """
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"checkpoint path {p} does not exist")
+        raise FileNotFoundError(
+            f"checkpoint path {p} does not exist; give a run directory, its checkpoints/ directory, "
+            "or a checkpoints/<step>/ directory"
+        )
     if not p.is_dir():
         raise CheckpointError(
             f"{p} is a file; expected a run directory, its checkpoints/ directory, "

@@ -37,5 +37,33 @@ def main(cfg: DictConfig) -> None:
     print(json.dumps(summary))
 
 
+def precheck(argv: list[str]) -> str | None:
+    """Errors hydra would report late or badly, found before hydra writes anything.
+
+    An unknown ``env=`` (hydra cannot list the nested options) and a
+    ``hydra.run.dir=`` that already holds checkpoints (hydra would rewrite its
+    ``.hydra/`` record before the run refuses).
+    """
+    from rmuzero.envs import list_envs
+
+    for token in argv:
+        key, _, value = token.partition("=")
+        key = key.lstrip("+~")
+        if key == "env" and value not in list_envs():
+            return f"env={value!r}; valid: {', '.join(list_envs())}"
+        if key == "hydra.run.dir":
+            checkpoints = Path(value) / "checkpoints"
+            if checkpoints.is_dir() and any(checkpoints.iterdir()):
+                return (
+                    f"{checkpoints} already holds checkpoints; choose another hydra.run.dir= "
+                    "(nothing was overwritten)"
+                )
+    return None
+
+
 if __name__ == "__main__":
+    problem = precheck(sys.argv[1:])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()

@@ -69,8 +69,12 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
 
     def run_eval(state, logger) -> dict:
         returns, lengths = evaluate(state.params, eval_key)
-        summary = evaluation_summary(np.asarray(returns), np.asarray(lengths))
-        logger.log({"env_steps": int(state.env_steps), **summary, "wall_time": time.perf_counter() - begin})
+        summary = {
+            "env_steps": int(state.env_steps),
+            **evaluation_summary(np.asarray(returns), np.asarray(lengths)),
+            "wall_time": time.perf_counter() - begin,
+        }
+        logger.log(summary)
         return summary
 
     begin = time.perf_counter()
@@ -134,7 +138,7 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
             save_checkpoint(checkpoints, int(state.env_steps), checkpoint_payload(state), config_to_dict(config))
     if bar is not None:
         bar.close()
-    return {**summary, "env_steps": int(state.env_steps), "wall_time": time.perf_counter() - begin}
+    return summary
 
 
 def load_trained(path: str | Path, *, eval_envs: int | None = None):
