@@ -59,9 +59,9 @@ class NetworkConfig:
     num_layers: int = 1  # memory layers
     latent_size: int = 128  # D
     head_sizes: tuple[int, ...] = (128,)  # hidden sizes of the dynamics / prediction MLPs
-    value_bins: int = 41  # categorical support size of the value head
-    reward_bins: int = 41  # and of the reward head
-    support_bound: float = 1.0  # supports span [-bound, bound] in h-transformed units
+    value_bins: int = 101  # categorical support size of the value head
+    reward_bins: int = 101  # and of the reward head
+    support_bound: float = 0.5  # supports span [-bound, bound] in h-transformed units
     memory_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # layer options
 
     def __post_init__(self):
@@ -84,7 +84,7 @@ class NetworkConfig:
 class SystemConfig:
     num_envs: int = 16  # environments stepped together while acting
     rollout_length: int = 16  # acting steps per environment per iteration
-    updates_per_iteration: int = 4  # learner updates per iteration
+    updates_per_iteration: int = 32  # learner updates per iteration
     batch_size: int = 32  # windows per update
     window_length: int = 24  # L: steps per sampled window
     burn_in: int = 4  # leading steps of a window that only warm up the memory (no loss)
@@ -140,8 +140,8 @@ class AgentConfig:
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
     system: SystemConfig = dataclasses.field(default_factory=SystemConfig)
     seed: int = 0
-    total_env_steps: int = 200_000  # training budget in environment steps (all envs together)
-    eval_every: int = 10_000  # environment steps between evaluations
+    total_env_steps: int = 100_000  # training budget in environment steps (all envs together)
+    eval_every: int = 5_000  # environment steps between evaluations
     eval_episodes: int = 32  # episodes per evaluation (greedy, one per eval env)
     log_every: int = 2_000  # environment steps between training log lines
     checkpoint_every: int = 50_000  # environment steps between checkpoints

@@ -69,8 +69,8 @@ class MuZeroNetwork(nn.Module):
     latent_size: int = 128
     memory_kwargs: Mapping[str, Any] = FrozenDict()
     head_sizes: Sequence[int] = (128,)
-    value_bins: int = 41
-    reward_bins: int = 41
+    value_bins: int = 101
+    reward_bins: int = 101
 
     def setup(self):
         self.encoder = HistoryEncoder(
