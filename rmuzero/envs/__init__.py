@@ -11,5 +11,6 @@ module).
 """
 
 from rmuzero.envs.registry import DIFFICULTIES, list_envs, make
+from rmuzero.envs.wrappers import AgentEnv, AgentStep, make_agent_env, wrap_env
 
-__all__ = sorted(["DIFFICULTIES", "list_envs", "make"])
+__all__ = sorted(["AgentEnv", "AgentStep", "DIFFICULTIES", "list_envs", "make", "make_agent_env", "wrap_env"])

@@ -9,6 +9,7 @@ batch, F features, H output features)::
 
 from rmuzero.networks.encoder import HistoryEncoder
 from rmuzero.networks.memoroids import FFM, LRU, S5, LinearAttention, MinGRU
+from rmuzero.networks.muzero import MuZeroNetwork
 from rmuzero.networks.rnn import GRU, LSTM
 from rmuzero.networks.scan import STRATEGIES, resettable_scan
 from rmuzero.networks.stack import MEMORY_MODELS, MemoryStack, make_memory
@@ -24,6 +25,7 @@ __all__ = sorted(
         "MEMORY_MODELS",
         "MemoryStack",
         "MinGRU",
+        "MuZeroNetwork",
         "S5",
         "STRATEGIES",
         "make_memory",
