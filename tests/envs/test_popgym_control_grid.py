@@ -640,29 +640,20 @@ _SHORT_LIMIT = {"labyrinth_escape": {"episode_length": 12}, "labyrinth_explore":
 
 @pytest.mark.parametrize("family", ALL_FAMILIES)
 def test_wrapped_in_autoreset_and_vmap(family):
-    """VmapWrapper(AutoResetWrapper(env)) over 4 envs, 72 random steps in one scan."""
+    """VmapWrapper(AutoResetWrapper(env)) over 4 envs, 72 random steps of one jitted step."""
     module = rmuzero.envs.registry._module(family)
     limit = _SHORT_LIMIT.get(family, {"max_episode_length": 20} if family in CONTROL else {})
     env = module.ENVIRONMENT(**{**module.DIFFICULTIES["easy"], **limit})
     wrapped = VmapWrapper(AutoResetWrapper(env, next_obs_in_extras=True))
     batch, steps = 4, 72
-    num_actions = env.action_spec.num_values
-
-    @jax.jit
-    def rollout(key):
-        state, ts = wrapped.reset(jax.random.split(key, batch))
-
-        def body(carry, key):
-            state, _ = carry
-            action = jax.random.randint(key, (batch,), 0, num_actions)
-            state, ts = wrapped.step(state, action)
-            return (state, ts), (ts.step_type, ts.observation, ts.extras["next_obs"], state.step_count)
-
-        keys = jax.random.split(key, steps)
-        _, out = jax.lax.scan(body, (state, ts), keys)
-        return ts, out
-
-    first, (step_type, obs, next_obs, step_count) = rollout(jax.random.PRNGKey(0))
+    rng = np.random.default_rng(0)
+    state, first = jax.jit(wrapped.reset)(jax.random.split(jax.random.PRNGKey(0), batch))
+    step = jax.jit(wrapped.step)
+    outs = []
+    for _ in range(steps):
+        state, ts = step(state, jnp.asarray(rng.integers(env.action_spec.num_values, size=batch), jnp.int32))
+        outs.append((ts.step_type, ts.observation, ts.extras["next_obs"], state.step_count))
+    step_type, obs, next_obs, step_count = (np.stack(x) for x in zip(*jax.device_get(outs)))
     assert first.observation.shape == (batch, *env.observation_spec.shape)
     assert obs.shape == (steps, batch, *env.observation_spec.shape) and obs.dtype == jnp.float32
     last = np.asarray(step_type) == StepType.LAST
