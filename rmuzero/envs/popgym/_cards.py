@@ -1,4 +1,4 @@
-"""Deck, action and timestep helpers shared by the card and bandit families.
+"""Deck and action helpers shared by the card and bandit families (timesteps: ``_episode``).
 
 Legend: N cards in play (52 x decks), C card ids 0..N-1.
 
@@ -18,7 +18,6 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jumanji.types import StepType, TimeStep, restart
 
 DECK_SIZE = 52
 NUM_SUITS = 4
@@ -109,31 +108,3 @@ def check_action(action: jax.typing.ArrayLike, env_name: str) -> jnp.ndarray:
             f"got {type(action).__name__} with shape {shape} dtype {dtype}"
         )
     return jnp.asarray(action).astype(jnp.int32)
-
-
-def first_timestep(observation: jnp.ndarray) -> TimeStep:
-    """The ``FIRST`` timestep of an episode (reward 0, discount 1, float32)."""
-    return restart(observation, extras={}, shape=(), dtype=jnp.float32)
-
-
-def step_timestep(
-    observation: jnp.ndarray,
-    reward: jnp.ndarray,
-    terminated: jnp.ndarray,
-    truncated: jnp.ndarray,
-) -> TimeStep:
-    """A ``MID`` or ``LAST`` timestep from the reference's (terminated, truncated).
-
-    ``LAST`` when either flag is set; discount 0 on termination (which wins when
-    the reference reports both), 1 otherwise -- jumanji's ``termination`` /
-    ``truncation`` / ``transition`` without a ``lax.cond``.
-    """
-    terminated = jnp.asarray(terminated, bool)
-    done = terminated | jnp.asarray(truncated, bool)
-    return TimeStep(
-        step_type=jnp.where(done, StepType.LAST, StepType.MID),
-        reward=jnp.asarray(reward, jnp.float32),
-        discount=jnp.where(terminated, 0.0, 1.0).astype(jnp.float32),
-        observation=observation,
-        extras={},
-    )

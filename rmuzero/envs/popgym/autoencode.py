@@ -32,6 +32,7 @@ from jumanji.env import Environment
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
+from rmuzero.envs.popgym._episode import first_timestep, step_timestep
 from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
 
 PLAY = 0
@@ -86,7 +87,7 @@ class Autoencode(Environment[AutoencodeState, specs.DiscreteArray, chex.Array]):
 
     def _start(self, key: chex.PRNGKey, cards: chex.Array) -> tuple[AutoencodeState, TimeStep]:
         state = AutoencodeState(key=key, cards=cards, step_count=jnp.zeros((), jnp.int32))
-        return state, _cards.first_timestep(self._observe(WATCH, _cards.card_field(cards[0], "suits")))
+        return state, first_timestep(self._observe(WATCH, _cards.card_field(cards[0], "suits")))
 
     def step(self, state: AutoencodeState, action: chex.Array) -> tuple[AutoencodeState, TimeStep]:
         action = _cards.check_action(action, "Autoencode")
@@ -100,7 +101,7 @@ class Autoencode(Environment[AutoencodeState, specs.DiscreteArray, chex.Array]):
         mode = jnp.where(t < n - 1, WATCH, PLAY)
         observation = self._observe(mode, jnp.where(watching, suit, 0))
         terminated = t == 2 * n - 1
-        return state.replace(step_count=t), _cards.step_timestep(observation, reward, terminated, False)
+        return state.replace(step_count=t), step_timestep(observation=observation, reward=reward, terminated=terminated, truncated=False)
 
 
 ENVIRONMENT = Autoencode

@@ -40,6 +40,7 @@ from jumanji.env import Environment
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
+from rmuzero.envs.popgym._episode import first_timestep, step_timestep
 from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
 
 NO_CARD = -1  # ``first_flip`` when no card of the current turn is flipped
@@ -110,7 +111,7 @@ class Concentration(Environment[ConcentrationState, specs.DiscreteArray, chex.Ar
             first_flip=jnp.asarray(NO_CARD, jnp.int32),
             step_count=jnp.zeros((), jnp.int32),
         )
-        return state, _cards.first_timestep(self._observe(layout, face_up))
+        return state, first_timestep(self._observe(layout, face_up))
 
     def step(self, state: ConcentrationState, action: chex.Array) -> tuple[ConcentrationState, TimeStep]:
         flip = jnp.clip(_cards.check_action(action, "Concentration"), 0, self.num_cards - 1)
@@ -138,7 +139,7 @@ class Concentration(Environment[ConcentrationState, specs.DiscreteArray, chex.Ar
             first_flip=jnp.where(has_first | already_up, NO_CARD, flip).astype(jnp.int32),
             step_count=state.step_count + 1,
         )
-        return state, _cards.step_timestep(observation, reward, terminated, truncated)
+        return state, step_timestep(observation=observation, reward=reward, terminated=terminated, truncated=truncated)
 
 
 ENVIRONMENT = Concentration

@@ -34,6 +34,7 @@ from jumanji.env import Environment
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
+from rmuzero.envs.popgym._episode import first_timestep, step_timestep
 from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
 
 
@@ -114,7 +115,7 @@ class CountRecall(Environment[CountRecallState, specs.DiscreteArray, chex.Array]
             counts=counts,
             step_count=jnp.zeros((), jnp.int32),
         )
-        return state, _cards.first_timestep(self._observe(state))
+        return state, first_timestep(self._observe(state))
 
     def step(self, state: CountRecallState, action: chex.Array) -> tuple[CountRecallState, TimeStep]:
         action = _cards.check_action(action, "CountRecall")
@@ -127,7 +128,7 @@ class CountRecall(Environment[CountRecallState, specs.DiscreteArray, chex.Array]
             counts=state.counts.at[self._kind(state.value_cards[t])].add(1),
             step_count=t,
         )
-        return state, _cards.step_timestep(self._observe(state), reward, terminated, False)
+        return state, step_timestep(observation=self._observe(state), reward=reward, terminated=terminated, truncated=False)
 
 
 ENVIRONMENT = CountRecall

@@ -32,6 +32,7 @@ from jumanji.env import Environment
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
+from rmuzero.envs.popgym._episode import first_timestep, step_timestep
 from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
 
 
@@ -97,7 +98,7 @@ class MultiarmedBandit(Environment[MultiarmedBanditState, specs.DiscreteArray, c
 
     def _start(self, key: chex.PRNGKey, probabilities: chex.Array) -> tuple[MultiarmedBanditState, TimeStep]:
         state = MultiarmedBanditState(key=key, probabilities=probabilities, step_count=jnp.zeros((), jnp.int32))
-        return state, _cards.first_timestep(one_hot_concat([0], [2]))
+        return state, first_timestep(one_hot_concat([0], [2]))
 
     def payout_uniform(self, state: MultiarmedBanditState) -> chex.Array:
         """The float32 uniform draw in [0, 1) that the next ``step`` compares with."""
@@ -111,7 +112,7 @@ class MultiarmedBandit(Environment[MultiarmedBanditState, specs.DiscreteArray, c
         truncated = state.step_count >= self.max_episode_length - 1
         state = state.replace(key=key, step_count=state.step_count + 1)
         observation = one_hot_concat([paid.astype(jnp.int32)], [2])
-        return state, _cards.step_timestep(observation, jnp.where(paid, scale, -scale), False, truncated)
+        return state, step_timestep(observation=observation, reward=jnp.where(paid, scale, -scale), terminated=False, truncated=truncated)
 
 
 ENVIRONMENT = MultiarmedBandit

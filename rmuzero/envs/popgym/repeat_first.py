@@ -28,6 +28,7 @@ from jumanji.env import Environment
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
+from rmuzero.envs.popgym._episode import first_timestep, step_timestep
 from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
 
 
@@ -79,7 +80,7 @@ class RepeatFirst(Environment[RepeatFirstState, specs.DiscreteArray, chex.Array]
 
     def _start(self, key: chex.PRNGKey, cards: chex.Array) -> tuple[RepeatFirstState, TimeStep]:
         state = RepeatFirstState(key=key, cards=cards, step_count=jnp.zeros((), jnp.int32))
-        return state, _cards.first_timestep(self._observe(cards[0]))
+        return state, first_timestep(self._observe(cards[0]))
 
     def step(self, state: RepeatFirstState, action: chex.Array) -> tuple[RepeatFirstState, TimeStep]:
         action = _cards.check_action(action, "RepeatFirst")
@@ -88,7 +89,7 @@ class RepeatFirst(Environment[RepeatFirstState, specs.DiscreteArray, chex.Array]
         reward = jnp.where(action == _cards.card_field(state.cards[0], "suits"), scale, -scale)
         terminated = t == self.num_cards - 1
         state = state.replace(step_count=t)
-        return state, _cards.step_timestep(self._observe(state.cards[t]), reward, terminated, False)
+        return state, step_timestep(observation=self._observe(state.cards[t]), reward=reward, terminated=terminated, truncated=False)
 
 
 ENVIRONMENT = RepeatFirst

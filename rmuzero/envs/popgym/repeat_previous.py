@@ -29,6 +29,7 @@ from jumanji.env import Environment
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
+from rmuzero.envs.popgym._episode import first_timestep, step_timestep
 from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
 
 
@@ -83,7 +84,7 @@ class RepeatPrevious(Environment[RepeatPreviousState, specs.DiscreteArray, chex.
 
     def _start(self, key: chex.PRNGKey, cards: chex.Array) -> tuple[RepeatPreviousState, TimeStep]:
         state = RepeatPreviousState(key=key, cards=cards, step_count=jnp.zeros((), jnp.int32))
-        return state, _cards.first_timestep(self._observe(cards[0]))
+        return state, first_timestep(self._observe(cards[0]))
 
     def step(self, state: RepeatPreviousState, action: chex.Array) -> tuple[RepeatPreviousState, TimeStep]:
         action = _cards.check_action(action, "RepeatPrevious")
@@ -93,7 +94,7 @@ class RepeatPrevious(Environment[RepeatPreviousState, specs.DiscreteArray, chex.
         reward = jnp.where(t >= self.k, jnp.where(action == target, scale, -scale), 0.0)
         terminated = t == self.num_cards - 1
         state = state.replace(step_count=t)
-        return state, _cards.step_timestep(self._observe(state.cards[t]), reward, terminated, False)
+        return state, step_timestep(observation=self._observe(state.cards[t]), reward=reward, terminated=terminated, truncated=False)
 
 
 ENVIRONMENT = RepeatPrevious
