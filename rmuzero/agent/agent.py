@@ -76,6 +76,19 @@ class IterationMetrics(NamedTuple):
     grad_norm: chex.Array
 
 
+class EvalLoop(NamedTuple):
+    """State of the evaluation loop over E environments."""
+
+    env_state: AgentState
+    step: AgentStep
+    carry: Any  # encoder carry, leaves [E, ...]
+    key: chex.PRNGKey
+    finished: chex.Array  # [E] bool: the first episode has ended
+    returns: chex.Array  # [E] return of the first episode (0 until it ends)
+    lengths: chex.Array  # [E] its length
+    count: chex.Array  # [] steps taken
+
+
 class LossOutput(NamedTuple):
     total: chex.Array
     value: chex.Array
@@ -305,28 +318,29 @@ def make_agent(
         return LossOutput(total, value_loss, reward_loss, policy_loss)
 
     # ----- learning ----------------------------------------------------------------
-    def update(state_tuple, key):
-        params, target_params, opt_state, replay_state, updates = state_tuple
+    def update(state: TrainState, key) -> tuple[TrainState, tuple[LossOutput, chex.Array]]:
+        """One learner step on a sampled batch of windows; the actor is untouched."""
         sample_key, search_key = jax.random.split(key)
-        windows = replay.sample(replay_state, sample_key)
-        unroll, _ = targets(target_params, windows, search_key)
+        windows = replay.sample(state.replay, sample_key)
+        unroll, _ = targets(state.target_params, windows, search_key)
 
         def total_loss(p):
             parts = loss(p, windows, unroll)
             return parts.total, parts
 
-        (_, parts), grads = jax.value_and_grad(total_loss, has_aux=True)(params)
-        grad_norm = optax.global_norm(grads)
-        step_updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, step_updates)
-        updates = updates + 1
+        (_, parts), grads = jax.value_and_grad(total_loss, has_aux=True)(state.params)
+        grad_norm = optax.tree.norm(grads)
+        step_updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, step_updates)
+        updates = state.updates + 1
         refresh = updates % system.target_update_period == 0
         target_params = jax.tree.map(
             lambda t, p: jnp.where(refresh, (1.0 - system.target_tau) * t + system.target_tau * p, t),
-            target_params,
+            state.target_params,
             params,
         )
-        return (params, target_params, opt_state, replay_state, updates), (parts, grad_norm)
+        state = state._replace(params=params, target_params=target_params, opt_state=opt_state, updates=updates)
+        return state, (parts, grad_norm)
 
     def collect(state: TrainState) -> tuple[TrainState, IterationMetrics]:
         key, rollout_key = jax.random.split(state.key)
@@ -351,15 +365,10 @@ def make_agent(
     def train_iteration(state: TrainState) -> tuple[TrainState, IterationMetrics]:
         state, metrics = collect(state)
         key, learn_key = jax.random.split(state.key)
-        (params, target_params, opt_state, replay_state, updates), (parts, grad_norm) = jax.lax.scan(
-            update,
-            (state.params, state.target_params, state.opt_state, state.replay, state.updates),
-            jax.random.split(learn_key, system.updates_per_iteration),
+        state, (parts, grad_norm) = jax.lax.scan(
+            update, state, jax.random.split(learn_key, system.updates_per_iteration)
         )
-        state = state._replace(
-            params=params, target_params=target_params, opt_state=opt_state, replay=replay_state,
-            updates=updates, key=key,
-        )
+        state = state._replace(key=key)
         metrics = metrics._replace(
             loss=jnp.mean(parts.total), value_loss=jnp.mean(parts.value), reward_loss=jnp.mean(parts.reward),
             policy_loss=jnp.mean(parts.policy), grad_norm=jnp.mean(grad_norm),
@@ -407,25 +416,30 @@ def make_agent(
         carry = network.initialize_carry(num_envs)
         zeros = jnp.zeros((num_envs,), jnp.float32)
 
-        def cond(loop):
-            _, _, _, _, finished, _, _, count = loop
-            return (~jnp.all(finished)) & (count < max_steps)
+        def cond(loop: EvalLoop):
+            return (~jnp.all(loop.finished)) & (loop.count < max_steps)
 
-        def body(loop):
-            env_state, step, carry, key, finished, returns, lengths, count = loop
-            key, search_key, select_key = jax.random.split(key, 3)
-            carry, latent = encode(params, carry, step.obs[None], step.start[None])
-            out = search(params, search_key, latent[0], invalid(step))
+        def body(loop: EvalLoop) -> EvalLoop:
+            key, search_key, select_key = jax.random.split(loop.key, 3)
+            carry, latent = encode(params, loop.carry, loop.step.obs[None], loop.step.start[None])
+            out = search(params, search_key, latent[0], invalid(loop.step))
             action = select_action(select_key, out, temperature=0.0)
-            env_state, step = eval_env.step(env_state, action)
-            newly = step.episode_done & ~finished
-            returns = jnp.where(newly, step.episode_return, returns)
-            lengths = jnp.where(newly, step.episode_length.astype(jnp.float32), lengths)
-            return env_state, step, carry, key, finished | step.episode_done, returns, lengths, count + 1
+            env_state, step = eval_env.step(loop.env_state, action)
+            newly = step.episode_done & ~loop.finished
+            return EvalLoop(
+                env_state=env_state,
+                step=step,
+                carry=carry,
+                key=key,
+                finished=loop.finished | step.episode_done,
+                returns=jnp.where(newly, step.episode_return, loop.returns),
+                lengths=jnp.where(newly, step.episode_length.astype(jnp.float32), loop.lengths),
+                count=loop.count + 1,
+            )
 
-        loop = (env_state, step, carry, key, jnp.zeros((num_envs,), bool), zeros, zeros, jnp.zeros((), jnp.int32))
+        loop = EvalLoop(env_state, step, carry, key, jnp.zeros((num_envs,), bool), zeros, zeros, jnp.zeros((), jnp.int32))
         loop = jax.lax.while_loop(cond, body, loop)
-        return loop[5], loop[6]
+        return loop.returns, loop.lengths
 
     return Agent(
         config=config,

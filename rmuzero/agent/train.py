@@ -23,6 +23,9 @@ from rmuzero.checkpoint import CheckpointError, latest_checkpoint, load_config, 
 from rmuzero.metrics import MetricsLogger
 
 
+LOSS_NAMES = ("loss", "value_loss", "reward_loss", "policy_loss", "grad_norm")  # IterationMetrics fields logged
+
+
 def checkpoint_payload(state: TrainState) -> dict[str, Any]:
     """What a checkpoint holds: the weights and the learner's counters."""
     return {
@@ -95,7 +98,7 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
             window["steps"] += config.env_steps_per_iteration
             window["updates"] += int(state.updates) - before_updates
             if int(state.updates) > before_updates:
-                window["losses"].append([float(x) for x in metrics[3:]])
+                window["losses"].append([float(getattr(metrics, name)) for name in LOSS_NAMES])
             if bar is not None:
                 bar.update(config.env_steps_per_iteration)
 
@@ -113,8 +116,7 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
                     "wall_time": time.perf_counter() - begin,
                 }
                 if window["losses"]:
-                    names = ("loss", "value_loss", "reward_loss", "policy_loss", "grad_norm")
-                    line.update(dict(zip(names, np.mean(window["losses"], axis=0).tolist())))
+                    line.update(dict(zip(LOSS_NAMES, np.mean(window["losses"], axis=0).tolist())))
                 logger.log(line)
                 if bar is not None and line["episode_return"] is not None:
                     bar.set_postfix(ret=f"{line['episode_return']:.3f}", refresh=False)
