@@ -260,7 +260,8 @@ def make_agent(
             jax.lax.stop_gradient(policy),
             num_unroll_steps=K,
             discount_factor=system.discount,
-            td_steps=system.td_steps,
+            td_steps=system.td_steps if system.td_lambda is None else None,
+            td_lambda=system.td_lambda,
         )
         return unroll, reanalysed
 

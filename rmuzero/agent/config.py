@@ -89,7 +89,8 @@ class SystemConfig:
     window_length: int = 24  # L: steps per sampled window
     burn_in: int = 4  # leading steps of a window that only warm up the memory (no loss)
     num_unroll_steps: int = 5  # K
-    td_steps: int = 5  # n of the n-step value target
+    td_steps: int = 5  # n of the n-step value target (used when td_lambda is None)
+    td_lambda: float | None = None  # TD(lambda) value targets instead of n-step when set, in [0, 1]
     discount: float = 0.99  # gamma, also the search tree's discount
     replay_length_per_env: int = 2048  # steps kept per environment
     learning_rate: float = 1e-3
@@ -119,6 +120,8 @@ class SystemConfig:
             f"{self.replay_length_per_env}",
         )
         _real_in("system", "discount", self.discount, 0.0, 1.0, open_low=True)
+        if self.td_lambda is not None:
+            _real_in("system", "td_lambda", self.td_lambda, 0.0, 1.0)
         _real_in("system", "learning_rate", self.learning_rate, 0.0, 1.0, open_low=True)
         _real_in("system", "max_grad_norm", self.max_grad_norm, 0.0, 1e9, open_low=True)
         for name in ("value_loss_weight", "reward_loss_weight", "policy_loss_weight"):

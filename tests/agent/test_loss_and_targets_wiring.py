@@ -120,19 +120,14 @@ def _loss(run, windows, unroll) -> np.ndarray:
     return np.asarray(total)
 
 
-# ----- targets --------------------------------------------------------------------------------
-
-
-def test_targets_are_the_target_math_on_target_network_and_reanalysed_inputs(run):
-    """agent.targets == batched_unroll_targets(stored rewards / discounts / starts, bootstrap
-    values from the target network (reanalysed windows: the fresh search's root values),
-    stored search policies (reanalysed windows: the fresh search's policies))."""
+def _expected_inputs(run):
+    """Bootstrap values and policies built independently of agent.targets: latents of the
+    windows from their stored carries under the target network, its values, and a fresh
+    search of the first R windows replacing their values and policies."""
     agent, windows = run.agent, run.windows
-    unroll, reanalysed = run.targets(run.target_params, windows, run.key)
 
     @jax.jit
     def target_network(target_params, windows, key):
-        """Latents of the windows from their stored carries, values, fresh search of the first R."""
         carry0 = jax.tree.map(lambda x: x[:, 0], windows.carry)
         _, latents = agent.encode(
             target_params, carry0, jnp.swapaxes(windows.obs, 0, 1), jnp.swapaxes(windows.start, 0, 1)
@@ -146,6 +141,19 @@ def test_targets_are_the_target_math_on_target_network_and_reanalysed_inputs(run
     values, fresh = target_network(run.target_params, windows, run.key)
     bootstrap = values.at[:REANALYSED].set(fresh.root_value.reshape(REANALYSED, WINDOW))
     policy = windows.search_policy.at[:REANALYSED].set(fresh.action_weights.reshape(REANALYSED, WINDOW, -1))
+    return bootstrap, policy, fresh
+
+
+# ----- targets --------------------------------------------------------------------------------
+
+
+def test_targets_are_the_target_math_on_target_network_and_reanalysed_inputs(run):
+    """agent.targets == batched_unroll_targets(stored rewards / discounts / starts, bootstrap
+    values from the target network (reanalysed windows: the fresh search's root values),
+    stored search policies (reanalysed windows: the fresh search's policies))."""
+    windows = run.windows
+    unroll, reanalysed = run.targets(run.target_params, windows, run.key)
+    bootstrap, policy, fresh = _expected_inputs(run)
     expected = batched_unroll_targets(
         windows.reward, windows.discount, windows.start, bootstrap, policy,
         num_unroll_steps=K, discount_factor=GAMMA, td_steps=TD,
@@ -297,3 +305,27 @@ def test_polyak_target_update():
             np.testing.assert_allclose(target, expected, rtol=1e-6, atol=1e-7)
         assert not _equal(after.target_params, after.params)
         state = after
+
+
+
+def test_td_lambda_config_selects_lambda_targets(run):
+    """system.td_lambda switches the value targets to TD(lambda) on the same inputs."""
+    values = _config(target_tau=1.0, target_update_period=PERIOD)
+    values["system"]["td_lambda"] = 0.7
+    agent = make_agent(config_from_dict(values))
+    unroll, _ = jax.jit(agent.targets)(run.target_params, run.windows, run.key)
+    bootstrap, policy, _ = _expected_inputs(run)
+    windows = run.windows
+    expected = batched_unroll_targets(
+        windows.reward, windows.discount, windows.start, bootstrap, policy,
+        num_unroll_steps=K, discount_factor=GAMMA, td_lambda=0.7,
+    )
+    np.testing.assert_allclose(unroll.value, expected.value, rtol=1e-4, atol=1e-5)
+    n_step = batched_unroll_targets(
+        windows.reward, windows.discount, windows.start, bootstrap, policy,
+        num_unroll_steps=K, discount_factor=GAMMA, td_steps=TD,
+    )
+    assert not np.allclose(expected.value, n_step.value)  # the option really changes the targets
+    values["system"]["td_lambda"] = 1.5
+    with pytest.raises(ValueError, match=r"system.td_lambda=1.5; valid: a number in \[0.0, 1.0\]"):
+        config_from_dict(values)
