@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rmuzero.envs.popgym._episode import first_timestep
+
 DECK_SIZE = 52
 NUM_SUITS = 4
 NUM_RANKS = 13
@@ -108,3 +110,29 @@ def check_action(action: jax.typing.ArrayLike, env_name: str) -> jnp.ndarray:
             f"got {type(action).__name__} with shape {shape} dtype {dtype}"
         )
     return jnp.asarray(action).astype(jnp.int32)
+
+
+class OneDeckGame:
+    """``reset`` / ``reset_from`` of the one-deck card games (a mixin for jumanji Environments).
+
+    A family sets ``state_type`` (a state with ``key``, ``cards [N]``, ``step_count []``),
+    ``num_cards`` and ``family_name``, and defines ``_first_observation(cards)``.
+    """
+
+    def reset(self, key):
+        key, deck_key = jax.random.split(key)
+        return self._start(key, shuffled_deck(deck_key, self.num_cards))
+
+    def reset_from(self, key, cards):
+        """Starts an episode from a given deck.
+
+        Args:
+          key: the state's key (used only by auto-reset wrappers).
+          cards: ``[N]`` int permutation of 0..N-1, in dealing order (the
+            reference's ``deck.idx[::-1]``).
+        """
+        return self._start(key, check_deck(cards, self.num_cards, f"{self.family_name}.reset_from cards"))
+
+    def _start(self, key, cards):
+        state = self.state_type(key=key, cards=cards, step_count=jnp.zeros((), jnp.int32))
+        return state, first_timestep(self._first_observation(cards))

@@ -25,14 +25,13 @@ from __future__ import annotations
 from functools import cached_property
 
 import chex
-import jax
 import jax.numpy as jnp
 from jumanji import specs
 from jumanji.env import Environment
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
-from rmuzero.envs.popgym._episode import first_timestep, step_timestep
+from rmuzero.envs.popgym._episode import step_timestep
 from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
 
 PLAY = 0
@@ -48,8 +47,11 @@ class AutoencodeState:
     step_count: chex.Array  # [] int32 steps taken since reset
 
 
-class Autoencode(Environment[AutoencodeState, specs.DiscreteArray, chex.Array]):
+class Autoencode(_cards.OneDeckGame, Environment[AutoencodeState, specs.DiscreteArray, chex.Array]):
     """Autoencode with ``num_decks`` decks."""
+
+    state_type = AutoencodeState
+    family_name = "Autoencode"
 
     def __init__(self, *, num_decks: int = 1) -> None:
         self.num_cards = _cards.check_num_decks(num_decks, "Autoencode")
@@ -71,23 +73,8 @@ class Autoencode(Environment[AutoencodeState, specs.DiscreteArray, chex.Array]):
     def _observe(self, mode: chex.Array, suit: chex.Array) -> chex.Array:
         return one_hot_concat([mode, suit], [2, _cards.NUM_SUITS])
 
-    def reset(self, key: chex.PRNGKey) -> tuple[AutoencodeState, TimeStep]:
-        key, deck_key = jax.random.split(key)
-        return self._start(key, _cards.shuffled_deck(deck_key, self.num_cards))
-
-    def reset_from(self, key: chex.PRNGKey, cards: chex.Array) -> tuple[AutoencodeState, TimeStep]:
-        """Starts an episode from a given deck.
-
-        Args:
-          key: the state's key (used only by auto-reset wrappers).
-          cards: ``[N]`` int permutation of 0..N-1, in dealing order (the
-            reference's ``deck.idx[::-1]``).
-        """
-        return self._start(key, _cards.check_deck(cards, self.num_cards, "Autoencode.reset_from cards"))
-
-    def _start(self, key: chex.PRNGKey, cards: chex.Array) -> tuple[AutoencodeState, TimeStep]:
-        state = AutoencodeState(key=key, cards=cards, step_count=jnp.zeros((), jnp.int32))
-        return state, first_timestep(self._observe(WATCH, _cards.card_field(cards[0], "suits")))
+    def _first_observation(self, cards: chex.Array) -> chex.Array:
+        return self._observe(WATCH, _cards.card_field(cards[0], "suits"))
 
     def step(self, state: AutoencodeState, action: chex.Array) -> tuple[AutoencodeState, TimeStep]:
         action = _cards.check_action(action, "Autoencode")

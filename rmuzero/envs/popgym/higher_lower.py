@@ -20,14 +20,13 @@ from __future__ import annotations
 from functools import cached_property
 
 import chex
-import jax
 import jax.numpy as jnp
 from jumanji import specs
 from jumanji.env import Environment
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
-from rmuzero.envs.popgym._episode import first_timestep, step_timestep
+from rmuzero.envs.popgym._episode import step_timestep
 from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
 
 
@@ -40,8 +39,11 @@ class HigherLowerState:
     step_count: chex.Array  # [] int32 steps taken since reset (index of the latest card)
 
 
-class HigherLower(Environment[HigherLowerState, specs.DiscreteArray, chex.Array]):
+class HigherLower(_cards.OneDeckGame, Environment[HigherLowerState, specs.DiscreteArray, chex.Array]):
     """HigherLower with ``num_decks`` decks."""
+
+    state_type = HigherLowerState
+    family_name = "HigherLower"
 
     def __init__(self, *, num_decks: int = 1) -> None:
         self.num_cards = _cards.check_num_decks(num_decks, "HigherLower")
@@ -63,23 +65,8 @@ class HigherLower(Environment[HigherLowerState, specs.DiscreteArray, chex.Array]
     def _observe(self, card: chex.Array) -> chex.Array:
         return one_hot_concat([_cards.card_field(card, "ranks")], [_cards.NUM_RANKS])
 
-    def reset(self, key: chex.PRNGKey) -> tuple[HigherLowerState, TimeStep]:
-        key, deck_key = jax.random.split(key)
-        return self._start(key, _cards.shuffled_deck(deck_key, self.num_cards))
-
-    def reset_from(self, key: chex.PRNGKey, cards: chex.Array) -> tuple[HigherLowerState, TimeStep]:
-        """Starts an episode from a given deck.
-
-        Args:
-          key: the state's key (used only by auto-reset wrappers).
-          cards: ``[N]`` int permutation of 0..N-1, in dealing order (the
-            reference's ``deck.idx[::-1]``).
-        """
-        return self._start(key, _cards.check_deck(cards, self.num_cards, "HigherLower.reset_from cards"))
-
-    def _start(self, key: chex.PRNGKey, cards: chex.Array) -> tuple[HigherLowerState, TimeStep]:
-        state = HigherLowerState(key=key, cards=cards, step_count=jnp.zeros((), jnp.int32))
-        return state, first_timestep(self._observe(cards[0]))
+    def _first_observation(self, cards: chex.Array) -> chex.Array:
+        return self._observe(cards[0])
 
     def step(self, state: HigherLowerState, action: chex.Array) -> tuple[HigherLowerState, TimeStep]:
         action = _cards.check_action(action, "HigherLower")

@@ -21,14 +21,13 @@ from __future__ import annotations
 from functools import cached_property
 
 import chex
-import jax
 import jax.numpy as jnp
 from jumanji import specs
 from jumanji.env import Environment
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
-from rmuzero.envs.popgym._episode import first_timestep, step_timestep
+from rmuzero.envs.popgym._episode import step_timestep
 from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
 
 
@@ -41,8 +40,11 @@ class RepeatFirstState:
     step_count: chex.Array  # [] int32 steps taken since reset (index of the latest card)
 
 
-class RepeatFirst(Environment[RepeatFirstState, specs.DiscreteArray, chex.Array]):
+class RepeatFirst(_cards.OneDeckGame, Environment[RepeatFirstState, specs.DiscreteArray, chex.Array]):
     """RepeatFirst with ``num_decks`` decks."""
+
+    state_type = RepeatFirstState
+    family_name = "RepeatFirst"
 
     def __init__(self, *, num_decks: int = 1) -> None:
         self.num_cards = _cards.check_num_decks(num_decks, "RepeatFirst")
@@ -64,23 +66,8 @@ class RepeatFirst(Environment[RepeatFirstState, specs.DiscreteArray, chex.Array]
     def _observe(self, card: chex.Array) -> chex.Array:
         return one_hot_concat([_cards.card_field(card, "suits")], [_cards.NUM_SUITS])
 
-    def reset(self, key: chex.PRNGKey) -> tuple[RepeatFirstState, TimeStep]:
-        key, deck_key = jax.random.split(key)
-        return self._start(key, _cards.shuffled_deck(deck_key, self.num_cards))
-
-    def reset_from(self, key: chex.PRNGKey, cards: chex.Array) -> tuple[RepeatFirstState, TimeStep]:
-        """Starts an episode from a given deck.
-
-        Args:
-          key: the state's key (used only by auto-reset wrappers).
-          cards: ``[N]`` int permutation of 0..N-1, in dealing order (the
-            reference's ``deck.idx[::-1]``).
-        """
-        return self._start(key, _cards.check_deck(cards, self.num_cards, "RepeatFirst.reset_from cards"))
-
-    def _start(self, key: chex.PRNGKey, cards: chex.Array) -> tuple[RepeatFirstState, TimeStep]:
-        state = RepeatFirstState(key=key, cards=cards, step_count=jnp.zeros((), jnp.int32))
-        return state, first_timestep(self._observe(cards[0]))
+    def _first_observation(self, cards: chex.Array) -> chex.Array:
+        return self._observe(cards[0])
 
     def step(self, state: RepeatFirstState, action: chex.Array) -> tuple[RepeatFirstState, TimeStep]:
         action = _cards.check_action(action, "RepeatFirst")
