@@ -1,12 +1,15 @@
-"""Learning target: env steps and wall time to a mean evaluation return >= 0.95.
+"""Learning target: env steps and wall time to a mean evaluation return >= threshold.
 
-Runs the default training config (RepeatPrevious Easy unless overridden) for
-several seeds with each network, side by side, and reports per run the env
-steps and wall-clock seconds at the first evaluation with ``eval_return >=
-threshold``, the final evaluation return, and the training throughput (median
-env steps/s and learner updates/s over the run's log lines).
+Runs the default training config (RepeatPrevious Easy unless ``--env`` /
+``--difficulty`` say otherwise) for several seeds with each network, side by
+side, and reports per run the env steps and wall-clock seconds at the first
+evaluation with ``eval_return >= threshold``, the best and final evaluation
+return, and the training throughput (median env steps/s and learner updates/s
+over the run's log lines).
 
     python scripts/bench_learning.py --networks ffm gru --seeds 0 1 2 --out bench_learning.json
+    python scripts/bench_learning.py --env popgym/repeat_previous --difficulty medium --threshold 0.9 \
+        --set total_env_steps=600000
     python scripts/bench_learning.py --set total_env_steps=100000 --set system.batch_size=64
 
 Each run writes its own metrics.jsonl and checkpoints under ``--runs``.
@@ -29,11 +32,11 @@ from rmuzero.metrics import read_metrics
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
-def default_config(network: str) -> dict:
-    """The values scripts/train.py would compose with no overrides but network=."""
+def default_config(network: str, env: str = "popgym/repeat_previous") -> dict:
+    """The values scripts/train.py would compose with no overrides but network= and env=."""
     top = yaml.safe_load((CONFIGS / "config.yaml").read_text())
     values = {k: v for k, v in top.items() if k not in ("defaults", "hydra", "progress")}
-    values["env"] = yaml.safe_load((CONFIGS / "env/popgym/repeat_previous.yaml").read_text())
+    values["env"] = yaml.safe_load((CONFIGS / f"env/{env}.yaml").read_text())
     values["network"] = yaml.safe_load((CONFIGS / f"network/{network}.yaml").read_text())
     search = yaml.safe_load((CONFIGS / "search/gumbel.yaml").read_text())
     search.pop("discount")  # interpolated from system.discount
@@ -67,6 +70,8 @@ def summarise(lines: list[dict], threshold: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="popgym/repeat_previous", help="a config under configs/env/")
+    parser.add_argument("--difficulty", default=None, help="easy | medium | hard (default: the env config's)")
     parser.add_argument("--networks", nargs="+", default=["ffm", "gru"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--threshold", type=float, default=0.95)
@@ -76,12 +81,15 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
-    print(f"# {platform.processor() or platform.machine()}; threshold {args.threshold}; overrides {args.set}")
+    print(f"# {platform.processor() or platform.machine()}; {args.env} {args.difficulty or ''}; "
+          f"threshold {args.threshold}; overrides {args.set}")
     print(f"{'network':10s} {'seed':>4s} {'steps to thr':>12s} {'s to thr':>9s} {'final':>7s} {'best':>7s} "
           f"{'env st/s':>9s} {'upd/s':>7s}")
     for network in args.networks:
         for seed in args.seeds:
-            values = default_config(network)
+            values = default_config(network, args.env)
+            if args.difficulty is not None:
+                values["env"]["difficulty"] = args.difficulty
             values["seed"] = seed
             for assignment in args.set:
                 apply_override(values, assignment)

@@ -1,22 +1,31 @@
 """FFM-MuZero: acting, learning and reanalysis as pure functions.
 
-Dimensions: B environments, T acting steps per iteration, S windows per update,
-L window length, K unroll steps, A actions, D latent size, F observation size.
+Dimensions: B environments, T acting steps per iteration, S sequences per
+update, L sequence length, R unroll roots per sequence, K unroll steps, A
+actions, D latent size, F observation size.
 
 One iteration (``train_iteration``, one jit) is::
 
     act:    lax.scan over T steps of (encode one step -> search -> env.step),
             the encoder carry threaded through and reset by start flags;
     store:  per-step records (obs, start, action, reward, discount, search
-            policy / value, the carry *before* the step) into flashbax;
-    learn:  lax.scan over updates: sample S windows, re-encode each from its
-            stored carry, targets from the target network (and, for a fraction
-            of windows, a fresh search: reanalysis), unroll K steps from every
-            position, gradient step, target-network update.
+            policy / value, episode step, the carry *before* the step) into
+            flashbax;
+    learn:  lax.scan over updates: sample S sequences that begin at an
+            episode's first step (``rmuzero.replay.buffer``), encode each whole
+            sequence in one pass with the current parameters, targets from the
+            target network re-encoding the same sequences (and, for a fraction
+            of them, a fresh search: reanalysis), unroll K steps from R roots
+            per sequence, gradient step, target-network update.
 
-Every position ``t >= burn_in`` of a window is an unroll root; targets come
-from ``rmuzero.replay.targets`` (the one place for the target math), which
-makes everything past an episode boundary absorbing.
+The sequence length follows the task (``resolve_sequence_length``): a whole
+episode from its first step, so a loss at any step reaches, through the
+memory, every observation of that episode before it. Roots are drawn uniformly
+over the positions that carry a loss (all of them for a sequence that begins
+at a start flag; those from ``burn_in`` on for a segment of a longer episode,
+which starts from the actor's stored carry). Targets come from
+``rmuzero.replay.targets`` (the one place for the target math), which makes
+everything past an episode boundary absorbing.
 """
 
 from __future__ import annotations
@@ -31,11 +40,13 @@ import jax.numpy as jnp
 import jumanji
 import optax
 
-from rmuzero.agent.config import AgentConfig
+import rmuzero.envs as rmuzero_envs
+
+from rmuzero.agent.config import AgentConfig, resolve_sequence_length, roots_for
 from rmuzero.envs.wrappers import AgentEnv, AgentState, AgentStep, make_agent_env, wrap_env
 from rmuzero.networks.muzero import MuZeroNetwork
 from rmuzero.networks.transforms import DiscreteSupport, logits_to_scalar, scalar_to_two_hot
-from rmuzero.replay.buffer import Replay, ReplayState, StepRecord, make_replay
+from rmuzero.replay.buffer import Replay, ReplayState, Sequences, StepRecord, make_replay
 from rmuzero.replay.targets import UnrollTargets, batched_unroll_targets
 from rmuzero.search import Prediction, SearchOutput, Transition, run_search, select_action
 
@@ -101,6 +112,7 @@ class Agent:
     """Frozen bundle of the agent's parts and pure functions (jit at the call site)."""
 
     config: AgentConfig
+    sequence_length: int  # L, resolved from the config and the task (resolve_sequence_length)
     env: AgentEnv
     network: MuZeroNetwork
     replay: Replay
@@ -112,8 +124,9 @@ class Agent:
     train_iteration: Callable[[TrainState], tuple[TrainState, IterationMetrics]]
     encode: Callable  # (params, carry, obs [T, B, F], start [T, B]) -> (carry, latents [T, B, D])
     search: Callable  # (params, key, latent [N, D], invalid [N, A] | None) -> SearchOutput
-    targets: Callable  # (target_params, windows, key) -> (UnrollTargets [S, L, K+1], reanalysed SearchOutput)
-    loss: Callable  # (params, windows, targets) -> LossOutput
+    targets: Callable  # (target_params, sequences, key) -> (UnrollTargets [S, L, K+1], reanalysed SearchOutput)
+    sample_roots: Callable  # (sequences, key) -> roots [S, R] int32, distinct positions with a loss
+    loss: Callable  # (params, sequences, targets, roots [S, R]) -> LossOutput
     evaluate: Callable  # (params, key) -> (returns [E], lengths [E]); E = eval_envs
 
 
@@ -151,6 +164,9 @@ def make_agent(
         return make_agent_env(config.env.name, difficulty=config.env.difficulty, num_envs=num_envs, **features)
 
     env = build_env(system.num_envs)
+    task = environment if environment is not None else rmuzero_envs.make(
+        config.env.name, difficulty=config.env.difficulty)
+    length = resolve_sequence_length(system, getattr(task, "max_episode_length", None))
     network = MuZeroNetwork(
         num_actions=env.num_actions,
         memory=config.network.memory,
@@ -167,17 +183,17 @@ def make_agent(
     reward_support = DiscreteSupport(-bound, bound, config.network.reward_bins)
     replay = make_replay(
         num_envs=system.num_envs,
-        window_length=system.window_length,
+        sequence_length=length,
         max_length_per_env=system.replay_length_per_env,
-        min_length_per_env=max(system.window_length, system.rollout_length),
         sample_batch_size=system.batch_size,
-        period=1,
+        burn_in=system.burn_in,
     )
     optimizer = optax.chain(
         optax.clip_by_global_norm(system.max_grad_norm), optax.adam(system.learning_rate)
     )
     num_actions = env.num_actions
     K = system.num_unroll_steps
+    R = roots_for(system, length)
 
     # ----- model functions ---------------------------------------------------------
     def encode(params, carry, obs, start):
@@ -222,6 +238,7 @@ def make_agent(
             search_policy=out.action_weights,
             search_value=out.root_value,
             carry=actor.carry,
+            episode_step=actor.env_state.length_so_far,
             action_mask=step.action_mask,
         )
         return ActorState(env_state, next_step, carry), (record, next_step)
@@ -233,29 +250,31 @@ def make_agent(
         return actor, records, steps
 
     # ----- targets and reanalysis ---------------------------------------------------
-    def window_latents(params, windows: StepRecord):
-        carry0 = jax.tree.map(lambda x: x[:, 0], windows.carry)
-        _, latents = encode(params, carry0, _time_major(windows.obs), _time_major(windows.start))
+    def sequence_latents(params, sequences: Sequences):
+        steps = sequences.steps
+        _, latents = encode(params, sequences.carry, _time_major(steps.obs), _time_major(steps.start))
         return latents  # [L, S, D]
 
-    def targets(target_params, windows: StepRecord, key) -> tuple[UnrollTargets, SearchOutput | None]:
-        latents = jax.lax.stop_gradient(window_latents(target_params, windows))
+    def targets(target_params, sequences: Sequences, key) -> tuple[UnrollTargets, SearchOutput | None]:
+        steps = sequences.steps
+        latents = jax.lax.stop_gradient(sequence_latents(target_params, sequences))
         values = prediction_fn(target_params, latents).value  # [L, S]
         bootstrap = _time_major(values)  # [S, L]
-        policy = windows.search_policy  # [S, L, A]
+        policy = steps.search_policy  # [S, L, A]
         reanalysed = None
-        count = system.reanalysed_windows
+        count = system.reanalysed_sequences
         if count > 0:
-            flat = _time_major(latents)[:count].reshape((-1, latents.shape[-1]))  # [R*L, D]
-            mask = None if windows.action_mask is None else ~windows.action_mask[:count].reshape((-1, num_actions))
+            flat = _time_major(latents)[:count].reshape((-1, latents.shape[-1]))  # [R'*L, D]
+            mask = None if steps.action_mask is None else ~steps.action_mask[:count].reshape((-1, num_actions))
             reanalysed = search(target_params, key, flat, mask)
-            length = windows.obs.shape[1]
+            length = steps.obs.shape[1]
             policy = policy.at[:count].set(reanalysed.action_weights.reshape((count, length, num_actions)))
-            bootstrap = bootstrap.at[:count].set(reanalysed.root_value.reshape((count, length)))
+            # The value of the improved policy, consistent with the policy target.
+            bootstrap = bootstrap.at[:count].set(reanalysed.improved_value.reshape((count, length)))
         unroll = batched_unroll_targets(
-            windows.reward,
-            windows.discount,
-            windows.start,
+            steps.reward,
+            steps.discount,
+            steps.start,
             jax.lax.stop_gradient(bootstrap),
             jax.lax.stop_gradient(policy),
             num_unroll_steps=K,
@@ -266,12 +285,28 @@ def make_agent(
         return unroll, reanalysed
 
     # ----- loss --------------------------------------------------------------------
-    def loss(params, windows: StepRecord, unroll: UnrollTargets) -> LossOutput:
-        num_windows, length = windows.start.shape
-        latents = _time_major(window_latents(params, windows))  # [S, L, D]
-        # Actions a_{t+k} for k < K, clipped at the window's end (masked there).
-        positions = jnp.arange(length)[:, None] + jnp.arange(K)[None, :]  # [L, K]
-        actions = windows.action[:, jnp.minimum(positions, length - 1)]  # [S, L, K]
+    def loss_positions(sequences: Sequences) -> chex.Array:
+        """[S, L] bool: positions that carry a loss (all of a sequence that begins at a start
+        flag; from burn_in on for one that begins at a stored carry mid-episode)."""
+        steps = sequences.steps
+        length = steps.start.shape[1]
+        return (jnp.arange(length)[None, :] >= system.burn_in) | steps.start[:, :1]
+
+    def sample_roots(sequences: Sequences, key) -> chex.Array:
+        """[S, R] int32: R distinct positions per sequence, uniform over its loss positions."""
+        scores = jax.random.uniform(key, sequences.steps.start.shape)
+        scores = jnp.where(loss_positions(sequences), scores, -1.0)
+        return jax.lax.top_k(scores, R)[1].astype(jnp.int32)
+
+    def loss(params, sequences: Sequences, unroll: UnrollTargets, roots: chex.Array) -> LossOutput:
+        steps = sequences.steps
+        length = steps.start.shape[1]
+        gather = jax.vmap(lambda x, index: x[index])  # [S, L, ...], [S, R, ...] -> [S, R, ...]
+        latents = gather(_time_major(sequence_latents(params, sequences)), roots)  # [S, R, D]
+        # Actions a_{t+k} for k < K, clipped at the sequence's end (masked there).
+        positions = jnp.minimum(roots[..., None] + jnp.arange(K)[None, None, :], length - 1)  # [S, R, K]
+        actions = gather(steps.action, positions)  # [S, R, K]
+        unroll = jax.tree.map(lambda x: gather(x, roots), unroll)  # fields [S, R, K+1, ...]
 
         def unroll_step(latent, action):
             out = network.apply(params, latent, action, method=MuZeroNetwork.dynamics)
@@ -280,21 +315,21 @@ def make_agent(
 
         last, (step_latents, reward_logits) = jax.lax.scan(
             unroll_step, latents, jnp.moveaxis(actions, -1, 0)
-        )  # step_latents [K, S, L, D], reward_logits [K, S, L, S_r]
-        all_latents = jnp.concatenate([step_latents, last[None]], axis=0)  # [K+1, S, L, D]
+        )  # step_latents [K, S, R, D], reward_logits [K, S, R, S_r]
+        all_latents = jnp.concatenate([step_latents, last[None]], axis=0)  # [K+1, S, R, D]
         heads = network.apply(params, all_latents, method=MuZeroNetwork.predict)
-        value_logits = jnp.moveaxis(heads.value_logits, 0, 2)  # [S, L, K+1, S_v]
-        policy_logits = jnp.moveaxis(heads.policy_logits, 0, 2)  # [S, L, K+1, A]
-        reward_logits = jnp.moveaxis(reward_logits, 0, 2)  # [S, L, K, S_r]
+        value_logits = jnp.moveaxis(heads.value_logits, 0, 2)  # [S, R, K+1, S_v]
+        policy_logits = jnp.moveaxis(heads.policy_logits, 0, 2)  # [S, R, K+1, A]
+        reward_logits = jnp.moveaxis(reward_logits, 0, 2)  # [S, R, K, S_r]
 
-        root = (jnp.arange(length) >= system.burn_in)[None, :, None]  # [1, L, 1]: roots with a loss
-        num_roots = num_windows * (length - system.burn_in)
+        root = gather(loss_positions(sequences), roots)[..., None]  # [S, R, 1]: roots with a loss
+        num_roots = jnp.maximum(jnp.sum(root), 1).astype(jnp.float32)
         known = unroll.in_window | ~unroll.in_episode  # value / policy targets that are data or absorbing
         # The reward of step k is known when it is data, or when step k-1 is already absorbing.
         previous_absorbing = jnp.concatenate(
             [jnp.zeros_like(unroll.in_episode[..., :1]), ~unroll.in_episode[..., :-1]], axis=-1
         )
-        reward_known = (unroll.reward_mask | previous_absorbing)[..., 1:]  # [S, L, K]
+        reward_known = (unroll.reward_mask | previous_absorbing)[..., 1:]  # [S, R, K]
         # MuZero: the root step has weight 1, each unrolled step 1/K.
         step_weight = jnp.concatenate([jnp.ones((1,)), jnp.full((K,), 1.0 / max(K, 1))])  # [K+1]
 
@@ -320,13 +355,14 @@ def make_agent(
 
     # ----- learning ----------------------------------------------------------------
     def update(state: TrainState, key) -> tuple[TrainState, tuple[LossOutput, chex.Array]]:
-        """One learner step on a sampled batch of windows; the actor is untouched."""
-        sample_key, search_key = jax.random.split(key)
-        windows = replay.sample(state.replay, sample_key)
-        unroll, _ = targets(state.target_params, windows, search_key)
+        """One learner step on a sampled batch of sequences; the actor is untouched."""
+        sample_key, search_key, root_key = jax.random.split(key, 3)
+        sequences = replay.sample(state.replay, sample_key)
+        unroll, _ = targets(state.target_params, sequences, search_key)
+        roots = sample_roots(sequences, root_key)
 
         def total_loss(p):
-            parts = loss(p, windows, unroll)
+            parts = loss(p, sequences, unroll, roots)
             return parts.total, parts
 
         (_, parts), grads = jax.value_and_grad(total_loss, has_aux=True)(state.params)
@@ -391,6 +427,7 @@ def make_agent(
             search_policy=jnp.zeros((num_actions,), jnp.float32),
             search_value=jnp.zeros((), jnp.float32),
             carry=jax.tree.map(lambda x: x[0], carry),
+            episode_step=jnp.zeros((), jnp.int32),
             action_mask=None if first.action_mask is None else first.action_mask[0],
         )
         return TrainState(
@@ -444,6 +481,7 @@ def make_agent(
 
     return Agent(
         config=config,
+        sequence_length=length,
         env=env,
         network=network,
         replay=replay,
@@ -456,6 +494,7 @@ def make_agent(
         encode=encode,
         search=search,
         targets=targets,
+        sample_roots=sample_roots,
         loss=loss,
         evaluate=evaluate,
     )

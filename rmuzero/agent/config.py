@@ -85,9 +85,12 @@ class SystemConfig:
     num_envs: int = 16  # environments stepped together while acting
     rollout_length: int = 16  # acting steps per environment per iteration
     updates_per_iteration: int = 32  # learner updates per iteration
-    batch_size: int = 32  # windows per update
-    window_length: int = 24  # L: steps per sampled window
-    burn_in: int = 4  # leading steps of a window that only warm up the memory (no loss)
+    batch_size: int = 32  # sequences per update
+    sequence_length: int | None = None  # L: steps per sampled sequence; None: the task's episode length + 1
+    #                                     (capped at AUTO_SEQUENCE_CAP), see resolve_sequence_length
+    roots_per_sequence: int = 20  # R: unroll roots drawn per sequence (uniform over its loss positions;
+    #                               at most L - burn_in: see roots_for)
+    burn_in: int = 4  # leading steps of a sequence that starts mid-episode (stored carry) with no loss
     num_unroll_steps: int = 5  # K
     td_steps: int = 5  # n of the n-step value target (used when td_lambda is None)
     td_lambda: float | None = None  # TD(lambda) value targets instead of n-step when set, in [0, 1]
@@ -101,24 +104,18 @@ class SystemConfig:
     dynamics_gradient_scale: float = 0.5  # gradient scale into the recurrent dynamics
     target_update_period: int = 50  # updates between target-network copies (1 with tau < 1: Polyak)
     target_tau: float = 1.0  # 1: hard copy every period; < 1: Polyak step size
-    reanalyse_fraction: float = 0.25  # windows whose policy / bootstrap targets are refreshed by search
+    reanalyse_fraction: float = 0.25  # sequences whose policy / bootstrap targets are refreshed by search
 
     def __post_init__(self):
         for name in (
-            "num_envs", "rollout_length", "updates_per_iteration", "batch_size", "window_length",
+            "num_envs", "rollout_length", "updates_per_iteration", "batch_size", "roots_per_sequence",
             "num_unroll_steps", "td_steps", "replay_length_per_env", "target_update_period",
         ):
             _positive_int("system", name, getattr(self, name))
         _positive_int("system", "burn_in", self.burn_in, minimum=0)
-        _require(
-            self.burn_in < self.window_length,
-            f"system.burn_in={self.burn_in} must be < system.window_length={self.window_length}",
-        )
-        _require(
-            self.window_length <= self.replay_length_per_env,
-            f"system.window_length={self.window_length} must be <= system.replay_length_per_env="
-            f"{self.replay_length_per_env}",
-        )
+        if self.sequence_length is not None:
+            _positive_int("system", "sequence_length", self.sequence_length, minimum=2)
+            self.check_sequence_length(self.sequence_length)
         _real_in("system", "discount", self.discount, 0.0, 1.0, open_low=True)
         if self.td_lambda is not None:
             _real_in("system", "td_lambda", self.td_lambda, 0.0, 1.0)
@@ -131,9 +128,43 @@ class SystemConfig:
         _real_in("system", "reanalyse_fraction", self.reanalyse_fraction, 0.0, 1.0)
 
     @property
-    def reanalysed_windows(self) -> int:
-        """Windows of each batch whose targets come from a fresh search."""
+    def reanalysed_sequences(self) -> int:
+        """Sequences of each batch whose targets come from a fresh search."""
         return int(round(self.reanalyse_fraction * self.batch_size))
+
+    def check_sequence_length(self, length: int, origin: str = "system.sequence_length") -> None:
+        """One-line ConfigError unless burn-in and replay fit sequences of ``length`` steps."""
+        _require(self.burn_in < length, f"system.burn_in={self.burn_in} must be < {origin}={length}")
+        _require(
+            length <= self.replay_length_per_env,
+            f"{origin}={length} must be <= system.replay_length_per_env={self.replay_length_per_env}",
+        )
+
+
+AUTO_SEQUENCE_CAP = 256  # longest sequence chosen automatically; longer episodes are split into segments
+
+
+def resolve_sequence_length(system: SystemConfig, max_episode_length: int | None) -> int:
+    """The sequence length L the learner samples.
+
+    ``system.sequence_length`` when set; otherwise the task's episode length + 1
+    (a whole episode from its first step, and the next episode's first
+    observation, so the episode's end lies inside the sequence), capped at
+    ``AUTO_SEQUENCE_CAP``; 64 for an environment that declares no
+    ``max_episode_length``. Episodes longer than L are learnt in segments from
+    stored carries (``rmuzero.replay.buffer``).
+    """
+    if system.sequence_length is not None:
+        return system.sequence_length
+    length = 64 if max_episode_length is None else min(int(max_episode_length) + 1, AUTO_SEQUENCE_CAP)
+    system.check_sequence_length(length, origin="the automatic sequence length (episode length + 1)")
+    return length
+
+
+def roots_for(system: SystemConfig, sequence_length: int) -> int:
+    """Roots drawn per sequence: ``roots_per_sequence``, at most the ``L - burn_in``
+    positions every sequence has with a loss (short episodes, e.g. MineSweeper Easy)."""
+    return min(system.roots_per_sequence, sequence_length - system.burn_in)
 
 
 @dataclasses.dataclass(frozen=True)

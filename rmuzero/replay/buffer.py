@@ -1,25 +1,42 @@
-"""Sequence replay of per-step records: a thin layer over flashbax's trajectory buffer.
+"""Sequence replay of per-step records: flashbax stores, sequences begin at episode starts.
 
 Dimensions:
   B  number of parallel environments (rows of the buffer), `num_envs`
+  N  steps kept per environment, `max_length_per_env`
   T  steps added per call (time-ordered, continuing the previous call)
-  S  windows per sample, `sample_batch_size`
-  L  window length, `window_length`
+  S  sequences per sample, `sample_batch_size`
+  L  sequence length, `sequence_length`
   F  observation features
   A  actions
 
-Each environment owns one row; `add` appends records [B, T, ...] along time,
-overwriting the oldest once `max_length_per_env` steps are held. `sample`
-draws S windows, each L consecutive steps of one row (never across the write
-position). Episode boundaries inside a window are marked by `start`; the
-stored `carry` lets the learner begin a window mid-episode.
+Each environment owns one row of flashbax's trajectory buffer; `add` appends
+records [B, T, ...] along time, overwriting the oldest once N steps are held.
+
+`sample` draws S sequences of L consecutive steps of one row, uniformly over
+the *eligible first steps* (the memoroid paper's tape batching): a sequence
+begins
+
+  * at an episode's first step (`start` set): the learner encodes it from the
+    identity with its current parameters, so every step of that episode in the
+    sequence is reachable by the gradient; episodes shorter than L are followed
+    by the next ones, start flags inside; or
+  * for an episode longer than the sequence, at a *segment boundary*: episode
+    step e = j (L - burn_in), j >= 1, when the episode still goes on burn_in
+    steps later. Such a sequence starts from the actor's stored carry; its first
+    burn_in steps only warm up the memory, and the segments' loss positions
+    [e + burn_in, e + L) tile the episode after its first L steps.
+
+A sequence never crosses the write position and never reads an unwritten step.
+As the buffer wraps, an episode whose first step is overwritten can no longer
+be sampled from its start: only its later segment boundaries (if it is longer
+than L) remain eligible, with their stored carries.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import chex
 import flashbax
@@ -45,14 +62,23 @@ class StepRecord:
     search_policy: chex.Array  # [A] float32: search policy at o_t
     search_value: chex.Array  # [] float32: search value at o_t (acting time, may be stale)
     carry: chex.ArrayTree  # encoder memory carry before consuming o_t (leaves unbatched)
+    episode_step: chex.Array  # [] int32: index of o_t in its episode (0 where start)
     action_mask: Optional[chex.Array] = None  # [A] bool: legal actions at o_t, or None
+
+
+class Sequences(NamedTuple):
+    """A sampled batch: S sequences of L steps and the memory carry before each."""
+
+    steps: StepRecord  # fields [S, L, ...]; `carry` is None (only the first one is kept)
+    carry: chex.ArrayTree  # leaves [S, ...]: the stored encoder carry before step 0
 
 
 ReplayState = TrajectoryBufferState  # TrajectoryBufferState[StepRecord]; experience [B, max_len, ...]
 
 InitFn = Callable[[StepRecord], ReplayState]
 AddFn = Callable[[ReplayState, StepRecord], ReplayState]
-SampleFn = Callable[[ReplayState, chex.PRNGKey], StepRecord]
+SampleFn = Callable[[ReplayState, chex.PRNGKey], Sequences]
+EligibleFn = Callable[[ReplayState], chex.Array]
 CanSampleFn = Callable[[ReplayState], chex.Array]
 
 
@@ -62,14 +88,16 @@ class Replay:
 
     init(example_record) -> state        example_record: one unbatched StepRecord
     add(state, records) -> state         records: StepRecord of [B, T, ...], T <= max_length_per_env
-    sample(state, key) -> windows        windows: StepRecord of [S, L, ...]; only when can_sample
-    can_sample(state) -> [] bool         at least min_length_per_env steps per env held
+    sample(state, key) -> Sequences      S sequences of L steps; only when can_sample
+    can_sample(state) -> [] bool         some first step is eligible
+    eligible(state) -> [B, N] bool       the buffer slots a sequence may begin at
     """
 
     init: InitFn
     add: AddFn
     sample: SampleFn
     can_sample: CanSampleFn
+    eligible: EligibleFn
 
 
 def _check_positive_int(name: str, value) -> None:
@@ -89,7 +117,7 @@ def _check_example(record: StepRecord) -> None:
     problems = []
     if jnp.ndim(record.obs) != 1:
         problems.append(f"obs must be [F], got shape {jnp.shape(record.obs)}")
-    for name, dtype in (("start", jnp.bool_), ("action", jnp.int32), ("reward", None),
+    for name, dtype in (("start", jnp.bool_), ("action", jnp.int32), ("episode_step", jnp.int32), ("reward", None),
                         ("discount", None), ("search_value", None)):
         value = getattr(record, name)
         if jnp.shape(value) != ():
@@ -109,48 +137,44 @@ def _check_example(record: StepRecord) -> None:
 def make_replay(
     *,
     num_envs: int,
-    window_length: int,
+    sequence_length: int,
     max_length_per_env: int,
-    min_length_per_env: int,
     sample_batch_size: int,
-    period: int = 1,
+    burn_in: int = 0,
 ) -> Replay:
     """Builds the replay of per-step records.
 
     Args:
       num_envs: B, rows of the buffer; `add` takes records [B, T, ...].
-      window_length: L, steps per sampled window.
-      max_length_per_env: steps kept per env (older ones are overwritten).
-      min_length_per_env: steps per env before `can_sample` is true; >= L.
-      sample_batch_size: S, windows per `sample`.
-      period: windows start at multiples of `period` steps after the oldest
-        step held; 1 <= period <= L (1: every start possible).
+      sequence_length: L, steps per sampled sequence.
+      max_length_per_env: N, steps kept per env (older ones are overwritten); >= L.
+      sample_batch_size: S, sequences per `sample`.
+      burn_in: leading steps of a sequence that begins mid-episode (at a stored
+        carry) which only warm up the memory; 0 <= burn_in < L. It sets the
+        segment boundaries of episodes longer than L (module docstring).
 
     Raises:
       ValueError: one line naming the bad size and what is valid.
     """
-    for name, value in (("num_envs", num_envs), ("window_length", window_length),
+    for name, value in (("num_envs", num_envs), ("sequence_length", sequence_length),
                         ("max_length_per_env", max_length_per_env),
-                        ("min_length_per_env", min_length_per_env),
-                        ("sample_batch_size", sample_batch_size), ("period", period)):
+                        ("sample_batch_size", sample_batch_size)):
         _check_positive_int(name, value)
-    if not window_length <= min_length_per_env <= max_length_per_env:
+    if isinstance(burn_in, bool) or not isinstance(burn_in, numbers.Integral) or not 0 <= burn_in < sequence_length:
+        raise ValueError(f"burn_in must be an int in [0, sequence_length={sequence_length}), got {burn_in!r}")
+    if sequence_length > max_length_per_env:
         raise ValueError(
-            "need window_length <= min_length_per_env <= max_length_per_env, got "
-            f"{window_length}, {min_length_per_env}, {max_length_per_env}")
-    if period > window_length:
-        raise ValueError(
-            f"period must be <= window_length={window_length} (steps would never be sampled), "
-            f"got {period}")
+            f"sequence_length={sequence_length} must be <= max_length_per_env={max_length_per_env}")
 
     buffer = flashbax.make_trajectory_buffer(
         add_batch_size=num_envs,
         sample_batch_size=sample_batch_size,
-        sample_sequence_length=window_length,
-        period=period,
-        min_length_time_axis=min_length_per_env,
+        sample_sequence_length=sequence_length,
+        period=1,
+        min_length_time_axis=sequence_length,
         max_length_time_axis=max_length_per_env,
     )
+    stride = sequence_length - burn_in  # episode steps between segment boundaries
 
     def init(example_record: StepRecord) -> ReplayState:
         _check_example(example_record)
@@ -174,7 +198,31 @@ def make_replay(
                 f"{_describe(state.experience, drop=2)}; got {_describe(records)}")
         return buffer.add(state, records)
 
-    def sample(state: ReplayState, key: chex.PRNGKey) -> StepRecord:
-        return buffer.sample(state, key).experience
+    def eligible(state: ReplayState) -> chex.Array:
+        slot = jnp.arange(max_length_per_env)  # [N] physical slot
+        held = jnp.where(state.is_full, max_length_per_env, state.current_index)
+        oldest = jnp.where(state.is_full, state.current_index, 0)
+        age = (slot - oldest) % max_length_per_env  # [N] 0 for the oldest step held
+        fits = age + sequence_length <= held  # written through its last step, behind the write position
+        start = state.experience.start  # [B, N]
+        episode_step = state.experience.episode_step  # [B, N]
+        after = (slot[:, None] + jnp.arange(1, burn_in + 1)[None, :]) % max_length_per_env  # [N, burn_in]
+        episode_goes_on = ~jnp.any(start[:, after], axis=-1)  # [B, N]: no start in the burn-in
+        boundary = (episode_step > 0) & (episode_step % stride == 0) & episode_goes_on
+        return fits[None, :] & (start | boundary)
 
-    return Replay(init=init, add=add, sample=sample, can_sample=buffer.can_sample)
+    def sample(state: ReplayState, key: chex.PRNGKey) -> Sequences:
+        count = jnp.cumsum(eligible(state).reshape(-1).astype(jnp.int32))  # [B * N]
+        draw = jax.random.randint(key, (sample_batch_size,), 0, jnp.maximum(count[-1], 1))
+        flat = jnp.searchsorted(count, draw, side="right")  # the (draw + 1)-th eligible slot
+        row, first = flat // max_length_per_env, flat % max_length_per_env
+        positions = (first[:, None] + jnp.arange(sequence_length)[None, :]) % max_length_per_env
+        experience = state.experience
+        steps = jax.tree.map(lambda x: x[row[:, None], positions], experience.replace(carry=None))
+        carry = jax.tree.map(lambda x: x[row, first], experience.carry)
+        return Sequences(steps=steps, carry=carry)
+
+    def can_sample(state: ReplayState) -> chex.Array:
+        return jnp.any(eligible(state))
+
+    return Replay(init=init, add=add, sample=sample, can_sample=can_sample, eligible=eligible)

@@ -27,7 +27,12 @@ Choices made here:
   * At the right edge of the window the return bootstraps from the last
     position available: if j + n >= L while j's episode goes on, the n-step
     return uses m' = L - 1 - j rewards and gamma^{m'} v_{L-1}; at j = L - 1 it
-    is v_{L-1} itself.
+    is v_{L-1} itself. Except when the window's last transition terminates
+    (discount_t[L-1] == 0, the next episode's start flag unseen at L): then the
+    episode's end is known, r_{L-1} is the last reward and nothing is
+    bootstrapped, exactly as if a start flag stood at L. Without this, a
+    sequence that ends with its episode would learn the terminal observation's
+    value from itself instead of from the terminal reward.
   * Beyond the end of t's episode an unroll is absorbing: value 0, reward 0,
     uniform policy. Those targets are exact (they do not depend on data past
     the window); beyond the window inside an episode the targets are unknown,
@@ -101,14 +106,21 @@ def _check_window(reward_t, discount_t, start_t, bootstrap_value_t, policy_t=Non
         raise ValueError(f"start must be a bool array, got dtype {jnp.asarray(start_t).dtype}")
 
 
-def _first_episode_mask(start_t: chex.Array, idx: chex.Array, ahead: chex.Array) -> chex.Array:
-    """[L, M] bool: no start flag at positions (j, j + i] inside the window.
+def _first_episode_mask(start_t: chex.Array, ends_at_edge: chex.Array, idx: chex.Array,
+                        ahead: chex.Array) -> chex.Array:
+    """[L, M] bool: no start flag at positions (j, j + i].
 
-    idx = j + i ([L, M]), ahead = i ([1, M]); flags past the window count as unset.
+    idx = j + i ([L, M]), ahead = i ([1, M]). A flag stands at L when the window's
+    last transition terminates (`ends_at_edge`); flags further out count as unset.
     """
     length = start_t.shape[0]
-    new_episode = start_t[jnp.minimum(idx, length - 1)] & (idx < length) & (ahead >= 1)
-    return jnp.cumsum(new_episode, axis=1) == 0
+    flag = (start_t[jnp.minimum(idx, length - 1)] & (idx < length)) | ((idx == length) & ends_at_edge)
+    return jnp.cumsum(flag & (ahead >= 1), axis=1) == 0
+
+
+def _ends_at_edge(discount_t: chex.Array) -> chex.Array:
+    """[] bool: the window's last transition terminates its episode."""
+    return discount_t[-1] == 0
 
 
 def n_step_value_targets(
@@ -136,8 +148,11 @@ def n_step_value_targets(
     ahead = jnp.arange(td_steps + 1)[None, :]  # [1, n+1] steps i ahead of j
     idx = root + ahead  # [L, n+1]
     clipped = jnp.minimum(idx, length - 1)
-    same_episode = _first_episode_mask(start_t, idx, ahead)  # [L, n+1]
-    horizon = jnp.minimum(td_steps, length - 1 - root)  # [L, 1] rewards before the bootstrap
+    ends_at_edge = _ends_at_edge(discount_t)
+    same_episode = _first_episode_mask(start_t, ends_at_edge, idx, ahead)  # [L, n+1]
+    # Rewards before the bootstrap: n, cut at the window's edge (one more when the last
+    # transition terminates: its reward is known and nothing follows it).
+    horizon = jnp.minimum(td_steps, length - 1 - root + ends_at_edge.astype(root.dtype))  # [L, 1]
     discount_ji = discount_t[clipped].astype(jnp.float32)
     discount_before = jnp.concatenate(  # prod_{l<i} d_{j+l}
         [jnp.ones((length, 1), jnp.float32), jnp.cumprod(discount_ji, axis=1)[:, :-1]], axis=1)
@@ -159,9 +174,10 @@ def lambda_value_targets(
 ) -> chex.Array:
     """TD(lambda) return of every position of one window: [L] -> [L].
 
-    G_{L-1} = v_{L-1};  G_j = r_j + gamma d_j ((1 - lambda) v_{j+1} + lambda G_{j+1}),
-    with the bracket replaced by 0 when o_{j+1} starts a new episode. lambda = 0
-    equals the 1-step return and lambda = 1 the n-step return with n >= L - 1.
+    G_{L-1} = v_{L-1} (r_{L-1} when the last transition terminates);
+    G_j = r_j + gamma d_j ((1 - lambda) v_{j+1} + lambda G_{j+1}), with the bracket
+    replaced by 0 when o_{j+1} starts a new episode. lambda = 0 equals the 1-step
+    return and lambda = 1 the n-step return with n >= L - 1.
     """
     _check_unit("td_lambda", td_lambda)
     _check_unit("discount_factor", discount_factor)
@@ -175,12 +191,13 @@ def lambda_value_targets(
         return g_t, g_t
 
     v_t = bootstrap_value_t.astype(jnp.float32)
+    g_last = jnp.where(_ends_at_edge(discount_t), reward_t[-1].astype(jnp.float32), v_t[-1])
     _, g_head = jax.lax.scan(
-        backward, v_t[-1],
+        backward, g_last,
         (reward_t[:-1].astype(jnp.float32), discount_t[:-1].astype(jnp.float32),
          start_t[1:], v_t[1:]),
         reverse=True)
-    return jnp.concatenate([g_head, v_t[-1:]])
+    return jnp.concatenate([g_head, g_last[None]])
 
 
 def unroll_targets(
@@ -231,7 +248,7 @@ def unroll_targets(
     idx = root + step  # [L, K+1] position t + k
     clipped = jnp.minimum(idx, length - 1)
     in_window = idx < length
-    in_episode = _first_episode_mask(start_t, idx, step)
+    in_episode = _first_episode_mask(start_t, _ends_at_edge(discount_t), idx, step)
     valid = in_episode & in_window
 
     # Dynamics step k predicts the reward of the transition from o_{t+k-1}: valid when

@@ -174,6 +174,13 @@ class SearchOutput:
     prior_logits: ``[B, A]`` the prediction's policy logits at the root, as the
       network gave them (no noise, no masking).
     prior_value: ``[B]`` the prediction's value at the root.
+    improved_value: ``[B]`` the value of the improved policy,
+      ``sum_a action_weights[a] * Qc(root, a)``, with ``Qc`` the completed
+      Q-values: ``Q(root, a)`` for visited actions, and for unvisited ones the
+      mixed value ``(prior_value + N sum_{b visited} p_b Q_b / sum_{b visited}
+      p_b) / (1 + N)`` (``p`` the prior policy over valid actions, ``N`` the
+      root's simulations; Danihelka et al. 2022, eq. 33). The bootstrap value
+      consistent with the policy target (reanalysis).
     """
 
     action: chex.Array  # [B]
@@ -181,6 +188,22 @@ class SearchOutput:
     root_value: chex.Array  # [B]
     prior_logits: chex.Array  # [B, A]
     prior_value: chex.Array  # [B]
+    improved_value: chex.Array  # [B]
+
+
+def _completed_value(tree: mctx.Tree, action_weights: chex.Array) -> chex.Array:
+    """``sum_a w_a Qc(root, a)`` of a finished search (see ``SearchOutput.improved_value``)."""
+    root = jnp.full(tree.node_visits.shape[:1], tree.ROOT_INDEX)
+    qvalues = tree.qvalues(root)  # [B, A]
+    visits = tree.children_visits[:, tree.ROOT_INDEX].astype(qvalues.dtype)  # [B, A]
+    prior = jax.nn.softmax(tree.children_prior_logits[:, tree.ROOT_INDEX], axis=-1)  # [B, A], 0 where invalid
+    visited = visits > 0
+    visited_prior = jnp.sum(jnp.where(visited, prior, 0.0), axis=-1)
+    weighted_q = jnp.sum(jnp.where(visited, prior * qvalues, 0.0), axis=-1) / jnp.maximum(visited_prior, 1e-12)
+    simulations = jnp.sum(visits, axis=-1)
+    mixed = (tree.raw_values[:, tree.ROOT_INDEX] + simulations * weighted_q) / (simulations + 1.0)
+    completed = jnp.where(visited, qvalues, mixed[:, None])
+    return jnp.sum(action_weights * completed, axis=-1)
 
 
 def _check_shape(name: str, x: Any, expected: tuple[int, ...]) -> None:
@@ -336,6 +359,7 @@ def run_search(
         root_value=policy_output.search_tree.summary().value,
         prior_logits=root.policy_logits,
         prior_value=root.value,
+        improved_value=_completed_value(policy_output.search_tree, action_weights),
     )
 
 

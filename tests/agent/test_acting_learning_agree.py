@@ -33,7 +33,7 @@ from rmuzero.agent.agent import make_agent
 from rmuzero.agent.config import config_from_dict
 from rmuzero.networks.muzero import MuZeroNetwork
 from rmuzero.networks.transforms import logits_to_scalar
-from rmuzero.replay.buffer import StepRecord
+from rmuzero.replay.buffer import Sequences
 
 EPISODE = 51  # RepeatPrevious Easy: 52 cards, 51 steps per episode
 COLLECTS = 8
@@ -54,8 +54,8 @@ CONFIG = {
     "network": {"memory": "ffm", "features": 16, "latent_size": 16, "head_sizes": [32],
                 "value_bins": 11, "reward_bins": 11},
     "search": {"policy": "gumbel_muzero", "num_simulations": 4, "max_num_considered_actions": 4},
-    "system": {"num_envs": 4, "rollout_length": ROLLOUT, "batch_size": 4, "window_length": WINDOW,
-               "burn_in": 2, "num_unroll_steps": 3, "td_steps": 3, "replay_length_per_env": 128,
+    "system": {"num_envs": 4, "rollout_length": ROLLOUT, "batch_size": 4, "sequence_length": WINDOW,
+               "roots_per_sequence": 10, "burn_in": 2, "num_unroll_steps": 3, "td_steps": 3, "replay_length_per_env": 128,
                "updates_per_iteration": 1, "reanalyse_fraction": 0.5},
     "eval_episodes": 2,
 }
@@ -122,11 +122,14 @@ def run():
     )
 
 
-def _windows(experience) -> StepRecord:
-    """StepRecord [S, L, ...] of WINDOWS cut straight out of the replay state."""
-    return jax.tree.map(
-        lambda x: jnp.stack([x[env, first:first + WINDOW] for env, first in WINDOWS]), experience
+def _windows(experience, windows=WINDOWS, length=WINDOW) -> Sequences:
+    """Sequences [S, L, ...] of `windows` cut straight out of the replay state."""
+    steps = jax.tree.map(
+        lambda x: jnp.stack([x[env, first:first + length] for env, first in windows]),
+        experience.replace(carry=None),
     )
+    carry = jax.tree.map(lambda x: jnp.stack([x[env, first] for env, first in windows]), experience.carry)
+    return Sequences(steps=steps, carry=carry)
 
 
 def test_step_by_step_replay_is_the_actor(run):
@@ -142,9 +145,9 @@ def test_window_carries_match_stored_carries(run):
     """Re-encoding steps [i, i + j) of a window from the stored carry at i gives the stored
     carry at i + j, for every j = 1..L, also across the start flags."""
     windows = _windows(run.experience)
-    carry0 = jax.tree.map(lambda x: x[:, 0], windows.carry)
-    obs = jnp.swapaxes(windows.obs, 0, 1)  # [L, S, F]
-    start = jnp.swapaxes(windows.start, 0, 1)  # [L, S]
+    carry0 = windows.carry
+    obs = jnp.swapaxes(windows.steps.obs, 0, 1)  # [L, S, F]
+    start = jnp.swapaxes(windows.steps.start, 0, 1)  # [L, S]
 
     @jax.jit
     def prefix_carries(params, carry, obs, start):
@@ -164,15 +167,29 @@ def test_window_carries_match_stored_carries(run):
 def test_window_latents_match_acting_latents(run):
     """The learner's whole-window encoding (from the stored carry) gives the actor's latents."""
     windows = _windows(run.experience)
-    carry0 = jax.tree.map(lambda x: x[:, 0], windows.carry)
     _, latents = run.encode(
-        run.params, carry0, jnp.swapaxes(windows.obs, 0, 1), jnp.swapaxes(windows.start, 0, 1)
+        run.params, windows.carry, jnp.swapaxes(windows.steps.obs, 0, 1), jnp.swapaxes(windows.steps.start, 0, 1)
     )  # [L, S, D]
     for s, (env, first) in enumerate(WINDOWS):
         np.testing.assert_allclose(
             latents[:, s], run.acting_latents[env, first:first + WINDOW], rtol=1e-5, atol=1e-5,
             err_msg=f"window {s} (env {env}, steps {first}..{first + WINDOW - 1})",
         )
+
+
+def test_whole_episode_latents_match_acting_latents(run):
+    """A sequence that begins at an episode's first step (what the learner samples) encodes the
+    whole episode, and the next episode's first step, to the actor's latents; the stored carry
+    before the start flag is irrelevant (a zero carry and a garbage carry give the same)."""
+    length = EPISODE + 1
+    sequences = _windows(run.experience, windows=tuple((env, 0) for env in range(4)), length=length)
+    assert bool(np.all(sequences.steps.start[:, 0])) and bool(np.all(sequences.steps.start[:, EPISODE]))
+    obs, start = jnp.swapaxes(sequences.steps.obs, 0, 1), jnp.swapaxes(sequences.steps.start, 0, 1)
+    garbage = jax.tree.map(lambda x: jnp.full_like(x, 7.0), sequences.carry)
+    for carry in (sequences.carry, run.agent.network.initialize_carry(4), garbage):
+        _, latents = run.encode(run.params, carry, obs, start)  # [L, S, D]
+        np.testing.assert_allclose(
+            jnp.swapaxes(latents, 0, 1), run.acting_latents[:, :length], rtol=1e-5, atol=1e-5)
 
 
 def test_reanalysis_with_acting_params_searches_from_actor_latents(run):

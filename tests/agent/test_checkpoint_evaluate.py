@@ -37,7 +37,7 @@ CONFIG = {
     "network": {"memory": "ffm", "features": 16, "latent_size": 16, "head_sizes": [32],
                 "value_bins": 11, "reward_bins": 11},
     "search": {"policy": "gumbel_muzero", "num_simulations": 4, "max_num_considered_actions": 4},
-    "system": {"num_envs": 4, "rollout_length": 8, "batch_size": 4, "window_length": 8, "burn_in": 2,
+    "system": {"num_envs": 4, "rollout_length": 8, "batch_size": 4, "sequence_length": 8, "roots_per_sequence": 6, "burn_in": 2,
                "num_unroll_steps": 2, "td_steps": 2, "replay_length_per_env": 64,
                "updates_per_iteration": 1, "reanalyse_fraction": 0.0},  # no reanalysis: a smaller compile
     "seed": SEED,

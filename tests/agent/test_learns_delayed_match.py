@@ -75,7 +75,7 @@ CONFIG = {
                 "value_bins": 21, "reward_bins": 21, "support_bound": 1.0},
     "search": {"num_simulations": 4, "max_num_considered_actions": 2},
     "system": {"num_envs": 16, "rollout_length": 6, "updates_per_iteration": 4, "batch_size": 16,
-               "window_length": 9, "burn_in": 0, "num_unroll_steps": 1, "td_steps": 1, "discount": 0.9,
+               "sequence_length": 9, "roots_per_sequence": 9, "burn_in": 0, "num_unroll_steps": 1, "td_steps": 1, "discount": 0.9,
                "replay_length_per_env": 120, "learning_rate": 3e-3, "target_update_period": 10,
                "reanalyse_fraction": 0.25},
     "eval_episodes": 32,

@@ -5,8 +5,9 @@ Dimensions: S windows, L window length, K unroll steps, A actions, D latent size
 The target math itself lives in ``rmuzero.replay.targets`` (tested there); here
 ``agent.targets`` must feed it the right inputs (target-network bootstrap values,
 reanalysed search policies / values for the first windows of the batch), and
-``agent.loss`` must use exactly the entries those targets mark as known, only at
-roots ``t >= burn_in``.
+``agent.loss`` must use exactly the entries those targets mark as known, at the
+roots it is given that carry a loss: every position of a sequence that begins at
+a start flag, positions ``t >= burn_in`` of one that begins mid-episode.
 
 Setup: RepeatPrevious Easy (51-step episodes, |reward| = 1/48 from step 4 on),
 B = 4 environments, 9 training iterations of 8 acting steps and one update each,
@@ -26,6 +27,7 @@ from rmuzero.agent.agent import make_agent
 from rmuzero.agent.config import config_from_dict
 from rmuzero.networks.muzero import MuZeroNetwork
 from rmuzero.networks.transforms import logits_to_scalar
+from rmuzero.replay.buffer import Sequences
 from rmuzero.replay.targets import batched_unroll_targets
 
 EPISODE = 51
@@ -54,8 +56,8 @@ def _config(*, target_tau: float, target_update_period: int, reanalyse_fraction:
         "network": {"memory": "ffm", "features": 16, "latent_size": 16, "head_sizes": [32],
                     "value_bins": 11, "reward_bins": 11},
         "search": {"policy": "gumbel_muzero", "num_simulations": 4, "max_num_considered_actions": 4},
-        "system": {"num_envs": 4, "rollout_length": ROLLOUT, "batch_size": 4, "window_length": WINDOW,
-                   "burn_in": BURN_IN, "num_unroll_steps": K, "td_steps": TD, "discount": GAMMA,
+        "system": {"num_envs": 4, "rollout_length": ROLLOUT, "batch_size": 4, "sequence_length": WINDOW,
+                   "roots_per_sequence": WINDOW - BURN_IN, "burn_in": BURN_IN, "num_unroll_steps": K, "td_steps": TD, "discount": GAMMA,
                    "replay_length_per_env": 128, "updates_per_iteration": 1, "reanalyse_fraction": reanalyse_fraction,
                    "learning_rate": 1e-2, "target_tau": target_tau,
                    "target_update_period": target_update_period},
@@ -87,18 +89,20 @@ def run():
     expected_starts = np.zeros((4, steps), bool)
     expected_starts[:, [0, EPISODE]] = True
     np.testing.assert_array_equal(experience.start, expected_starts)
-    windows = jax.tree.map(
-        lambda x: jnp.stack([x[env, first:first + WINDOW] for env, first in WINDOWS]), experience
+    windows = Sequences(
+        steps=jax.tree.map(lambda x: jnp.stack([x[env, first:first + WINDOW] for env, first in WINDOWS]),
+                           experience.replace(carry=None)),
+        carry=jax.tree.map(lambda x: jnp.stack([x[env, first] for env, first in WINDOWS]), experience.carry),
     )
     for s, flag in zip(range(4), (4, 7, 0, None)):
         expected = np.zeros(WINDOW, bool)
         if flag is not None:
             expected[flag] = True
-        np.testing.assert_array_equal(windows.start[s], expected)
+        np.testing.assert_array_equal(windows.steps.start[s], expected)
 
-    def loss_and_grad(params, windows, unroll):
+    def loss_and_grad(params, windows, unroll, roots):
         def total(p):
-            parts = agent.loss(p, windows, unroll)
+            parts = agent.loss(p, windows, unroll, roots)
             return parts.total, parts
 
         return jax.value_and_grad(total, has_aux=True)(params)
@@ -115,22 +119,26 @@ def run():
     )
 
 
-def _loss(run, windows, unroll) -> np.ndarray:
-    (total, parts), _ = run.loss_and_grad(run.params, windows, unroll)
+ALL_ROOTS = jnp.broadcast_to(jnp.arange(WINDOW, dtype=jnp.int32), (4, WINDOW))  # every position a root
+
+
+def _loss(run, windows, unroll, roots=ALL_ROOTS) -> np.ndarray:
+    (total, parts), _ = run.loss_and_grad(run.params, windows, unroll, roots)
     return np.asarray(total)
 
 
 def _expected_inputs(run):
     """Bootstrap values and policies built independently of agent.targets: latents of the
     windows from their stored carries under the target network, its values, and a fresh
-    search of the first R windows replacing their values and policies."""
+    search of the first R windows replacing their policies (action weights) and values (the
+    improved policy's value)."""
     agent, windows = run.agent, run.windows
 
     @jax.jit
     def target_network(target_params, windows, key):
-        carry0 = jax.tree.map(lambda x: x[:, 0], windows.carry)
         _, latents = agent.encode(
-            target_params, carry0, jnp.swapaxes(windows.obs, 0, 1), jnp.swapaxes(windows.start, 0, 1)
+            target_params, windows.carry, jnp.swapaxes(windows.steps.obs, 0, 1),
+            jnp.swapaxes(windows.steps.start, 0, 1)
         )
         latents = jnp.swapaxes(latents, 0, 1)  # [S, L, D]
         heads = agent.network.apply(target_params, latents, method=MuZeroNetwork.predict)
@@ -139,8 +147,8 @@ def _expected_inputs(run):
         return values, fresh
 
     values, fresh = target_network(run.target_params, windows, run.key)
-    bootstrap = values.at[:REANALYSED].set(fresh.root_value.reshape(REANALYSED, WINDOW))
-    policy = windows.search_policy.at[:REANALYSED].set(fresh.action_weights.reshape(REANALYSED, WINDOW, -1))
+    bootstrap = values.at[:REANALYSED].set(fresh.improved_value.reshape(REANALYSED, WINDOW))
+    policy = windows.steps.search_policy.at[:REANALYSED].set(fresh.action_weights.reshape(REANALYSED, WINDOW, -1))
     return bootstrap, policy, fresh
 
 
@@ -151,8 +159,8 @@ def test_targets_are_the_target_math_on_target_network_and_reanalysed_inputs(run
     """agent.targets == batched_unroll_targets(stored rewards / discounts / starts, bootstrap
     values from the target network (reanalysed windows: the fresh search's root values),
     stored search policies (reanalysed windows: the fresh search's policies))."""
-    windows = run.windows
-    unroll, reanalysed = run.targets(run.target_params, windows, run.key)
+    windows = run.windows.steps
+    unroll, reanalysed = run.targets(run.target_params, run.windows, run.key)
     bootstrap, policy, fresh = _expected_inputs(run)
     expected = batched_unroll_targets(
         windows.reward, windows.discount, windows.start, bootstrap, policy,
@@ -163,7 +171,7 @@ def test_targets_are_the_target_math_on_target_network_and_reanalysed_inputs(run
     for name in ("value", "reward", "policy"):
         np.testing.assert_allclose(getattr(unroll, name), getattr(expected, name), rtol=1e-4, atol=1e-5,
                                    err_msg=name)
-    np.testing.assert_allclose(reanalysed.root_value, fresh.root_value, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(reanalysed.improved_value, fresh.improved_value, rtol=1e-4, atol=1e-5)
     # The non-reanalysed windows bootstrap from the target network, not from the online one.
     assert not _equal(run.params, run.target_params)
 
@@ -172,7 +180,7 @@ def test_targets_at_the_episode_boundaries_by_hand(run):
     """Numbers a person can check: the last observation of an episode has value target r
     (no bootstrap) and nothing after it is in the episode; the terminal reward is kept."""
     unroll, reanalysed = run.targets(run.target_params, run.windows, run.key)
-    reward = np.asarray(run.windows.reward)
+    reward = np.asarray(run.windows.steps.reward)
     uniform = np.full(4, 0.25, np.float32)
 
     # Middle window: start flag at position 4, so o_3 is the episode's last observation.
@@ -185,15 +193,16 @@ def test_targets_at_the_episode_boundaries_by_hand(run):
     # o_4 begins the next episode: its own unroll is all in its episode and in the window.
     assert bool(np.all(unroll.in_episode[MIDDLE, 4])) and bool(np.all(unroll.in_window[MIDDLE, 4]))
     # o_2: two rewards then the end (n = 3 would reach o_5): z = r_2 + gamma d_2 r_3.
-    expected = reward[MIDDLE, 2] + GAMMA * float(run.windows.discount[MIDDLE, 2]) * reward[MIDDLE, 3]
+    expected = reward[MIDDLE, 2] + GAMMA * float(run.windows.steps.discount[MIDDLE, 2]) * reward[MIDDLE, 3]
     np.testing.assert_allclose(unroll.value[MIDDLE, 2, 0], expected, rtol=1e-6)
 
     # Last window: flag at position 7; o_6 ends the episode, o_7 is the window's edge.
     np.testing.assert_allclose(unroll.value[LAST, 6, 0], reward[LAST, 6], atol=1e-7)
     np.testing.assert_array_equal(unroll.in_episode[LAST, 6], [True, False, False, False])
     np.testing.assert_array_equal(unroll.in_window[LAST, 7], [True, False, False, False])
-    # At the edge the value target of o_7 is its bootstrap value: the fresh search's root value.
-    np.testing.assert_allclose(unroll.value[LAST, 7, 0], reanalysed.root_value[2 * WINDOW - 1], rtol=1e-6)
+    # At the edge the value target of o_7 is its bootstrap value: the fresh search's value of
+    # its improved policy.
+    np.testing.assert_allclose(unroll.value[LAST, 7, 0], reanalysed.improved_value[2 * WINDOW - 1], rtol=1e-6)
 
     # First window: the flag at the root itself cuts nothing.
     assert bool(np.all(unroll.in_episode[FIRST]))
@@ -204,7 +213,7 @@ def test_targets_at_the_episode_boundaries_by_hand(run):
 
 def test_loss_is_finite_and_gradients_reach_every_parameter(run):
     unroll, _ = run.targets(run.target_params, run.windows, run.key)
-    (total, parts), grads = run.loss_and_grad(run.params, run.windows, unroll)
+    (total, parts), grads = run.loss_and_grad(run.params, run.windows, unroll, ALL_ROOTS)
     for name, value in zip(parts._fields, parts):
         assert np.isfinite(float(value)) and float(value) > 0.0, (name, float(value))
     flat = jax.tree_util.tree_flatten_with_path(grads)[0]
@@ -229,7 +238,9 @@ def _perturb(unroll, field: str, where: np.ndarray, amount: float):
 def test_loss_ignores_unknown_entries_and_burn_in_roots(run):
     """Changing targets the loss must not see leaves it bit-identical; changing one it must
     see changes it. Unknown: value / policy where in_episode & ~in_window, reward where the
-    previous step is in the episode but outside the window; and every root t < burn_in."""
+    previous step is in the episode but outside the window; and every root t < burn_in of a
+    sequence that begins mid-episode. The sequence that begins at a start flag (FIRST) has a
+    loss at its first position."""
     unroll, _ = run.targets(run.target_params, run.windows, run.key)
     base = _loss(run, run.windows, unroll)
     in_episode = np.asarray(unroll.in_episode)
@@ -238,7 +249,7 @@ def test_loss_ignores_unknown_entries_and_burn_in_roots(run):
     previous_unknown = np.concatenate([np.zeros_like(unknown[..., :1]), unknown[..., :-1]], axis=-1)
     assert unknown.any() and previous_unknown.any()
     burn_in_roots = np.zeros_like(unknown)
-    burn_in_roots[:, :BURN_IN] = True
+    burn_in_roots[[MIDDLE, LAST, NONE], :BURN_IN] = True
 
     for field, mask in (("value", unknown), ("policy", unknown), ("reward", previous_unknown)):
         changed = _loss(run, run.windows, _perturb(unroll, field, mask, 3.0))
@@ -250,6 +261,10 @@ def test_loss_ignores_unknown_entries_and_burn_in_roots(run):
         one[NONE, BURN_IN, 1] = True
         changed = _loss(run, run.windows, _perturb(unroll, field, one, 3.0))
         assert changed != base, f"{field}: a known entry did not change the loss"
+        first = np.zeros_like(unknown)
+        first[FIRST, 0, 1] = True
+        changed = _loss(run, run.windows, _perturb(unroll, field, first, 3.0))
+        assert changed != base, f"{field}: position 0 of a sequence from a start flag has no loss"
 
 
 def test_policy_and_reward_data_before_burn_in_do_not_reach_the_loss(run):
@@ -257,17 +272,41 @@ def test_policy_and_reward_data_before_burn_in_do_not_reach_the_loss(run):
     have no loss; the same change at p = burn_in is seen."""
     windows = run.windows
     base = _loss(run, windows, run.targets(run.target_params, windows, run.key)[0])
-    rows = slice(REANALYSED, None)  # windows whose policy targets are the stored ones
+    row = NONE  # mid-episode, not reanalysed: its policy targets are the stored ones
 
     def changed(position):
-        policy = windows.search_policy.at[rows, position].set(jnp.array([0.0, 0.0, 0.0, 1.0]))
-        reward = windows.reward.at[rows, position].add(0.5)
-        modified = windows.replace(search_policy=policy, reward=reward)
+        steps = windows.steps
+        policy = steps.search_policy.at[row, position].set(jnp.array([0.0, 0.0, 0.0, 1.0]))
+        reward = steps.reward.at[row, position].add(0.5)
+        modified = windows._replace(steps=steps.replace(search_policy=policy, reward=reward))
         return _loss(run, modified, run.targets(run.target_params, modified, run.key)[0])
 
     for position in range(BURN_IN):
         assert changed(position) == base, f"data at position {position} < burn_in reached the loss"
     assert changed(BURN_IN) != base
+
+
+def test_subsampled_roots_average_the_per_root_losses(run):
+    """The loss over given roots is the mean over those that carry a loss: the all-positions
+    loss equals the average of single-root losses (one root per sequence at position t),
+    each weighted by how many sequences have a loss at t."""
+    unroll, _ = run.targets(run.target_params, run.windows, run.key)
+    base = _loss(run, run.windows, unroll)
+    has_loss = (np.arange(WINDOW)[None, :] >= BURN_IN) | np.asarray(run.windows.steps.start[:, :1])  # [S, L]
+    per_root = [_loss(run, run.windows, unroll, jnp.full((4, 1), t, jnp.int32)) for t in range(WINDOW)]
+    weights = has_loss.sum(axis=0)
+    np.testing.assert_allclose(base, np.dot(per_root, weights) / weights.sum(), rtol=1e-5)
+
+
+def test_sampled_roots_are_distinct_loss_positions(run):
+    roots = np.asarray(jax.jit(run.agent.sample_roots)(run.windows, jax.random.PRNGKey(3)))
+    assert roots.shape == (4, WINDOW - BURN_IN)
+    for s in range(4):
+        assert len(set(roots[s].tolist())) == roots.shape[1]
+    assert roots[[MIDDLE, LAST, NONE]].min() >= BURN_IN  # mid-episode: never a burn-in position
+    draws = np.concatenate([np.asarray(run.agent.sample_roots(run.windows, k))[FIRST]
+                            for k in jax.random.split(jax.random.PRNGKey(4), 20)])
+    assert set(draws.tolist()) == set(range(WINDOW))  # from a start flag: every position
 
 
 # ----- target network -------------------------------------------------------------------------
@@ -315,7 +354,7 @@ def test_td_lambda_config_selects_lambda_targets(run):
     agent = make_agent(config_from_dict(values))
     unroll, _ = jax.jit(agent.targets)(run.target_params, run.windows, run.key)
     bootstrap, policy, _ = _expected_inputs(run)
-    windows = run.windows
+    windows = run.windows.steps
     expected = batched_unroll_targets(
         windows.reward, windows.discount, windows.start, bootstrap, policy,
         num_unroll_steps=K, discount_factor=GAMMA, td_lambda=0.7,

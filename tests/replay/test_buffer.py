@@ -1,4 +1,22 @@
-"""Tests of rmuzero/replay/buffer.py: windows are contiguous slices of one env's steps."""
+"""Tests of rmuzero/replay/buffer.py: sequences begin at episode starts (or segment boundaries).
+
+Every record is a function of (env, global step), so a sampled step says where
+it came from. Env 0 restarts every 4 steps (episodes shorter than a sequence),
+env 1 every 10 (longer than a sequence: split in segments). With L = 4 and
+burn_in = 1 the segment stride is L - burn_in = 3.
+
+After three chunks of 5 steps into rows of N = 12, global steps 0..2 are
+overwritten and 3..14 are held; a sequence must end by step 14, so its first
+step is at most 11. By hand:
+
+  env 0 (starts 0, 4, 8, 12): 4 and 8 are eligible; step 3 ends the episode
+    whose start (0) was overwritten, so that episode is never sampled; 12 does
+    not fit before the write position.
+  env 1 (starts 0, 10): 10 is eligible; 3 and 6 are the segment boundaries
+    (episode steps 3 and 6) of the episode whose start was overwritten, still
+    sampled from their stored carries; 9 (episode step 9) is not, the episode
+    ends one step later, inside the burn-in.
+"""
 
 import jax
 import jax.numpy as jnp
@@ -7,8 +25,9 @@ import pytest
 
 from rmuzero.replay.buffer import StepRecord, make_replay
 
-NUM_ENVS, WINDOW, MAX_LEN, CHUNK, NUM_CHUNKS, SAMPLES, A = 2, 4, 12, 5, 3, 64, 3
-EPISODE_LENGTH = (3, 4)  # env 0 restarts every 3 steps, env 1 every 4
+NUM_ENVS, SEQUENCE, BURN_IN, MAX_LEN, CHUNK, NUM_CHUNKS, SAMPLES, A = 2, 4, 1, 12, 5, 3, 64, 3
+EPISODE_LENGTH = (4, 10)
+ELIGIBLE = {0: {4, 8}, 1: {3, 6, 10}}  # global first steps, by hand (module docstring)
 
 
 def _record(env, step):
@@ -26,6 +45,7 @@ def _record(env, step):
         search_value=-step.astype(jnp.float32),
         carry={"h": jnp.stack([step, 100 * env]).astype(jnp.float32),
                "count": step % length + 1000 * env},
+        episode_step=step % length,
         action_mask=jnp.arange(A) <= step % A,
     )
 
@@ -37,68 +57,97 @@ def _chunk(first_step):
     return jax.vmap(jax.vmap(_record))(env, step)
 
 
-REPLAY = make_replay(num_envs=NUM_ENVS, window_length=WINDOW, max_length_per_env=MAX_LEN,
-                     min_length_per_env=CHUNK + 1, sample_batch_size=SAMPLES)
+REPLAY = make_replay(num_envs=NUM_ENVS, sequence_length=SEQUENCE, max_length_per_env=MAX_LEN,
+                     sample_batch_size=SAMPLES, burn_in=BURN_IN)
 ADD = jax.jit(REPLAY.add)
 SAMPLE = jax.jit(REPLAY.sample)
 
 
+def _eligible_global_steps(state) -> dict[int, set[int]]:
+    """The eligible slots of `state`, named by the global step stored there."""
+    eligible = np.asarray(REPLAY.eligible(state))
+    steps = np.asarray(state.experience.obs[..., 1]).astype(int)
+    return {env: set(steps[env][eligible[env]].tolist()) for env in range(NUM_ENVS)}
+
+
 @pytest.fixture(scope="module")
 def filled():
-    """Three chunks of 5 steps into rows of 12: steps 0..2 are overwritten, 3..14 held."""
     state = REPLAY.init(_record(0, 0))
-    can_sample = [bool(REPLAY.can_sample(state))]
+    history = [state]
     for i in range(NUM_CHUNKS):
         state = ADD(state, _chunk(i * CHUNK))
-        can_sample.append(bool(REPLAY.can_sample(state)))
-    windows = [SAMPLE(state, key) for key in jax.random.split(jax.random.PRNGKey(0), 3)]
-    windows = jax.tree.map(lambda *xs: np.concatenate(xs), *windows)
-    return can_sample, windows
+        history.append(state)
+    sequences = [SAMPLE(state, key) for key in jax.random.split(jax.random.PRNGKey(0), 3)]
+    sequences = jax.tree.map(lambda *xs: np.concatenate(xs), *sequences)
+    return history, sequences
 
 
-def test_can_sample_after_min_length(filled):
-    can_sample, _ = filled
-    assert can_sample == [False, False, True, True]  # min 6 steps: after 0, 5, 10, 15 added
+def test_eligible_first_steps_by_hand(filled):
+    history, _ = filled
+    state = history[-1]
+    assert bool(state.is_full) and int(state.current_index) == (NUM_CHUNKS * CHUNK) % MAX_LEN
+    assert _eligible_global_steps(state) == ELIGIBLE
+    # Before the buffer wrapped: steps 0..9 held, first steps up to 6; env 1's boundaries
+    # at episode steps 3 and 6 are eligible, and so are the episode starts that fit.
+    assert _eligible_global_steps(history[2]) == {0: {0, 4}, 1: {0, 3, 6}}
+    assert [bool(REPLAY.can_sample(s)) for s in history] == [False, True, True, True]
 
 
-def test_windows_are_contiguous_slices_of_one_env(filled):
-    _, windows = filled
-    assert windows.obs.shape == (3 * SAMPLES, WINDOW, 2)
-    env, step = windows.obs[..., 0], windows.obs[..., 1]
-    np.testing.assert_array_equal(env, env[:, :1] * np.ones((1, WINDOW)))
-    np.testing.assert_array_equal(np.diff(step, axis=1), 1.0)
-    last_step = NUM_CHUNKS * CHUNK - 1
-    assert step.min() >= last_step - MAX_LEN + 1 and step.max() <= last_step
-    # Sampling reaches both envs and the oldest and newest held windows (192 draws of 18).
-    assert set(env[:, 0].astype(int)) == {0, 1}
-    assert {last_step - MAX_LEN + 1, last_step - WINDOW + 1} <= set(step[:, 0].astype(int))
+def test_sequences_are_contiguous_slices_from_eligible_steps(filled):
+    _, sequences = filled
+    steps = sequences.steps
+    assert steps.obs.shape == (3 * SAMPLES, SEQUENCE, 2)
+    env, step = steps.obs[..., 0].astype(int), steps.obs[..., 1].astype(int)
+    np.testing.assert_array_equal(env, env[:, :1] * np.ones((1, SEQUENCE), int))
+    np.testing.assert_array_equal(np.diff(step, axis=1), 1)
+    assert step.max() <= NUM_CHUNKS * CHUNK - 1  # never across the write position
+    firsts = {e: set(step[env[:, 0] == e, 0].tolist()) for e in range(NUM_ENVS)}
+    assert firsts == ELIGIBLE  # only eligible first steps, and all of them (192 draws of 5)
+    # A sequence begins at a start flag unless it is a segment of env 1's long episode.
+    starts_mid = ~steps.start[:, 0]
+    assert set(zip(env[starts_mid, 0], step[starts_mid, 0])) <= {(1, 3), (1, 6)}
 
 
 def test_every_field_stays_aligned_with_its_observation(filled):
-    _, windows = filled
-    env = windows.obs[..., 0].astype(np.int32)
-    step = windows.obs[..., 1].astype(np.int32)
+    _, sequences = filled
+    steps = sequences.steps
+    env = steps.obs[..., 0].astype(np.int32)
+    step = steps.obs[..., 1].astype(np.int32)
     expected = jax.vmap(jax.vmap(_record))(env, step)
     for name in ("start", "action", "reward", "discount", "search_policy", "search_value",
-                 "action_mask"):
-        np.testing.assert_array_equal(getattr(windows, name), getattr(expected, name), err_msg=name)
-    np.testing.assert_array_equal(windows.carry["h"], expected.carry["h"])
-    np.testing.assert_array_equal(windows.carry["count"], expected.carry["count"])
-    # Hand check of the start flags: env 0 restarts at steps divisible by 3, env 1 by 4.
-    length = np.where(env == 0, 3, 4)
-    np.testing.assert_array_equal(windows.start, step % length == 0)
-    assert windows.start.any() and not windows.start.all()
+                 "episode_step", "action_mask"):
+        np.testing.assert_array_equal(getattr(steps, name), getattr(expected, name), err_msg=name)
+    assert steps.carry is None  # only the carry before the first step travels
+    first = jax.vmap(_record)(env[:, 0], step[:, 0])
+    np.testing.assert_array_equal(sequences.carry["h"], first.carry["h"])
+    np.testing.assert_array_equal(sequences.carry["count"], first.carry["count"])
+
+
+def test_segments_tile_a_long_episode():
+    """An episode of 10 steps with L = 4, burn_in = 1: sequences at episode steps 0, 3, 6 whose
+    loss positions ([0, 4), then [e + 1, e + 4)) cover steps 0..9 exactly once; none at 9."""
+    replay = make_replay(num_envs=NUM_ENVS, sequence_length=SEQUENCE, max_length_per_env=24,
+                         sample_batch_size=8, burn_in=BURN_IN)
+    state = replay.add(replay.init(_record(0, 0)), jax.tree.map(lambda x: x[:, :4], _chunk(0)))
+    state = replay.add(state, jax.vmap(jax.vmap(_record))(
+        jnp.arange(NUM_ENVS)[:, None] * jnp.ones((1, 16), jnp.int32),
+        4 + jnp.arange(16)[None, :] * jnp.ones((NUM_ENVS, 1), jnp.int32)))  # steps 0..19 held
+    eligible = np.asarray(replay.eligible(state))
+    assert set(np.flatnonzero(eligible[1]).tolist()) == {0, 3, 6, 10, 13, 16}
+    covered = []
+    for first in (0, 3, 6):
+        lo = 0 if first == 0 else BURN_IN
+        covered.extend(range(first + lo, first + SEQUENCE))
+    assert sorted(covered) == list(range(10))
 
 
 def test_bad_sizes_raise():
-    good = dict(num_envs=2, window_length=4, max_length_per_env=12, min_length_per_env=4,
-                sample_batch_size=8)
+    good = dict(num_envs=2, sequence_length=4, max_length_per_env=12, sample_batch_size=8, burn_in=1)
     for change, message in [
         (dict(num_envs=0), "num_envs must be an int >= 1"),
-        (dict(window_length=2.0), "window_length must be an int"),
-        (dict(min_length_per_env=3), "window_length <= min_length_per_env"),
-        (dict(min_length_per_env=13), "min_length_per_env <= max_length_per_env"),
-        (dict(period=5), "period must be <= window_length=4"),
+        (dict(sequence_length=2.0), "sequence_length must be an int"),
+        (dict(sequence_length=13), "sequence_length=13 must be <= max_length_per_env=12"),
+        (dict(burn_in=4), r"burn_in must be an int in \[0, sequence_length=4\)"),
     ]:
         with pytest.raises(ValueError, match=message):
             make_replay(**{**good, **change})
@@ -110,6 +159,8 @@ def test_bad_records_raise():
         REPLAY.init(example.replace(obs=jnp.zeros((2, 2))))
     with pytest.raises(ValueError, match="start must be bool"):
         REPLAY.init(example.replace(start=jnp.array(1.0)))
+    with pytest.raises(ValueError, match="episode_step must be int32"):
+        REPLAY.init(example.replace(episode_step=jnp.array(1.0)))
     with pytest.raises(ValueError, match=r"action_mask must be \[A\]"):
         REPLAY.init(example.replace(action_mask=jnp.ones(A + 1, bool)))
     state = REPLAY.init(example)

@@ -32,6 +32,9 @@ def ref_n_step(reward, discount, start, value, n, gamma):
     for j in range(length):
         total, scale, pos, steps = 0.0, 1.0, j, 0
         while True:
+            if steps < n and pos == length - 1 and discount[pos] == 0:  # ends with the window
+                total += scale * reward[pos]
+                break
             if steps == n or pos == length - 1:  # bootstrap from the position reached
                 total += scale * value[pos]
                 break
@@ -54,9 +57,12 @@ def ref_lambda(reward, discount, start, value, lam, gamma):
     return mix + lam ** (big - 1) * returns[big - 1]
 
 
-def ref_unroll(reward, start, policy, z, num_unroll_steps):
-    """Targets for every (t, k) from the definitions, one entry at a time."""
+def ref_unroll(reward, start, policy, z, num_unroll_steps, discount=None):
+    """Targets for every (t, k) from the definitions, one entry at a time. A window whose
+    last transition terminates (discount 0) has its next start flag at L."""
     length, num_actions = policy.shape
+    if discount is not None and discount[length - 1] == 0:
+        start = np.concatenate([start, [True]])
     shape = (length, num_unroll_steps + 1)
     out = dict(value=np.zeros(shape), reward=np.zeros(shape),
                policy=np.full(shape + (num_actions,), 1.0 / num_actions),
@@ -65,7 +71,7 @@ def ref_unroll(reward, start, policy, z, num_unroll_steps):
     for t in range(length):
         for k in range(num_unroll_steps + 1):
             pos = t + k
-            flags_between = [start[p] for p in range(t + 1, pos + 1) if p < length]
+            flags_between = [start[p] for p in range(t + 1, pos + 1) if p < len(start)]
             in_episode = not any(flags_between)
             in_window = pos < length
             out["in_episode"][t, k] = in_episode
@@ -75,7 +81,7 @@ def ref_unroll(reward, start, policy, z, num_unroll_steps):
                 out["policy"][t, k] = policy[pos]
             if k >= 1:
                 prev = pos - 1  # dynamics step k models the transition from o_{t+k-1}
-                prev_flags = [start[p] for p in range(t + 1, prev + 1) if p < length]
+                prev_flags = [start[p] for p in range(t + 1, prev + 1) if p < len(start)]
                 if prev < length and not any(prev_flags):
                     out["reward_mask"][t, k] = True
                     out["reward"][t, k] = reward[prev]
@@ -133,7 +139,7 @@ def n_step_out():
 
 def _ref_for(b, z):
     w = WINDOWS
-    return ref_unroll(w["reward"][b], w["start"][b], w["policy"][b], z, K)
+    return ref_unroll(w["reward"][b], w["start"][b], w["policy"][b], z, K, w["discount"][b])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -153,6 +159,30 @@ def test_n_step_hand_values():
     np.testing.assert_allclose(
         targets(r, jnp.array([0.0, 1.0, 1.0]), jnp.array([False, True, False]), v),
         [1.0, 17.0, 30.0])
+
+
+def test_episode_ending_with_the_window_by_hand():
+    """The last transition terminates (d_2 = 0) and the next start flag is past the window:
+    o_2's value is its terminal reward, not its own bootstrap value, and every unroll
+    step past the window is absorbing (known), not unknown."""
+    r = jnp.array([1.0, 2.0, 3.0])
+    v = jnp.array([10.0, 20.0, 30.0])
+    start = jnp.array([True, False, False])
+    d = jnp.array([1.0, 1.0, 0.0])
+    n_step = jax.jit(functools.partial(n_step_value_targets, td_steps=2, discount_factor=0.5))
+    # 1 + 0.5 * 2 + 0.25 * v_2 (n = 2 reaches o_2 first);  2 + 0.5 * 3;  3.
+    np.testing.assert_allclose(n_step(r, d, start, v), [9.5, 3.5, 3.0])
+    lam = jax.jit(functools.partial(lambda_value_targets, td_lambda=0.5, discount_factor=0.5))
+    # G_2 = 3; G_1 = 2 + 0.5 (0.5 * 30 + 0.5 * 3) = 10.25; G_0 = 1 + 0.5 (0.5 * 20 + 0.5 * 10.25).
+    np.testing.assert_allclose(lam(r, d, start, v), [8.5625, 10.25, 3.0])
+    unroll = jax.jit(functools.partial(unroll_targets, num_unroll_steps=2, discount_factor=0.5, td_steps=2))
+    out = unroll(r, d, start, v, jnp.eye(3))
+    np.testing.assert_array_equal(out.in_episode, [[1, 1, 1], [1, 1, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(out.reward_mask, [[0, 1, 1], [0, 1, 1], [0, 1, 0]])
+    np.testing.assert_allclose(out.reward, [[0, 1, 2], [0, 2, 3], [0, 3, 0]])
+    np.testing.assert_allclose(out.value, [[9.5, 3.5, 3.0], [3.5, 3.0, 0], [3.0, 0, 0]])
+    # The same window without the termination keeps the old edge rule: v_2 bootstraps itself.
+    np.testing.assert_allclose(n_step(r, jnp.ones(3), start, v), [9.5, 17.0, 30.0])
 
 
 def test_lambda_hand_values():

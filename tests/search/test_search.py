@@ -105,7 +105,7 @@ def mdp_params(*, true_values: bool, model_termination: bool = True):
 ROOT_LATENT = jax.nn.one_hot(ROOT_STATES, NUM_STATES)
 NO_MASK = jnp.zeros((BATCH, NUM_ACTIONS), bool)
 
-# Five jitted searches for the whole file.
+# Six jitted searches for the whole file.
 GUMBEL = SearchConfig(policy="gumbel_muzero", num_simulations=32, discount=GAMMA)
 # PUCT needs many simulations to find the chain's delayed reward with zero
 # values (at 256, 1 row in 16 still preferred the greedy a0).
@@ -119,6 +119,13 @@ MUZERO_HOT = SearchConfig(policy="muzero", num_simulations=32, temperature=100.0
 HAND = SearchConfig(
     policy="gumbel_muzero",
     num_simulations=3,
+    max_num_considered_actions=3,
+    gumbel_scale=0.0,
+    discount=GAMMA,
+)
+ONE = SearchConfig(
+    policy="gumbel_muzero",
+    num_simulations=1,
     max_num_considered_actions=3,
     gumbel_scale=0.0,
     discount=GAMMA,
@@ -210,6 +217,24 @@ def test_gumbel_three_simulations_match_hand_computation():
     np.testing.assert_array_equal(out.action, np.ones(BATCH))
     np.testing.assert_allclose(out.prior_value, np.tile(v_root, REPEATS))
     np.testing.assert_allclose(out.prior_logits, np.zeros((BATCH, NUM_ACTIONS)))
+    # Every action visited: the improved policy's value is sum_a w_a Q(root, a).
+    np.testing.assert_allclose(
+        out.improved_value, np.tile((weights * q).sum(-1), REPEATS), rtol=1e-5
+    )
+    assert np.all(np.asarray(out.improved_value) > np.asarray(out.root_value))  # weights favour the best Q
+
+
+def test_improved_value_completes_unvisited_actions_with_the_mixed_value():
+    # One simulation, no noise: the root visits one action b only. Unvisited actions
+    # take the mixed value (V(root) + 1 * Q(root, b)) / 2 (uniform prior, one visit).
+    out = search_mdp(ONE, mdp_params(true_values=True), 0)
+    q = np.array([[0.3, 0.9, 0.0], [0.2, 1.0, 0.5], [0.1, 0.45, 0.0]])
+    v_root = np.array([0.9, 1.0, 0.45])
+    visited = np.asarray(out.action[:3])
+    q_visited = q[np.arange(3), visited]
+    completed = np.where(np.arange(3)[None, :] == visited[:, None], q, ((v_root + q_visited) / 2)[:, None])
+    weights = np.asarray(out.action_weights[:3])
+    np.testing.assert_allclose(out.improved_value[:3], (weights * completed).sum(-1), rtol=1e-5)
 
 
 def test_muzero_root_value_is_visit_weighted_mean_under_perfect_model():
@@ -228,6 +253,8 @@ def test_muzero_root_value_is_visit_weighted_mean_under_perfect_model():
         np.testing.assert_allclose(
             out.root_value[rows], muzero_root_value(v_root, w[rows], q, n), rtol=1e-5
         )
+        # Visit frequencies weight only visited actions: sum_a w_a Q(root, a).
+        np.testing.assert_allclose(out.improved_value[rows], np.sum(w[rows] * q, -1), rtol=1e-5)
 
 
 def test_muzero_bandit_root_value_approaches_best_arm():
@@ -392,6 +419,7 @@ def _output_with_weights(weights) -> SearchOutput:
         root_value=jnp.zeros((b,)),
         prior_logits=jnp.zeros((b, a)),
         prior_value=jnp.zeros((b,)),
+        improved_value=jnp.zeros((b,)),
     )
 
 

@@ -1,0 +1,122 @@
+"""Training throughput: env steps/s, learner updates/s and sequences/s over a grid.
+
+For each point of ``--num-envs`` x ``--batch-sizes`` x ``--simulations`` x
+``--networks`` (everything else the default config, RepeatPrevious Easy unless
+``--env`` / ``--difficulty`` / ``--set`` say otherwise) it builds the agent,
+fills the replay until sequences can be sampled, then times
+
+  * ``iteration``: one jitted ``train_iteration`` (act ``num_envs x
+    rollout_length`` steps, then ``updates_per_iteration`` updates);
+  * ``collect``: acting and storing alone, so learning = iteration - collect;
+
+median of ``--repeats`` calls after one warm-up call. Compilation (first call)
+is reported separately. Prints a table and writes JSON with the machine named.
+
+    python scripts/bench_throughput.py --num-envs 16 64 --batch-sizes 32 128 --simulations 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import statistics
+import time
+
+import jax
+
+from rmuzero.agent.agent import make_agent
+from rmuzero.agent.config import config_from_dict
+
+from bench_learning import apply_override, default_config
+
+
+def _timed(fn, state, repeats: int):
+    """(compile + first call seconds, median seconds of `repeats` further calls, final state)."""
+    begin = time.perf_counter()
+    state, _ = fn(state)
+    jax.block_until_ready(state)
+    first = time.perf_counter() - begin
+    times = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        state, _ = fn(state)
+        jax.block_until_ready(state)
+        times.append(time.perf_counter() - begin)
+    return first, statistics.median(times), state
+
+
+def measure(values: dict, repeats: int) -> dict:
+    config = config_from_dict(values)
+    agent = make_agent(config)
+    state = jax.jit(agent.init)(jax.random.PRNGKey(config.seed))
+    collect = jax.jit(agent.collect)
+    iteration = jax.jit(agent.train_iteration)
+    collect_compile, collect_s, state = _timed(collect, state, 1)
+    while not bool(agent.replay.can_sample(state.replay)):
+        state, _ = collect(state)
+    _, collect_s, state = _timed(collect, state, repeats)
+    first, iteration_s, state = _timed(iteration, state, repeats)
+    system = config.system
+    steps = config.env_steps_per_iteration
+    learn_s = max(iteration_s - collect_s, 1e-9)
+    return {
+        "num_envs": system.num_envs,
+        "batch_size": system.batch_size,
+        "num_simulations": config.search.num_simulations,
+        "network": config.network.memory,
+        "sequence_length": agent.sequence_length,
+        "iteration_s": iteration_s,
+        "collect_s": collect_s,
+        "learn_s": learn_s,
+        "compile_s": first - iteration_s + collect_compile - collect_s,
+        "env_steps_per_second": steps / iteration_s,
+        "acting_env_steps_per_second": steps / collect_s,
+        "updates_per_second": system.updates_per_iteration / iteration_s,
+        "sequences_per_second": system.updates_per_iteration * system.batch_size / iteration_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="popgym/repeat_previous")
+    parser.add_argument("--difficulty", default=None)
+    parser.add_argument("--networks", nargs="+", default=["ffm"])
+    parser.add_argument("--num-envs", nargs="+", type=int, default=[16])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32])
+    parser.add_argument("--simulations", nargs="+", type=int, default=[16])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--set", action="append", default=[], help="override, e.g. system.rollout_length=32")
+    parser.add_argument("--out", default="bench_throughput.json")
+    args = parser.parse_args()
+
+    machine = f"{platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}, jax {jax.__version__}"
+    print(f"# {machine}; {args.env} {args.difficulty or ''}; overrides {args.set}; median of {args.repeats}")
+    header = (f"{'network':8s} {'envs':>5s} {'batch':>5s} {'sims':>4s} {'L':>4s} {'iter s':>7s} {'act s':>6s} "
+              f"{'learn s':>7s} {'env st/s':>9s} {'upd/s':>6s} {'seq/s':>7s} {'compile s':>9s}")
+    print(header)
+    rows = []
+    for network, num_envs, batch, sims in itertools.product(
+            args.networks, args.num_envs, args.batch_sizes, args.simulations):
+        values = default_config(network, args.env)
+        if args.difficulty is not None:
+            values["env"]["difficulty"] = args.difficulty
+        for assignment in args.set:
+            apply_override(values, assignment)
+        values["system"]["num_envs"] = num_envs
+        values["system"]["batch_size"] = batch
+        values["search"]["num_simulations"] = sims
+        row = measure(values, args.repeats)
+        rows.append(row)
+        print(f"{network:8s} {num_envs:5d} {batch:5d} {sims:4d} {row['sequence_length']:4d} "
+              f"{row['iteration_s']:7.3f} {row['collect_s']:6.3f} {row['learn_s']:7.3f} "
+              f"{row['env_steps_per_second']:9.0f} {row['updates_per_second']:6.1f} "
+              f"{row['sequences_per_second']:7.0f} {row['compile_s']:9.1f}", flush=True)
+    with open(args.out, "w") as f:
+        json.dump({"machine": machine, "platform": platform.platform(), "args": vars(args), "rows": rows}, f, indent=1)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
