@@ -47,8 +47,10 @@ def main(argv: list[str]) -> int:
     logging.getLogger("absl").setLevel(logging.WARNING)
 
     from rmuzero.agent.config import ConfigError
-    from rmuzero.agent.train import load_trained
+    from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache, load_trained
     from rmuzero.checkpoint import CheckpointError
+
+    enable_compilation_cache(compilation_cache_dir())  # $RMUZERO_COMPILATION_CACHE, off to disable
 
     try:
         agent, params, step_dir = load_trained(args["checkpoint"], eval_envs=args["episodes"])

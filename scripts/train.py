@@ -26,9 +26,12 @@ def main(cfg: DictConfig) -> None:
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-save INFO chatter
     values = OmegaConf.to_container(cfg, resolve=True)
     progress = bool(values.pop("progress", True))
+    cache = values.pop("compilation_cache", None)
     try:
         config = config_from_dict(values)
-        from rmuzero.agent.train import train
+        from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache, train
+
+        enable_compilation_cache(compilation_cache_dir(cache))
 
         summary = train(config, HydraConfig.get().runtime.output_dir, progress=progress)
     except (ConfigError, CheckpointError) as error:

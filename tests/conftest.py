@@ -11,3 +11,7 @@ import os
 
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+
+# Scripts run by the tests keep no persistent compilation cache unless a test asks for one
+# (tests/agent/test_checkpoint_evaluate.py checks the cache in a temporary directory).
+os.environ.setdefault("RMUZERO_COMPILATION_CACHE", "off")

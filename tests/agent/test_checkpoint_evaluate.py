@@ -131,6 +131,25 @@ def test_fresh_process_evaluation_reproduces_the_training_evaluation(trained):
     assert out["std_return"] == final["eval_return_std"]
 
 
+def test_a_second_evaluation_loads_its_programs_from_the_compilation_cache(trained, tmp_path):
+    """With RMUZERO_COMPILATION_CACHE set, the first evaluate.py writes compiled programs there;
+    a second, identical run reads them all (no entry written or rewritten) and prints the same
+    result."""
+    _, run_dir, _, _ = trained
+    cache = tmp_path / "cache"
+    env = {**_env(), "RMUZERO_COMPILATION_CACHE": str(cache)}
+    command = [sys.executable, "scripts/evaluate.py", f"checkpoint={run_dir}", "episodes=2"]
+    outputs, entries = [], []
+    for _ in range(2):
+        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append(result.stdout.strip().splitlines()[-1])
+        entries.append(sorted((p.name, p.stat().st_mtime_ns) for p in cache.iterdir()))
+    assert entries[0], "the first run cached nothing"
+    assert entries[1] == entries[0], "the second run compiled (and wrote) programs the first had cached"
+    assert outputs[1] == outputs[0]
+
+
 def test_training_into_a_run_with_checkpoints_refuses(trained):
     config, run_dir, _, _ = trained
     before = _snapshot(run_dir)
