@@ -82,6 +82,7 @@ class IterationMetrics(NamedTuple):
     reward_loss: chex.Array
     policy_loss: chex.Array
     grad_norm: chex.Array
+    updates: chex.Array  # [] int32: learner updates done this iteration (0 while the replay fills)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +99,8 @@ class Agent:
     init: Callable[[chex.PRNGKey], TrainState]
     collect: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # act + store only
     train_iteration: Callable[[TrainState], tuple[TrainState, IterationMetrics]]
+    step: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # train_iteration once sampling works, else collect
+    train_iterations: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # config.iterations_per_call steps; metrics [k]
     evaluate: Callable  # (params, key) -> (returns [E], lengths [E]); E = eval_envs
 
     # The model's and learner's functions, named here for callers of the bundle.
@@ -219,6 +222,7 @@ def make_agent(
             episode_length_sum=jnp.sum(steps.episode_length * done),
             episodes=jnp.sum(done),
             loss=zero, value_loss=zero, reward_loss=zero, policy_loss=zero, grad_norm=zero,
+            updates=jnp.zeros((), jnp.int32),
         )
         state = state._replace(
             actor=actor,
@@ -238,8 +242,16 @@ def make_agent(
         metrics = metrics._replace(
             loss=jnp.mean(parts.total), value_loss=jnp.mean(parts.value), reward_loss=jnp.mean(parts.reward),
             policy_loss=jnp.mean(parts.policy), grad_norm=jnp.mean(grad_norm),
+            updates=jnp.asarray(system.updates_per_iteration, jnp.int32),
         )
         return state, metrics
+
+    def step(state: TrainState) -> tuple[TrainState, IterationMetrics]:
+        return jax.lax.cond(replay.can_sample(state.replay), train_iteration, collect, state)
+
+    def train_iterations(state: TrainState) -> tuple[TrainState, IterationMetrics]:
+        """``config.iterations_per_call`` steps in one program (metrics stacked, [k])."""
+        return jax.lax.scan(lambda s, _: step(s), state, None, length=config.iterations_per_call)
 
     def init(key: chex.PRNGKey) -> TrainState:
         param_key, env_key, state_key = jax.random.split(key, 3)
@@ -280,5 +292,7 @@ def make_agent(
         init=init,
         collect=collect,
         train_iteration=train_iteration,
+        step=step,
+        train_iterations=train_iterations,
         evaluate=make_evaluate(model, build_env(eval_envs or config.eval_episodes)),
     )

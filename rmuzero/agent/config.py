@@ -179,10 +179,12 @@ class AgentConfig:
     eval_episodes: int = 32  # episodes per evaluation (greedy, one per eval env)
     log_every: int = 2_000  # environment steps between training log lines
     checkpoint_every: int = 50_000  # environment steps between checkpoints
+    iterations_per_call: int = 1  # training iterations fused into one jitted call (logging waits for the call)
 
     def __post_init__(self):
         _positive_int("config", "seed", self.seed, minimum=0)
-        for name in ("total_env_steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every"):
+        for name in ("total_env_steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
+                     "iterations_per_call"):
             _positive_int("config", name, getattr(self, name))
         _require(
             self.search.discount == self.system.discount,

@@ -82,12 +82,13 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
             f"{checkpoints} already holds checkpoints; choose another hydra.run.dir= (nothing was overwritten)"
         )
     agent = agent or make_agent(config)
-    state = agent.init(jax.random.PRNGKey(config.seed))
-    collect = jax.jit(agent.collect)
-    iteration = jax.jit(agent.train_iteration)
-    can_sample = jax.jit(agent.replay.can_sample)
+    # Every leaf its own buffer (init shares params with target_params): the state is donated.
+    state = jax.tree.map(jnp.copy, agent.init(jax.random.PRNGKey(config.seed)))
+    # One call: config.iterations_per_call iterations, the training state donated (updated in place).
+    train_iterations = jax.jit(agent.train_iterations, donate_argnums=0)
     evaluate = jax.jit(agent.evaluate)
     eval_key = jax.random.PRNGKey(config.seed + 1_000_003)
+    steps_per_call = config.env_steps_per_iteration * config.iterations_per_call
 
     bar = None
     if progress:
@@ -111,21 +112,19 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     summary: dict = {}
     with MetricsLogger(run_dir / "metrics.jsonl") as logger:
         while int(state.env_steps) < config.total_env_steps:
-            before_updates = int(state.updates)
-            if bool(can_sample(state.replay)):
-                state, metrics = iteration(state)
-            else:
-                state, metrics = collect(state)
+            state, metrics = train_iterations(state)
+            metrics = jax.tree.map(np.asarray, metrics)  # [k] per field, one transfer per call
             env_steps = int(state.env_steps)
-            window["return"] += float(metrics.episode_return_sum)
-            window["length"] += float(metrics.episode_length_sum)
-            window["episodes"] += float(metrics.episodes)
-            window["steps"] += config.env_steps_per_iteration
-            window["updates"] += int(state.updates) - before_updates
-            if int(state.updates) > before_updates:
-                window["losses"].append([float(getattr(metrics, name)) for name in LOSS_NAMES])
+            window["return"] += float(metrics.episode_return_sum.sum())
+            window["length"] += float(metrics.episode_length_sum.sum())
+            window["episodes"] += float(metrics.episodes.sum())
+            window["steps"] += steps_per_call
+            window["updates"] += int(metrics.updates.sum())
+            learnt = metrics.updates > 0
+            window["losses"].extend(
+                np.stack([getattr(metrics, name)[learnt] for name in LOSS_NAMES], axis=1).tolist())
             if bar is not None:
-                bar.update(config.env_steps_per_iteration)
+                bar.update(steps_per_call)
 
             if env_steps >= next_log:
                 elapsed = max(time.perf_counter() - window["start"], 1e-9)

@@ -368,3 +368,22 @@ def test_td_lambda_config_selects_lambda_targets(run):
     values["system"]["td_lambda"] = 1.5
     with pytest.raises(ValueError, match=r"system.td_lambda=1.5; valid: a number in \[0.0, 1.0\]"):
         config_from_dict(values)
+
+
+def test_fused_iterations_equal_separate_calls():
+    """iterations_per_call = 3: two fused calls reach the same state, bit for bit, as six
+    separate `step` calls (the first of which only collect, until sequences can be sampled)."""
+    values = _config(target_tau=1.0, target_update_period=PERIOD)
+    values["iterations_per_call"] = 3
+    agent = make_agent(config_from_dict(values))
+    start = jax.jit(agent.init)(jax.random.PRNGKey(9))
+    step, fused = jax.jit(agent.step), jax.jit(agent.train_iterations)
+    separate, updates = start, []
+    for _ in range(6):
+        separate, metrics = step(separate)
+        updates.append(int(metrics.updates))
+    together, stacked = fused(fused(start)[0])
+    assert updates[0] == 0 and updates[-1] == 1  # the replay filled on the way
+    np.testing.assert_array_equal(stacked.updates, updates[3:])
+    assert int(together.env_steps) == int(separate.env_steps) == 6 * 4 * ROLLOUT
+    assert _equal(together, separate)
