@@ -27,14 +27,14 @@ def main(cfg: DictConfig) -> None:
     values = OmegaConf.to_container(cfg, resolve=True)
     progress = bool(values.pop("progress", True))
     cache = values.pop("compilation_cache", None)
+    from rmuzero.agent.train import TrainingError, compilation_cache_dir, enable_compilation_cache, train
+
     try:
         config = config_from_dict(values)
-        from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache, train
-
         enable_compilation_cache(compilation_cache_dir(cache))
 
         summary = train(config, HydraConfig.get().runtime.output_dir, progress=progress)
-    except (ConfigError, CheckpointError) as error:
+    except (ConfigError, CheckpointError, TrainingError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps(summary))

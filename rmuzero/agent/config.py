@@ -13,7 +13,7 @@ import numbers
 from typing import Any, Mapping
 
 from rmuzero.envs import DIFFICULTIES, list_envs
-from rmuzero.networks import MEMORY_MODELS
+from rmuzero.networks import MEMORY_MODELS, make_memory
 from rmuzero.search import SearchConfig
 
 
@@ -62,7 +62,7 @@ class NetworkConfig:
     value_bins: int = 101  # categorical support size of the value head
     reward_bins: int = 101  # and of the reward head
     support_bound: float = 0.5  # supports span [-bound, bound] in h-transformed units
-    memory_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # layer options
+    memory_kwargs: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)  # layer options (None: none)
 
     def __post_init__(self):
         _require(
@@ -77,7 +77,16 @@ class NetworkConfig:
         for size in self.head_sizes:
             _positive_int("network", "head_sizes[]", size)
         _real_in("network", "support_bound", self.support_bound, 0.0, 1e6, open_low=True)
-        object.__setattr__(self, "memory_kwargs", dict(self.memory_kwargs))
+        _require(
+            self.memory_kwargs is None or isinstance(self.memory_kwargs, Mapping),
+            f"network.memory_kwargs={self.memory_kwargs!r}; valid: a mapping of layer options, "
+            "e.g. network.memory_kwargs={memory_size:32}",
+        )
+        object.__setattr__(self, "memory_kwargs", dict(self.memory_kwargs or {}))
+        try:  # unknown or bad layer options fail here, in one line, not at trace time
+            make_memory(self.memory, features=self.features, num_layers=self.num_layers, **self.memory_kwargs)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"network.memory_kwargs: {error}") from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,6 +26,14 @@ from rmuzero.metrics import MetricsLogger
 
 LOSS_NAMES = ("loss", "value_loss", "reward_loss", "policy_loss", "grad_norm")  # IterationMetrics fields logged
 
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss or parameter); the message says where."""
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
 COMPILATION_CACHE_VARIABLE = "RMUZERO_COMPILATION_CACHE"
 DEFAULT_COMPILATION_CACHE = "~/.cache/rmuzero/jax"
 
@@ -87,6 +95,7 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     # One call: config.iterations_per_call iterations, the training state donated (updated in place).
     train_iterations = jax.jit(agent.train_iterations, donate_argnums=0)
     evaluate = jax.jit(agent.evaluate)
+    all_finite = jax.jit(_all_finite)
     eval_key = jax.random.PRNGKey(config.seed + 1_000_003)
     steps_per_call = config.env_steps_per_iteration * config.iterations_per_call
 
@@ -121,8 +130,16 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
             window["steps"] += steps_per_call
             window["updates"] += int(metrics.updates.sum())
             learnt = metrics.updates > 0
-            window["losses"].extend(
-                np.stack([getattr(metrics, name)[learnt] for name in LOSS_NAMES], axis=1).tolist())
+            losses = np.stack([getattr(metrics, name)[learnt] for name in LOSS_NAMES], axis=1)
+            broken = [name for name, ok in zip(LOSS_NAMES, np.isfinite(losses).all(axis=0)) if not ok]
+            if not broken and not bool(all_finite(state.params)):
+                broken = ["parameters"]
+            if broken:
+                kept = latest_checkpoint_or_none(checkpoints)
+                raise TrainingError(
+                    f"non-finite {broken[0]} by env_steps={env_steps} (update {int(state.updates)}); "
+                    f"stopped, nothing saved; last good checkpoint: {kept or 'none yet'}")
+            window["losses"].extend(losses.tolist())
             if bar is not None:
                 bar.update(steps_per_call)
 
@@ -165,6 +182,13 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     if bar is not None:
         bar.close()
     return summary
+
+
+def latest_checkpoint_or_none(checkpoints: Path) -> Path | None:
+    try:
+        return latest_checkpoint(checkpoints)
+    except (CheckpointError, FileNotFoundError):
+        return None
 
 
 def load_trained(path: str | Path, *, eval_envs: int | None = None):

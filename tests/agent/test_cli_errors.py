@@ -25,7 +25,7 @@ from rmuzero.envs import list_envs
 
 REPO = Path(__file__).resolve().parents[2]
 CONCURRENT = 4
-AGENT_COMPILE = re.compile(r"Compiling jit\((init|collect|train_iteration|can_sample|evaluate)\)")
+AGENT_COMPILE = re.compile(r"Compiling jit\((init|collect|train_iterations?|can_sample|evaluate)\)")
 JAX_LOG = re.compile(r"(\[[^\n]*\]\s*-\s*)?(Finished |Compiling )")  # JAX_LOG_COMPILES lines
 
 NETWORKS = sorted(p.stem for p in (REPO / "configs" / "network").glob("*.yaml"))
@@ -40,6 +40,8 @@ TRAIN_CASES = {
     "zero_simulations": (["search.num_simulations=0"], ["num_simulations=0", "valid", "> 0"]),
     "negative_batch": (["system.batch_size=-1"], ["batch_size=-1", "valid", ">= 1"]),
     "unknown_difficulty": (["env.difficulty=extreme"], ["extreme", "easy", "medium", "hard"]),
+    "misspelt_memory_option": (["network.memory_kwargs={memroy_size:32}"],
+                               ["memroy_size", "memory_size", "context_size", "min_period"]),
 }
 
 

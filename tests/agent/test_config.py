@@ -62,3 +62,19 @@ def test_automatic_length_too_short_for_the_burn_in_is_refused():
     with pytest.raises(ConfigError, match=r"system.burn_in=8 must be < the automatic sequence length "
                                           r"\(episode length \+ 1\)=5"):
         resolve_sequence_length(SystemConfig(burn_in=8), 4)
+
+
+def test_memory_options_in_the_documented_override_form():
+    """network.memory_kwargs={memory_size:32} (the form configs/network/*.yaml documents)
+    composes with hydra and is validated like any other option; null means no options."""
+    import os
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    configs = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+    with initialize_config_dir(config_dir=os.path.abspath(configs), version_base="1.3"):
+        plain = compose("config")
+        custom = compose("config", overrides=["network.memory_kwargs={memory_size:8,context_size:2}"])
+    assert config_from_dict({"network": OmegaConf.to_container(plain.network)}).network.memory_kwargs == {}
+    network = config_from_dict({"network": OmegaConf.to_container(custom.network)}).network
+    assert network.memory_kwargs == {"memory_size": 8, "context_size": 2}

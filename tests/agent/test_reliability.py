@@ -1,0 +1,85 @@
+"""A training run that goes wrong stops cleanly; the same run twice gives the same metrics.
+
+Uses a tiny agent on RepeatPrevious Easy (and, for the non-finite case, a 3-step
+environment whose rewards are NaN), trained with ``rmuzero.agent.train.train``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import pytest
+from jumanji.types import termination, transition
+
+from rmuzero.agent.agent import make_agent
+from rmuzero.agent.config import config_from_dict
+from rmuzero.agent.train import TrainingError, train
+from test_learns_delayed_match import LENGTH, DelayedMatch
+
+ROLLOUT, ENVS = 4, 4
+STEPS_PER_ITERATION = ROLLOUT * ENVS
+
+
+def _config(**top) -> dict:
+    return {
+        "network": {"memory": "ffm", "features": 8, "latent_size": 8, "head_sizes": [8],
+                    "value_bins": 11, "reward_bins": 11},
+        "search": {"num_simulations": 2, "max_num_considered_actions": 2},
+        "system": {"num_envs": ENVS, "rollout_length": ROLLOUT, "batch_size": 2, "sequence_length": 6,
+                   "roots_per_sequence": 2, "burn_in": 0, "num_unroll_steps": 1, "td_steps": 1,
+                   "replay_length_per_env": 32, "updates_per_iteration": 1, "reanalyse_fraction": 0.0},
+        "eval_episodes": 2,
+        **top,
+    }
+
+
+class NanReward(DelayedMatch):
+    """DelayedMatch whose final reward is NaN."""
+
+    def step(self, state, action):
+        state, timestep = super().step(state, action)
+        nan = jnp.full((), jnp.nan, jnp.float32)
+        done = state.step_count >= LENGTH
+        timestep = timestep.replace(reward=jnp.where(done, nan, timestep.reward))
+        return state, timestep
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    """The first two iterations only collect (a 6-step sequence needs 8 steps per env held
+    before an iteration begins): their checkpoints are finite. The third learns from NaN
+    rewards: the run stops with one line naming the metric and the step, and writes no further
+    checkpoint and no further metrics line."""
+    config = config_from_dict(_config(total_env_steps=10 * STEPS_PER_ITERATION, log_every=STEPS_PER_ITERATION,
+                                      eval_every=100 * STEPS_PER_ITERATION,
+                                      checkpoint_every=STEPS_PER_ITERATION))
+    agent = make_agent(config, environment=NanReward())
+    with pytest.raises(TrainingError) as caught:
+        train(config, tmp_path, progress=False, agent=agent)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"non-finite loss by env_steps={3 * STEPS_PER_ITERATION}" in message
+    assert f"last good checkpoint: {tmp_path / 'checkpoints' / str(2 * STEPS_PER_ITERATION)}" in message
+    written = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir())
+    assert written == [STEPS_PER_ITERATION, 2 * STEPS_PER_ITERATION]
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["env_steps"] for line in lines] == written
+
+
+def _comparable(lines: list[dict]) -> list[dict]:
+    timing = {"wall_time", "env_steps_per_second", "updates_per_second"}
+    return [{k: v for k, v in line.items() if k not in timing} for line in lines]
+
+
+def test_same_seed_same_config_same_metrics(tmp_path):
+    """Two runs of the same config and seed on this machine log identical metrics (timings aside)."""
+    config = config_from_dict(_config(total_env_steps=8 * STEPS_PER_ITERATION,
+                                      log_every=2 * STEPS_PER_ITERATION, eval_every=4 * STEPS_PER_ITERATION,
+                                      checkpoint_every=8 * STEPS_PER_ITERATION, seed=4))
+    agent = make_agent(config, environment=DelayedMatch())
+    runs = []
+    for name in ("a", "b"):
+        train(config, tmp_path / name, progress=False, agent=agent)
+        runs.append(_comparable([json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]))
+    assert len(runs[0]) == 6 and any("loss" in line for line in runs[0])
+    assert runs[0] == runs[1]
