@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from rmuzero.agent.config import config_from_dict
-from rmuzero.agent.train import train
+from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache, train
 from rmuzero.metrics import read_metrics
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -35,7 +35,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 def default_config(network: str, env: str = "popgym/repeat_previous") -> dict:
     """The values scripts/train.py would compose with no overrides but network= and env=."""
     top = yaml.safe_load((CONFIGS / "config.yaml").read_text())
-    values = {k: v for k, v in top.items() if k not in ("defaults", "hydra", "progress")}
+    values = {k: v for k, v in top.items() if k not in ("defaults", "hydra", "progress", "compilation_cache")}
     values["env"] = yaml.safe_load((CONFIGS / f"env/{env}.yaml").read_text())
     values["network"] = yaml.safe_load((CONFIGS / f"network/{network}.yaml").read_text())
     search = yaml.safe_load((CONFIGS / "search/gumbel.yaml").read_text())
@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/bench_learning")
     parser.add_argument("--out", default="bench_learning.json")
     args = parser.parse_args()
+    enable_compilation_cache(compilation_cache_dir())  # $RMUZERO_COMPILATION_CACHE, off to disable
 
     rows = []
     print(f"# {platform.processor() or platform.machine()}; {args.env} {args.difficulty or ''}; "

@@ -189,11 +189,12 @@ class AgentConfig:
     log_every: int = 2_000  # environment steps between training log lines
     checkpoint_every: int = 50_000  # environment steps between checkpoints
     iterations_per_call: int = 1  # training iterations fused into one jitted call (logging waits for the call)
+    num_seeds: int = 1  # seeds seed .. seed + N - 1 trained together, vmapped, in one process
 
     def __post_init__(self):
         _positive_int("config", "seed", self.seed, minimum=0)
         for name in ("total_env_steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
-                     "iterations_per_call"):
+                     "iterations_per_call", "num_seeds"):
             _positive_int("config", name, getattr(self, name))
         _require(
             self.search.discount == self.system.discount,

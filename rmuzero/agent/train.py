@@ -80,24 +80,124 @@ def evaluation_summary(returns: np.ndarray, lengths: np.ndarray) -> dict[str, fl
     }
 
 
-def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, agent: Agent | None = None) -> dict:
-    """Trains from scratch; returns the last evaluation summary (plus ``env_steps``)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoints = run_dir / "checkpoints"
+class _RunLog:
+    """One seed's metrics.jsonl and the training window being summed into its next line."""
+
+    def __init__(self, run_dir: Path, begin: float):
+        self.run_dir = run_dir
+        self.checkpoints = run_dir / "checkpoints"
+        self.logger = MetricsLogger(run_dir / "metrics.jsonl")
+        self.begin = begin
+        self.summary: dict = {}
+        self.reset()
+
+    def reset(self) -> None:
+        self.window = {"return": 0.0, "length": 0.0, "episodes": 0.0, "losses": [],
+                       "start": time.perf_counter(), "steps": 0, "updates": 0}
+
+    def add(self, metrics, steps: int) -> None:
+        """Sums one call's metrics (fields [k]) into the window; stops on a non-finite loss."""
+        window = self.window
+        window["return"] += float(metrics.episode_return_sum.sum())
+        window["length"] += float(metrics.episode_length_sum.sum())
+        window["episodes"] += float(metrics.episodes.sum())
+        window["steps"] += steps
+        window["updates"] += int(metrics.updates.sum())
+        learnt = metrics.updates > 0
+        losses = np.stack([getattr(metrics, name)[learnt] for name in LOSS_NAMES], axis=1)
+        window["losses"].extend(losses.tolist())
+
+    def check_finite(self, metrics, params_finite: bool, env_steps: int, updates: int) -> None:
+        learnt = metrics.updates > 0
+        broken = [name for name in LOSS_NAMES if not np.all(np.isfinite(getattr(metrics, name)[learnt]))]
+        if not broken and not params_finite:
+            broken = ["parameters"]
+        if broken:
+            kept = latest_checkpoint_or_none(self.checkpoints)
+            raise TrainingError(
+                f"non-finite {broken[0]} by env_steps={env_steps} (update {updates}); "
+                f"stopped, nothing saved; last good checkpoint: {kept or 'none yet'}")
+
+    def log_training(self, env_steps: int, updates: int) -> dict:
+        window = self.window
+        elapsed = max(time.perf_counter() - window["start"], 1e-9)
+        episodes = window["episodes"]
+        line = {
+            "env_steps": env_steps,
+            "updates": updates,
+            "episode_return": window["return"] / episodes if episodes else None,
+            "episode_length": window["length"] / episodes if episodes else None,
+            "episodes": int(episodes),
+            "env_steps_per_second": window["steps"] / elapsed,
+            "updates_per_second": window["updates"] / elapsed,
+            "wall_time": time.perf_counter() - self.begin,
+        }
+        if window["losses"]:
+            line.update(dict(zip(LOSS_NAMES, np.mean(window["losses"], axis=0).tolist())))
+        self.logger.log(line)
+        self.reset()
+        return line
+
+    def log_evaluation(self, env_steps: int, returns: np.ndarray, lengths: np.ndarray) -> dict:
+        self.summary = {
+            "env_steps": env_steps,
+            **evaluation_summary(returns, lengths),
+            "wall_time": time.perf_counter() - self.begin,
+        }
+        self.logger.log(self.summary)
+        return self.summary
+
+
+def _refuse_existing_checkpoints(checkpoints: Path) -> None:
     if checkpoints.exists() and any(checkpoints.iterdir()):
         raise CheckpointError(
             f"{checkpoints} already holds checkpoints; choose another hydra.run.dir= (nothing was overwritten)"
         )
+
+
+def seed_dirs(config: AgentConfig, run_dir: str | Path) -> list[Path]:
+    """Where each seed's metrics.jsonl and checkpoints/ go: the run directory itself for one
+    seed, ``seed_<s>/`` inside it for ``num_seeds > 1``."""
+    run_dir = Path(run_dir)
+    if config.num_seeds == 1:
+        return [run_dir]
+    return [run_dir / f"seed_{config.seed + i}" for i in range(config.num_seeds)]
+
+
+def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, agent: Agent | None = None) -> dict:
+    """Trains from scratch; returns the last evaluation summary (plus ``env_steps``).
+
+    With ``config.num_seeds = N > 1`` the seeds ``seed .. seed + N - 1`` train together, the
+    whole training step vmapped over them (one program, one process), each writing its own
+    ``seed_<s>/metrics.jsonl`` and ``seed_<s>/checkpoints/``; the summary then holds one
+    summary per seed under ``"seeds"``.
+    """
+    run_dir = Path(run_dir)
+    dirs = seed_dirs(config, run_dir)
+    for directory in dirs:
+        _refuse_existing_checkpoints(directory / "checkpoints")
+    for directory in dirs:
+        directory.mkdir(parents=True, exist_ok=True)
     agent = agent or make_agent(config)
+    many = config.num_seeds > 1
+    seeds = [config.seed + i for i in range(config.num_seeds)]
+    batched = jax.vmap if many else (lambda f: f)
     # Every leaf its own buffer (init shares params with target_params): the state is donated.
-    state = jax.tree.map(jnp.copy, agent.init(jax.random.PRNGKey(config.seed)))
+    if many:
+        state = jax.vmap(agent.init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
+    else:
+        state = agent.init(jax.random.PRNGKey(config.seed))
+    state = jax.tree.map(jnp.copy, state)
     # One call: config.iterations_per_call iterations, the training state donated (updated in place).
-    train_iterations = jax.jit(agent.train_iterations, donate_argnums=0)
-    evaluate = jax.jit(agent.evaluate)
-    all_finite = jax.jit(_all_finite)
-    eval_key = jax.random.PRNGKey(config.seed + 1_000_003)
+    train_iterations = jax.jit(batched(agent.train_iterations), donate_argnums=0)
+    evaluate = jax.jit(batched(agent.evaluate))
+    all_finite = jax.jit(batched(_all_finite))
+    eval_keys = [jax.random.PRNGKey(s + 1_000_003) for s in seeds]
+    eval_key = jnp.stack(eval_keys) if many else eval_keys[0]
     steps_per_call = config.env_steps_per_iteration * config.iterations_per_call
+
+    def per_seed(tree, i: int):
+        return jax.tree.map(lambda x: x[i], tree) if many else tree
 
     bar = None
     if progress:
@@ -105,83 +205,64 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
 
         bar = tqdm(total=config.total_env_steps, unit="step", dynamic_ncols=True)
 
-    def run_eval(state, logger) -> dict:
-        returns, lengths = evaluate(state.params, eval_key)
-        summary = {
-            "env_steps": int(state.env_steps),
-            **evaluation_summary(np.asarray(returns), np.asarray(lengths)),
-            "wall_time": time.perf_counter() - begin,
-        }
-        logger.log(summary)
-        return summary
-
     begin = time.perf_counter()
-    window = {"return": 0.0, "length": 0.0, "episodes": 0.0, "losses": [], "start": begin, "steps": 0, "updates": 0}
+    logs = [_RunLog(directory, begin) for directory in dirs]
+
+    def run_eval(state) -> None:
+        returns, lengths = jax.tree.map(np.asarray, evaluate(state.params, eval_key))
+        for i, log in enumerate(logs):
+            log.log_evaluation(env_steps, per_seed(returns, i), per_seed(lengths, i))
+
+    def save(state) -> None:
+        for i, log in enumerate(logs):
+            save_checkpoint(log.checkpoints, env_steps, checkpoint_payload(per_seed(state, i)),
+                            config_to_dict(config))
+
     next_log, next_eval, next_checkpoint = config.log_every, config.eval_every, config.checkpoint_every
-    summary: dict = {}
-    with MetricsLogger(run_dir / "metrics.jsonl") as logger:
-        while int(state.env_steps) < config.total_env_steps:
+    env_steps = 0
+    try:
+        while env_steps < config.total_env_steps:
             state, metrics = train_iterations(state)
-            metrics = jax.tree.map(np.asarray, metrics)  # [k] per field, one transfer per call
-            env_steps = int(state.env_steps)
-            window["return"] += float(metrics.episode_return_sum.sum())
-            window["length"] += float(metrics.episode_length_sum.sum())
-            window["episodes"] += float(metrics.episodes.sum())
-            window["steps"] += steps_per_call
-            window["updates"] += int(metrics.updates.sum())
-            learnt = metrics.updates > 0
-            losses = np.stack([getattr(metrics, name)[learnt] for name in LOSS_NAMES], axis=1)
-            broken = [name for name, ok in zip(LOSS_NAMES, np.isfinite(losses).all(axis=0)) if not ok]
-            if not broken and not bool(all_finite(state.params)):
-                broken = ["parameters"]
-            if broken:
-                kept = latest_checkpoint_or_none(checkpoints)
-                raise TrainingError(
-                    f"non-finite {broken[0]} by env_steps={env_steps} (update {int(state.updates)}); "
-                    f"stopped, nothing saved; last good checkpoint: {kept or 'none yet'}")
-            window["losses"].extend(losses.tolist())
+            metrics = jax.tree.map(np.asarray, metrics)  # fields [k] ([N, k] for N seeds), one transfer
+            finite = np.atleast_1d(np.asarray(all_finite(state.params)))
+            env_steps = int(per_seed(state.env_steps, 0))
+            updates = int(per_seed(state.updates, 0))
+            for i, log in enumerate(logs):
+                log.check_finite(per_seed(metrics, i), bool(finite[i]), env_steps, updates)
+            for i, log in enumerate(logs):
+                log.add(per_seed(metrics, i), steps_per_call)
             if bar is not None:
                 bar.update(steps_per_call)
 
             if env_steps >= next_log:
-                elapsed = max(time.perf_counter() - window["start"], 1e-9)
-                episodes = window["episodes"]
-                line = {
-                    "env_steps": env_steps,
-                    "updates": int(state.updates),
-                    "episode_return": window["return"] / episodes if episodes else None,
-                    "episode_length": window["length"] / episodes if episodes else None,
-                    "episodes": int(episodes),
-                    "env_steps_per_second": window["steps"] / elapsed,
-                    "updates_per_second": window["updates"] / elapsed,
-                    "wall_time": time.perf_counter() - begin,
-                }
-                if window["losses"]:
-                    line.update(dict(zip(LOSS_NAMES, np.mean(window["losses"], axis=0).tolist())))
-                logger.log(line)
-                if bar is not None and line["episode_return"] is not None:
-                    bar.set_postfix(ret=f"{line['episode_return']:.3f}", refresh=False)
-                window = {"return": 0.0, "length": 0.0, "episodes": 0.0, "losses": [],
-                          "start": time.perf_counter(), "steps": 0, "updates": 0}
+                lines = [log.log_training(env_steps, updates) for log in logs]
+                returns = [line["episode_return"] for line in lines if line["episode_return"] is not None]
+                if bar is not None and returns:
+                    bar.set_postfix(ret=f"{np.mean(returns):.3f}", refresh=False)
                 next_log += config.log_every * max(1, math.ceil((env_steps - next_log + 1) / config.log_every))
             if env_steps >= next_eval:
-                summary = run_eval(state, logger)
+                run_eval(state)
                 if bar is not None:
-                    bar.write(f"env_steps={env_steps} eval_return={summary['eval_return']:.3f}")
+                    values = " ".join(f"{log.summary['eval_return']:.3f}" for log in logs)
+                    bar.write(f"env_steps={env_steps} eval_return={values}")
                 next_eval += config.eval_every * max(1, math.ceil((env_steps - next_eval + 1) / config.eval_every))
             if env_steps >= next_checkpoint:
-                save_checkpoint(checkpoints, env_steps, checkpoint_payload(state), config_to_dict(config))
+                save(state)
                 next_checkpoint += config.checkpoint_every * max(
                     1, math.ceil((env_steps - next_checkpoint + 1) / config.checkpoint_every)
                 )
-        if not summary or summary.get("env_steps") != int(state.env_steps):
-            summary = run_eval(state, logger)
-        final_dir = checkpoints / str(int(state.env_steps))
-        if not final_dir.exists():
-            save_checkpoint(checkpoints, int(state.env_steps), checkpoint_payload(state), config_to_dict(config))
-    if bar is not None:
-        bar.close()
-    return summary
+        if logs[0].summary.get("env_steps") != env_steps:
+            run_eval(state)
+        if not (logs[0].checkpoints / str(env_steps)).exists():
+            save(state)
+    finally:
+        for log in logs:
+            log.logger.close()
+        if bar is not None:
+            bar.close()
+    if many:
+        return {"env_steps": env_steps, "seeds": [{"seed": s, **log.summary} for s, log in zip(seeds, logs)]}
+    return logs[0].summary
 
 
 def latest_checkpoint_or_none(checkpoints: Path) -> Path | None:

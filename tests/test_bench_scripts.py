@@ -1,0 +1,33 @@
+"""The benchmark scripts compose the same defaults as scripts/train.py (no drift from configs/)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from rmuzero.agent.config import config_from_dict
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+from bench_learning import apply_override, default_config  # noqa: E402
+
+NETWORKS = sorted(p.stem for p in (SCRIPTS.parent / "configs" / "network").glob("*.yaml"))
+ENVS = sorted(f"popgym/{p.stem}" for p in (SCRIPTS.parent / "configs" / "env" / "popgym").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_default_config_is_valid_for_every_network(network):
+    config = config_from_dict(default_config(network))
+    assert config.network.memory == network and config.env.name == "popgym/repeat_previous"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_default_config_is_valid_for_every_env(env):
+    values = default_config("ffm", env)
+    apply_override(values, "env.difficulty=hard")
+    apply_override(values, "system.batch_size=8")
+    config = config_from_dict(values)
+    assert config.env.name == env and config.env.difficulty == "hard" and config.system.batch_size == 8
