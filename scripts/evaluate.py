@@ -57,13 +57,16 @@ def main(argv: list[str]) -> int:
     except (FileNotFoundError, CheckpointError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    returns, lengths = jax.jit(agent.evaluate)(params, jax.random.PRNGKey(args["seed"]))
-    returns = np.asarray(returns, np.float64)
+    from rmuzero.agent.train import evaluation_summary
+
+    evaluation = jax.tree.map(np.asarray, jax.jit(agent.evaluate)(params, jax.random.PRNGKey(args["seed"])))
+    summary = evaluation_summary(*evaluation)
     print(json.dumps({
-        "mean_return": float(returns.mean()),
-        "std_return": float(returns.std()),
-        "episodes": int(returns.size),
-        "mean_length": float(np.asarray(lengths).mean()),
+        "mean_return": summary["eval_return"],
+        "std_return": summary["eval_return_std"],
+        "episodes": summary["eval_episodes"],
+        "unfinished": summary["eval_unfinished"],
+        "mean_length": summary["eval_length"],
         "env": agent.config.env.name,
         "difficulty": agent.config.env.difficulty,
         "checkpoint": str(step_dir),

@@ -45,7 +45,7 @@ import optax
 import rmuzero.envs as rmuzero_envs
 from rmuzero.agent.acting import ActorState, rollout
 from rmuzero.agent.config import AgentConfig, resolve_sequence_length, roots_for
-from rmuzero.agent.evaluation import EvalLoop, make_evaluate
+from rmuzero.agent.evaluation import EvalLoop, Evaluation, make_evaluate
 from rmuzero.agent.learning import Learner, LossOutput
 from rmuzero.agent.model import Model, make_model
 from rmuzero.envs.wrappers import AgentEnv, make_agent_env, wrap_env
@@ -55,7 +55,7 @@ from rmuzero.replay.buffer import Replay, ReplayState, StepRecord, make_replay
 
 Params = Any
 
-__all__ = ["ActorState", "Agent", "EvalLoop", "IterationMetrics", "LossOutput", "TrainState", "make_agent"]
+__all__ = ["ActorState", "Agent", "EvalLoop", "Evaluation", "IterationMetrics", "LossOutput", "TrainState", "make_agent"]
 
 
 class TrainState(NamedTuple):
@@ -101,7 +101,7 @@ class Agent:
     train_iteration: Callable[[TrainState], tuple[TrainState, IterationMetrics]]
     step: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # train_iteration once sampling works, else collect
     train_iterations: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # config.iterations_per_call steps; metrics [k]
-    evaluate: Callable  # (params, key) -> (returns [E], lengths [E]); E = eval_envs
+    evaluate: Callable  # (params, key) -> Evaluation of config.eval_episodes episodes (returns, lengths, finished [N])
 
     # The model's and learner's functions, named here for callers of the bundle.
     @property
@@ -152,8 +152,9 @@ def make_agent(
 
     Args:
       config: the agent's configuration.
-      eval_envs: environments (= episodes) of one ``evaluate`` call; default
-        ``config.eval_episodes``.
+      eval_envs: environments = episodes of one ``evaluate`` call (scripts/evaluate.py's
+        ``episodes=``); default: ``config.eval_episodes`` episodes on ``config.eval_envs``
+        environments.
       environment: a jumanji environment (no auto-reset, float32 vector
         observations, discrete actions) to train on instead of the registry's
         ``config.env.name``; ``config.env`` then only sets the previous
@@ -294,5 +295,7 @@ def make_agent(
         train_iteration=train_iteration,
         step=step,
         train_iterations=train_iterations,
-        evaluate=make_evaluate(model, build_env(eval_envs or config.eval_episodes)),
+        evaluate=make_evaluate(
+            model, build_env(eval_envs or config.eval_envs or config.eval_episodes),
+            episodes=config.eval_episodes if eval_envs is None else eval_envs),
     )

@@ -185,7 +185,8 @@ class AgentConfig:
     seed: int = 0
     total_env_steps: int = 100_000  # training budget in environment steps (all envs together)
     eval_every: int = 5_000  # environment steps between evaluations
-    eval_episodes: int = 32  # episodes per evaluation (greedy, one per eval env)
+    eval_episodes: int = 32  # episodes per evaluation (greedy search; unfinished ones reported apart)
+    eval_envs: int | None = None  # parallel evaluation environments; None: one per episode
     log_every: int = 2_000  # environment steps between training log lines
     checkpoint_every: int = 50_000  # environment steps between checkpoints
     iterations_per_call: int = 1  # training iterations fused into one jitted call (logging waits for the call)
@@ -196,6 +197,8 @@ class AgentConfig:
         for name in ("total_env_steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
                      "iterations_per_call", "num_seeds"):
             _positive_int("config", name, getattr(self, name))
+        if self.eval_envs is not None:
+            _positive_int("config", "eval_envs", self.eval_envs)
         _require(
             self.search.discount == self.system.discount,
             f"search.discount={self.search.discount} must equal system.discount={self.system.discount} "

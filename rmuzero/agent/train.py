@@ -70,13 +70,17 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
     }
 
 
-def evaluation_summary(returns: np.ndarray, lengths: np.ndarray) -> dict[str, float]:
-    returns = np.asarray(returns, np.float64)
+def evaluation_summary(returns: np.ndarray, lengths: np.ndarray, finished: np.ndarray) -> dict[str, Any]:
+    """Mean / std over the finished episodes; ``eval_unfinished`` counts those cut by the step limit."""
+    finished = np.asarray(finished, bool)
+    returns = np.asarray(returns, np.float64)[finished]
+    lengths = np.asarray(lengths, np.float64)[finished]
     return {
-        "eval_return": float(returns.mean()),
-        "eval_return_std": float(returns.std()),
-        "eval_length": float(np.asarray(lengths).mean()),
+        "eval_return": float(returns.mean()) if returns.size else None,
+        "eval_return_std": float(returns.std()) if returns.size else None,
+        "eval_length": float(lengths.mean()) if lengths.size else None,
         "eval_episodes": int(returns.size),
+        "eval_unfinished": int((~finished).sum()),
     }
 
 
@@ -138,10 +142,10 @@ class _RunLog:
         self.reset()
         return line
 
-    def log_evaluation(self, env_steps: int, returns: np.ndarray, lengths: np.ndarray) -> dict:
+    def log_evaluation(self, env_steps: int, evaluation) -> dict:
         self.summary = {
             "env_steps": env_steps,
-            **evaluation_summary(returns, lengths),
+            **evaluation_summary(*evaluation),
             "wall_time": time.perf_counter() - self.begin,
         }
         self.logger.log(self.summary)
@@ -209,9 +213,9 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     logs = [_RunLog(directory, begin) for directory in dirs]
 
     def run_eval(state) -> None:
-        returns, lengths = jax.tree.map(np.asarray, evaluate(state.params, eval_key))
+        evaluation = jax.tree.map(np.asarray, evaluate(state.params, eval_key))
         for i, log in enumerate(logs):
-            log.log_evaluation(env_steps, per_seed(returns, i), per_seed(lengths, i))
+            log.log_evaluation(env_steps, per_seed(evaluation, i))
 
     def save(state) -> None:
         for i, log in enumerate(logs):
@@ -243,7 +247,8 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
             if env_steps >= next_eval:
                 run_eval(state)
                 if bar is not None:
-                    values = " ".join(f"{log.summary['eval_return']:.3f}" for log in logs)
+                    values = " ".join("-" if log.summary["eval_return"] is None else
+                                      f"{log.summary['eval_return']:.3f}" for log in logs)
                     bar.write(f"env_steps={env_steps} eval_return={values}")
                 next_eval += config.eval_every * max(1, math.ceil((env_steps - next_eval + 1) / config.eval_every))
             if env_steps >= next_checkpoint:

@@ -91,11 +91,11 @@ def test_agent_learns_delayed_match():
     evaluate = jax.jit(agent.evaluate)
     while not bool(agent.replay.can_sample(state.replay)):
         state, _ = collect(state)
-    before, _ = evaluate(state.params, jax.random.PRNGKey(1))
+    before = evaluate(state.params, jax.random.PRNGKey(1)).returns
     for _ in range(ITERATIONS):
         state, metrics = iteration(state)
-    after, lengths = evaluate(state.params, jax.random.PRNGKey(1))
-    assert np.all(np.asarray(lengths) == LENGTH)
+    after, lengths, finished = evaluate(state.params, jax.random.PRNGKey(1))
+    assert np.all(np.asarray(lengths) == LENGTH) and np.all(np.asarray(finished))
     assert float(jnp.mean(after)) >= 0.9, (
         f"mean eval return {float(jnp.mean(after)):.2f} (before training {float(jnp.mean(before)):.2f}, "
         f"loss {float(metrics.loss):.3f})"

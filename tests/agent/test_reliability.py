@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 
+import jax
+import numpy as np
+
 import jax.numpy as jnp
 import pytest
 from jumanji.types import termination, transition
@@ -104,3 +107,37 @@ def test_vmapped_seeds_reproduce_separate_runs(tmp_path):
             for key in a:
                 assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (seed, key)
         assert (tmp_path / "both" / f"seed_{seed}" / "checkpoints" / str(6 * STEPS_PER_ITERATION)).is_dir()
+
+
+def _evaluation_parts(episodes: int, envs: int, max_steps: int):
+    from rmuzero.agent.evaluation import make_evaluate
+    from rmuzero.envs.wrappers import wrap_env
+
+    config = config_from_dict(_config())
+    agent = make_agent(config, environment=DelayedMatch())
+    env = wrap_env(DelayedMatch(), num_envs=envs, prev_action=True, prev_reward=True)
+    evaluate = jax.jit(make_evaluate(agent.model, env, episodes=episodes, max_steps=max_steps))
+    params = agent.init(jax.random.PRNGKey(0)).params
+    return evaluate(params, jax.random.PRNGKey(1))
+
+
+def test_evaluation_episodes_do_not_depend_on_the_number_of_environments():
+    """5 episodes of 3 steps on 2 environments: each plays 3 episodes back to back (9 steps),
+    the first 5 are reported, all finished, each 3 steps long."""
+    returns, lengths, finished = _evaluation_parts(episodes=5, envs=2, max_steps=1000)
+    assert returns.shape == lengths.shape == finished.shape == (5,)
+    assert bool(jnp.all(finished)) and bool(jnp.all(lengths == LENGTH))
+    assert set(np.asarray(returns).tolist()) <= {-1.0, 1.0}
+
+
+def test_episodes_cut_by_the_step_limit_are_reported_not_averaged():
+    """4 episodes on 2 environments with a 4-step limit: each environment ends its first episode
+    at step 3 and is one step into its second: 2 finished, 2 unfinished (not returns of 0)."""
+    from rmuzero.agent.train import evaluation_summary
+
+    evaluation = _evaluation_parts(episodes=4, envs=2, max_steps=4)
+    np.testing.assert_array_equal(evaluation.finished, [True, True, False, False])
+    summary = evaluation_summary(*evaluation)
+    assert summary["eval_episodes"] == 2 and summary["eval_unfinished"] == 2
+    assert summary["eval_return"] == float(np.mean(np.asarray(evaluation.returns)[:2]))
+    assert summary["eval_length"] == LENGTH
