@@ -27,13 +27,14 @@ def main(cfg: DictConfig) -> None:
     values = OmegaConf.to_container(cfg, resolve=True)
     progress = bool(values.pop("progress", True))
     cache = values.pop("compilation_cache", None)
+    resume = bool(values.pop("resume", False))
     from rmuzero.agent.train import TrainingError, compilation_cache_dir, enable_compilation_cache, train
 
     try:
         config = config_from_dict(values)
         enable_compilation_cache(compilation_cache_dir(cache))
 
-        summary = train(config, HydraConfig.get().runtime.output_dir, progress=progress)
+        summary = train(config, HydraConfig.get().runtime.output_dir, progress=progress, resume=resume)
     except (ConfigError, CheckpointError, TrainingError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -44,22 +45,23 @@ def precheck(argv: list[str]) -> str | None:
     """Errors hydra would report late or badly, found before hydra writes anything.
 
     An unknown ``env=`` (hydra cannot list the nested options) and a
-    ``hydra.run.dir=`` that already holds checkpoints (hydra would rewrite its
-    ``.hydra/`` record before the run refuses).
+    ``hydra.run.dir=`` that already holds checkpoints without ``resume=true``
+    (hydra would rewrite its ``.hydra/`` record before the run refuses).
     """
     from rmuzero.envs import list_envs
 
+    resume = any(token.lstrip("+~").lower() in ("resume=true", "resume=1", "resume=yes") for token in argv)
     for token in argv:
         key, _, value = token.partition("=")
         key = key.lstrip("+~")
         if key == "env" and value not in list_envs():
             return f"env={value!r}; valid: {', '.join(list_envs())}"
-        if key == "hydra.run.dir":
+        if key == "hydra.run.dir" and not resume:
             checkpoints = Path(value) / "checkpoints"
             if checkpoints.is_dir() and any(checkpoints.iterdir()):
                 return (
-                    f"{checkpoints} already holds checkpoints; choose another hydra.run.dir= "
-                    "(nothing was overwritten)"
+                    f"{checkpoints} already holds checkpoints; choose another hydra.run.dir=, or add "
+                    "resume=true to continue that run (nothing was overwritten)"
                 )
     return None
 

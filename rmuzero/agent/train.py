@@ -8,6 +8,7 @@ evaluation lines ``eval_return``) and ``run_dir/checkpoints/<env_steps>/``.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -60,14 +61,37 @@ def enable_compilation_cache(directory: Path | None) -> None:
 
 
 def checkpoint_payload(state: TrainState) -> dict[str, Any]:
-    """What a checkpoint holds: the weights and the learner's counters."""
-    return {
-        "params": state.params,
-        "target_params": state.target_params,
-        "opt_state": state.opt_state,
-        "env_steps": state.env_steps,
-        "updates": state.updates,
-    }
+    """What a checkpoint holds: the whole training state (weights, target weights, optimizer,
+    actor with its environments and memory carries, replay, PRNG key, counters), so that a
+    resumed run continues exactly where the checkpoint was taken."""
+    return state._asdict()
+
+
+RESUMABLE_CHANGES = ("total_env_steps", "log_every", "eval_every", "checkpoint_every")  # may differ on resume
+
+
+def _config_differences(saved: Any, wanted: Any, prefix: str = "") -> list[str]:
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        out = []
+        for key in sorted(set(saved) | set(wanted)):
+            out += _config_differences(saved.get(key), wanted.get(key), f"{prefix}{key}.")
+        return out
+    return [] if saved == wanted else [prefix.rstrip(".")]
+
+
+def _kept_metrics(path: Path, step: int) -> list[str]:
+    """The lines of a killed run's metrics file up to its checkpoint at ``step`` (a partial or
+    later line is dropped: it was written after the checkpoint the run resumes from)."""
+    kept = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("env_steps", step + 1) <= step:
+                kept.append(line)
+    return kept
 
 
 def evaluation_summary(returns: np.ndarray, lengths: np.ndarray, finished: np.ndarray) -> dict[str, Any]:
@@ -155,7 +179,8 @@ class _RunLog:
 def _refuse_existing_checkpoints(checkpoints: Path) -> None:
     if checkpoints.exists() and any(checkpoints.iterdir()):
         raise CheckpointError(
-            f"{checkpoints} already holds checkpoints; choose another hydra.run.dir= (nothing was overwritten)"
+            f"{checkpoints} already holds checkpoints; choose another hydra.run.dir=, or add resume=true to "
+            "continue that run (nothing was overwritten)"
         )
 
 
@@ -168,8 +193,15 @@ def seed_dirs(config: AgentConfig, run_dir: str | Path) -> list[Path]:
     return [run_dir / f"seed_{config.seed + i}" for i in range(config.num_seeds)]
 
 
-def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, agent: Agent | None = None) -> dict:
-    """Trains from scratch; returns the last evaluation summary (plus ``env_steps``).
+def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, agent: Agent | None = None,
+          resume: bool = False) -> dict:
+    """Trains from scratch, or with ``resume`` continues the run in ``run_dir`` from its latest
+    complete checkpoint; returns the last evaluation summary (plus ``env_steps``).
+
+    A resumed run is the same run: the checkpoint holds the whole training state, so it ends
+    with the metrics the run would have had uninterrupted (when checkpoints fall on log
+    steps); metrics.jsonl keeps the lines up to the checkpoint and drops those the killed run
+    wrote after it. Only ``RESUMABLE_CHANGES`` may differ from the saved config.
 
     With ``config.num_seeds = N > 1`` the seeds ``seed .. seed + N - 1`` train together, the
     whole training step vmapped over them (one program, one process), each writing its own
@@ -178,8 +210,11 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     """
     run_dir = Path(run_dir)
     dirs = seed_dirs(config, run_dir)
-    for directory in dirs:
-        _refuse_existing_checkpoints(directory / "checkpoints")
+    if resume:
+        resumed_from = [_resumable_checkpoint(directory, config) for directory in dirs]
+    else:
+        for directory in dirs:
+            _refuse_existing_checkpoints(directory / "checkpoints")
     for directory in dirs:
         directory.mkdir(parents=True, exist_ok=True)
     agent = agent or make_agent(config)
@@ -191,6 +226,8 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
         state = jax.vmap(agent.init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
     else:
         state = agent.init(jax.random.PRNGKey(config.seed))
+    if resume:
+        state = _restore_state(agent, state, resumed_from, many)
     state = jax.tree.map(jnp.copy, state)
     # One call: config.iterations_per_call iterations, the training state donated (updated in place).
     train_iterations = jax.jit(batched(agent.train_iterations), donate_argnums=0)
@@ -210,7 +247,22 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
         bar = tqdm(total=config.total_env_steps, unit="step", dynamic_ncols=True)
 
     begin = time.perf_counter()
+    env_steps = int(per_seed(state.env_steps, 0))
+    if resume:  # metrics.jsonl reads as one run: drop what the killed run wrote after its checkpoint
+        last_evals = []
+        for directory in dirs:
+            kept = _kept_metrics(directory / "metrics.jsonl", env_steps)
+            tmp = directory / ".metrics.jsonl.resume"
+            tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            os.replace(tmp, directory / "metrics.jsonl")
+            evals = [json.loads(line) for line in kept if "eval_return" in json.loads(line)]
+            last_evals.append(evals[-1] if evals else {})
     logs = [_RunLog(directory, begin) for directory in dirs]
+    if resume:
+        for log, last in zip(logs, last_evals):
+            log.summary = last
+        if bar is not None:
+            bar.update(env_steps)
 
     def run_eval(state) -> None:
         evaluation = jax.tree.map(np.asarray, evaluate(state.params, eval_key))
@@ -222,8 +274,9 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
             save_checkpoint(log.checkpoints, env_steps, checkpoint_payload(per_seed(state, i)),
                             config_to_dict(config))
 
-    next_log, next_eval, next_checkpoint = config.log_every, config.eval_every, config.checkpoint_every
-    env_steps = 0
+    # The next multiple of each period after the steps already taken (0 for a fresh run).
+    next_log, next_eval, next_checkpoint = (
+        (env_steps // every + 1) * every for every in (config.log_every, config.eval_every, config.checkpoint_every))
     try:
         while env_steps < config.total_env_steps:
             state, metrics = train_iterations(state)
@@ -270,6 +323,31 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     return logs[0].summary
 
 
+def _resumable_checkpoint(directory: Path, config: AgentConfig) -> Path:
+    """The latest complete checkpoint of the run in ``directory``, checked against ``config``."""
+    checkpoints = directory / "checkpoints"
+    if not checkpoints.is_dir() or not any(checkpoints.iterdir()):
+        raise CheckpointError(f"resume=true but {checkpoints} holds no checkpoint to resume from")
+    step_dir = latest_checkpoint(checkpoints)
+    differing = [key for key in _config_differences(load_config(step_dir), config_to_dict(config))
+                 if key not in RESUMABLE_CHANGES]
+    if differing:
+        raise CheckpointError(
+            f"cannot resume {directory}: the run was trained with other {', '.join(differing)} "
+            f"(only {', '.join(RESUMABLE_CHANGES)} may change on resume)")
+    return step_dir
+
+
+def _restore_state(agent: Agent, like: TrainState, step_dirs: list[Path], many: bool) -> TrainState:
+    """The training state saved in ``step_dirs`` (one per seed; stacked for several)."""
+    one = jax.tree.map(lambda x: x[0], like) if many else like
+    target = checkpoint_payload(jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), one))
+    states = [TrainState(**restore_checkpoint(step_dir, target)) for step_dir in step_dirs]
+    if many:
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+    return states[0]
+
+
 def latest_checkpoint_or_none(checkpoints: Path) -> Path | None:
     try:
         return latest_checkpoint(checkpoints)
@@ -288,6 +366,6 @@ def load_trained(path: str | Path, *, eval_envs: int | None = None):
     config = config_from_dict(load_config(step_dir))
     agent = make_agent(config, eval_envs=eval_envs)
     target = checkpoint_payload(jax.eval_shape(agent.init, jax.random.PRNGKey(0)))
-    target = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), target)
+    target = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), target)  # the whole training state
     restored = restore_checkpoint(step_dir, target)
     return agent, restored["params"], step_dir

@@ -141,3 +141,52 @@ def test_episodes_cut_by_the_step_limit_are_reported_not_averaged():
     assert summary["eval_episodes"] == 2 and summary["eval_unfinished"] == 2
     assert summary["eval_return"] == float(np.mean(np.asarray(evaluation.returns)[:2]))
     assert summary["eval_length"] == LENGTH
+
+
+def _metrics(path) -> list[dict]:
+    return _comparable([json.loads(x) for x in path.read_text().splitlines()])
+
+
+def test_a_killed_run_resumed_ends_with_the_metrics_of_the_uninterrupted_run(tmp_path):
+    """Uninterrupted: 6 iterations, logs / evaluations / checkpoints every 2. Killed: the same run
+    stopped after its checkpoint at 4 iterations, having written a line for iteration 5, half a
+    line and a half-written checkpoint directory. resume=True continues from the checkpoint at 4:
+    the metrics file ends equal to the uninterrupted one."""
+    every = 2 * STEPS_PER_ITERATION
+    values = _config(total_env_steps=6 * STEPS_PER_ITERATION, log_every=every, eval_every=every,
+                     checkpoint_every=every, seed=2)
+    config = config_from_dict(values)
+    agent = make_agent(config, environment=DelayedMatch())
+    train(config, tmp_path / "whole", progress=False, agent=agent)
+
+    killed = tmp_path / "killed"
+    train(config_from_dict({**values, "total_env_steps": 4 * STEPS_PER_ITERATION}), killed, progress=False,
+          agent=agent)
+    with open(killed / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"env_steps": 5 * STEPS_PER_ITERATION, "episode_return": 9.0}) + "\n")
+        f.write('{"env_steps": 96, "eval_ret')
+    (killed / "checkpoints" / ".tmp-interrupted").mkdir()
+    summary = train(config, killed, progress=False, agent=agent, resume=True)
+    assert summary["env_steps"] == 6 * STEPS_PER_ITERATION
+    assert _metrics(killed / "metrics.jsonl") == _metrics(tmp_path / "whole" / "metrics.jsonl")
+    steps = sorted(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps == [every, 2 * every, 3 * every]
+
+
+def test_resume_refuses_a_changed_run_and_a_fresh_start_refuses_to_overwrite(tmp_path):
+    from rmuzero.checkpoint import CheckpointError
+
+    values = _config(total_env_steps=2 * STEPS_PER_ITERATION, checkpoint_every=STEPS_PER_ITERATION,
+                     log_every=STEPS_PER_ITERATION, eval_every=2 * STEPS_PER_ITERATION)
+    config = config_from_dict(values)
+    agent = make_agent(config, environment=DelayedMatch())
+    train(config, tmp_path, progress=False, agent=agent)
+    before = (tmp_path / "metrics.jsonl").read_text()
+    with pytest.raises(CheckpointError, match="already holds checkpoints.*add resume=true"):
+        train(config, tmp_path, progress=False, agent=agent)
+    changed = config_from_dict({**values, "system": {**values["system"], "batch_size": 4}, "seed": 3})
+    with pytest.raises(CheckpointError, match=r"trained with other seed, system.batch_size \(only total_env_steps"):
+        train(changed, tmp_path, progress=False, resume=True)
+    with pytest.raises(CheckpointError, match="holds no checkpoint to resume from"):
+        train(config, tmp_path / "empty", progress=False, agent=agent, resume=True)
+    assert (tmp_path / "metrics.jsonl").read_text() == before
