@@ -189,6 +189,7 @@ class AgentConfig:
     eval_envs: int | None = None  # parallel evaluation environments; None: one per episode
     log_every: int = 2_000  # environment steps between training log lines
     checkpoint_every: int = 50_000  # environment steps between checkpoints
+    keep_checkpoints: int | None = None  # keep only the newest N checkpoints (the final one among them); None: all
     iterations_per_call: int = 1  # training iterations fused into one jitted call (logging waits for the call)
     num_seeds: int = 1  # seeds seed .. seed + N - 1 trained together, vmapped, in one process
 
@@ -199,6 +200,8 @@ class AgentConfig:
             _positive_int("config", name, getattr(self, name))
         if self.eval_envs is not None:
             _positive_int("config", "eval_envs", self.eval_envs)
+        if self.keep_checkpoints is not None:
+            _positive_int("config", "keep_checkpoints", self.keep_checkpoints)
         _require(
             self.search.discount == self.system.discount,
             f"search.discount={self.search.discount} must equal system.discount={self.system.discount} "

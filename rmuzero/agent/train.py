@@ -67,7 +67,7 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
     return state._asdict()
 
 
-RESUMABLE_CHANGES = ("total_env_steps", "log_every", "eval_every", "checkpoint_every")  # may differ on resume
+RESUMABLE_CHANGES = ("total_env_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")  # may differ on resume
 
 
 def _config_differences(saved: Any, wanted: Any, prefix: str = "") -> list[str]:
@@ -272,7 +272,7 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     def save(state) -> None:
         for i, log in enumerate(logs):
             save_checkpoint(log.checkpoints, env_steps, checkpoint_payload(per_seed(state, i)),
-                            config_to_dict(config))
+                            config_to_dict(config), keep=config.keep_checkpoints)
 
     # The next multiple of each period after the steps already taken (0 for a fresh run).
     next_log, next_eval, next_checkpoint = (

@@ -151,7 +151,8 @@ def test_a_killed_run_resumed_ends_with_the_metrics_of_the_uninterrupted_run(tmp
     """Uninterrupted: 6 iterations, logs / evaluations / checkpoints every 2. Killed: the same run
     stopped after its checkpoint at 4 iterations, having written a line for iteration 5, half a
     line and a half-written checkpoint directory. resume=True continues from the checkpoint at 4:
-    the metrics file ends equal to the uninterrupted one."""
+    the metrics file ends equal to the uninterrupted one; keep_checkpoints=2 (a change resume
+    allows) leaves the two newest checkpoints."""
     every = 2 * STEPS_PER_ITERATION
     values = _config(total_env_steps=6 * STEPS_PER_ITERATION, log_every=every, eval_every=every,
                      checkpoint_every=every, seed=2)
@@ -166,11 +167,13 @@ def test_a_killed_run_resumed_ends_with_the_metrics_of_the_uninterrupted_run(tmp
         f.write(json.dumps({"env_steps": 5 * STEPS_PER_ITERATION, "episode_return": 9.0}) + "\n")
         f.write('{"env_steps": 96, "eval_ret')
     (killed / "checkpoints" / ".tmp-interrupted").mkdir()
-    summary = train(config, killed, progress=False, agent=agent, resume=True)
+    # keep_checkpoints may change on resume: only the two newest checkpoints stay.
+    resumed = config_from_dict({**values, "keep_checkpoints": 2})
+    summary = train(resumed, killed, progress=False, agent=agent, resume=True)
     assert summary["env_steps"] == 6 * STEPS_PER_ITERATION
     assert _metrics(killed / "metrics.jsonl") == _metrics(tmp_path / "whole" / "metrics.jsonl")
     steps = sorted(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit())
-    assert steps == [every, 2 * every, 3 * every]
+    assert steps == [2 * every, 3 * every]
 
 
 def test_resume_refuses_a_changed_run_and_a_fresh_start_refuses_to_overwrite(tmp_path):
