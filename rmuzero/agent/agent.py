@@ -83,6 +83,7 @@ class IterationMetrics(NamedTuple):
     policy_loss: chex.Array
     grad_norm: chex.Array
     updates: chex.Array  # [] int32: learner updates done this iteration (0 while the replay fills)
+    targets_outside_support: chex.Array  # [] fraction of value / reward targets the supports clip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +188,7 @@ def make_agent(
         optax.clip_by_global_norm(system.max_grad_norm), optax.adam(system.learning_rate)
     )
 
-    def update(state: TrainState, key) -> tuple[TrainState, tuple[LossOutput, chex.Array]]:
+    def update(state: TrainState, key) -> tuple[TrainState, tuple[LossOutput, chex.Array, chex.Array]]:
         """One learner step on a sampled batch of sequences; the actor is untouched."""
         sample_key, search_key, root_key = jax.random.split(key, 3)
         sequences = replay.sample(state.replay, sample_key)
@@ -210,7 +211,7 @@ def make_agent(
             params,
         )
         state = state._replace(params=params, target_params=target_params, opt_state=opt_state, updates=updates)
-        return state, (parts, grad_norm)
+        return state, (parts, grad_norm, learner.outside_support(unroll))
 
     def collect(state: TrainState) -> tuple[TrainState, IterationMetrics]:
         key, rollout_key = jax.random.split(state.key)
@@ -223,7 +224,7 @@ def make_agent(
             episode_length_sum=jnp.sum(steps.episode_length * done),
             episodes=jnp.sum(done),
             loss=zero, value_loss=zero, reward_loss=zero, policy_loss=zero, grad_norm=zero,
-            updates=jnp.zeros((), jnp.int32),
+            updates=jnp.zeros((), jnp.int32), targets_outside_support=zero,
         )
         state = state._replace(
             actor=actor,
@@ -236,7 +237,7 @@ def make_agent(
     def train_iteration(state: TrainState) -> tuple[TrainState, IterationMetrics]:
         state, metrics = collect(state)
         key, learn_key = jax.random.split(state.key)
-        state, (parts, grad_norm) = jax.lax.scan(
+        state, (parts, grad_norm, outside) = jax.lax.scan(
             update, state, jax.random.split(learn_key, system.updates_per_iteration)
         )
         state = state._replace(key=key)
@@ -244,6 +245,7 @@ def make_agent(
             loss=jnp.mean(parts.total), value_loss=jnp.mean(parts.value), reward_loss=jnp.mean(parts.reward),
             policy_loss=jnp.mean(parts.policy), grad_norm=jnp.mean(grad_norm),
             updates=jnp.asarray(system.updates_per_iteration, jnp.int32),
+            targets_outside_support=jnp.mean(outside),
         )
         return state, metrics
 

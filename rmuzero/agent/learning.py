@@ -26,7 +26,7 @@ import optax
 from rmuzero.agent.config import SystemConfig
 from rmuzero.agent.model import Model, Params
 from rmuzero.networks.muzero import MuZeroNetwork
-from rmuzero.networks.transforms import scalar_to_two_hot
+from rmuzero.networks.transforms import h, scalar_to_two_hot
 from rmuzero.replay.buffer import Sequences
 from rmuzero.replay.targets import UnrollTargets, batched_unroll_targets
 from rmuzero.search import SearchOutput
@@ -96,6 +96,18 @@ class Learner:
             td_lambda=system.td_lambda,
         )
         return unroll, reanalysed
+
+    def outside_support(self, unroll: UnrollTargets) -> chex.Array:
+        """``[]`` fraction of the data value and reward targets that the supports cannot
+        represent (clipped by the two-hot encoding): h(x) outside [min_value, max_value]."""
+        def outside(x, support):
+            y = h(x)
+            return (y < support.min_value) | (y > support.max_value)
+
+        data = unroll.in_window & unroll.in_episode
+        bad = jnp.sum(outside(unroll.value, self.model.value_support) & data)
+        bad += jnp.sum(outside(unroll.reward, self.model.reward_support) & unroll.reward_mask)
+        return bad / jnp.maximum(jnp.sum(data) + jnp.sum(unroll.reward_mask), 1)
 
     def loss_positions(self, sequences: Sequences) -> chex.Array:
         """``[S, L]`` bool: positions that carry a loss (all of a sequence that begins at a

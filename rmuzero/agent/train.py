@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,11 @@ from rmuzero.agent.agent import Agent, TrainState, make_agent
 from rmuzero.agent.config import AgentConfig, config_to_dict
 from rmuzero.checkpoint import CheckpointError, latest_checkpoint, load_config, restore_checkpoint, save_checkpoint
 from rmuzero.metrics import MetricsLogger
+from rmuzero.networks.transforms import h_inv
 
 
-LOSS_NAMES = ("loss", "value_loss", "reward_loss", "policy_loss", "grad_norm")  # IterationMetrics fields logged
+LOSS_NAMES = ("loss", "value_loss", "reward_loss", "policy_loss", "grad_norm",
+              "targets_outside_support")  # IterationMetrics fields logged (means over the updates)
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss or parameter); the message says where."""
@@ -111,8 +114,10 @@ def evaluation_summary(returns: np.ndarray, lengths: np.ndarray, finished: np.nd
 class _RunLog:
     """One seed's metrics.jsonl and the training window being summed into its next line."""
 
-    def __init__(self, run_dir: Path, begin: float):
+    def __init__(self, run_dir: Path, begin: float, support_bound: float):
         self.run_dir = run_dir
+        self.support_bound = support_bound
+        self.warned = False
         self.checkpoints = run_dir / "checkpoints"
         self.logger = MetricsLogger(run_dir / "metrics.jsonl")
         self.begin = begin
@@ -134,6 +139,13 @@ class _RunLog:
         learnt = metrics.updates > 0
         losses = np.stack([getattr(metrics, name)[learnt] for name in LOSS_NAMES], axis=1)
         window["losses"].extend(losses.tolist())
+        outside = metrics.targets_outside_support[learnt]
+        if not self.warned and outside.size and float(outside.max()) > 0:
+            self.warned = True
+            print(f"warning: {100 * float(outside.max()):.2g}% of the value / reward targets of an update lie "
+                  f"outside the supports (|x| <= {float(h_inv(self.support_bound)):.3g}, "
+                  f"network.support_bound={self.support_bound} after h) and are clipped; set "
+                  "network.support_bound higher for this task's returns", file=sys.stderr)
 
     def check_finite(self, metrics, params_finite: bool, env_steps: int, updates: int) -> None:
         learnt = metrics.updates > 0
@@ -257,7 +269,7 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
             os.replace(tmp, directory / "metrics.jsonl")
             evals = [json.loads(line) for line in kept if "eval_return" in json.loads(line)]
             last_evals.append(evals[-1] if evals else {})
-    logs = [_RunLog(directory, begin) for directory in dirs]
+    logs = [_RunLog(directory, begin, config.network.support_bound) for directory in dirs]
     if resume:
         for log, last in zip(logs, last_evals):
             log.summary = last

@@ -193,3 +193,26 @@ def test_resume_refuses_a_changed_run_and_a_fresh_start_refuses_to_overwrite(tmp
     with pytest.raises(CheckpointError, match="holds no checkpoint to resume from"):
         train(config, tmp_path / "empty", progress=False, agent=agent, resume=True)
     assert (tmp_path / "metrics.jsonl").read_text() == before
+
+
+class BigReward(DelayedMatch):
+    """DelayedMatch paying +-100: beyond the default supports (|x| <= ~1.2)."""
+
+    def step(self, state, action):
+        state, timestep = super().step(state, action)
+        return state, timestep.replace(reward=100.0 * timestep.reward)
+
+
+def test_targets_outside_the_support_are_reported_once(tmp_path, capsys):
+    values = _config(total_env_steps=4 * STEPS_PER_ITERATION, log_every=4 * STEPS_PER_ITERATION,
+                     eval_every=4 * STEPS_PER_ITERATION, checkpoint_every=4 * STEPS_PER_ITERATION)
+    config = config_from_dict(values)
+    for name, env in (("small", DelayedMatch()), ("big", BigReward())):
+        train(config, tmp_path / name, progress=False, agent=make_agent(config, environment=env))
+        lines = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        outside = [line["targets_outside_support"] for line in lines if "targets_outside_support" in line]
+        warnings = capsys.readouterr().err.count("outside the supports")
+        if name == "small":
+            assert outside == [0.0] and warnings == 0
+        else:
+            assert outside[0] > 0.0 and warnings == 1
