@@ -166,11 +166,13 @@ class FFM(_Memoroid):
     def _decay_init(self, key, shape):
         del key
         horizons = jnp.logspace(math.log10(self.min_period), math.log10(self.max_period), shape[0])
-        return -math.log(self.forgotten_at) / horizons
+        return (-math.log(self.forgotten_at) / horizons).astype(jnp.float32)
 
     def _frequency_init(self, key, shape):
         del key
-        return (2.0 * math.pi / self.min_period) * jnp.arange(1, shape[0] + 1) / shape[0]
+        # float32, not weakly typed: a weak-typed parameter becomes strong after the first
+        # optimizer step, and every jitted function taking it would compile twice.
+        return ((2.0 * math.pi / self.min_period) * jnp.arange(1, shape[0] + 1) / shape[0]).astype(jnp.float32)
 
     def monoid(self) -> FFMMonoid:
         alpha = self.param("alpha", self._decay_init, (self.memory_size,))
@@ -286,7 +288,7 @@ class S5(_DiagonalSSM):
 
     def transition(self, num_inputs: int) -> tuple[chex.Array, chex.Array]:
         log_neg_real = self.param(
-            "log_neg_real", lambda key, shape: jnp.full(shape, math.log(0.5)), (self.state_size,)
+            "log_neg_real", lambda key, shape: jnp.full(shape, math.log(0.5), jnp.float32), (self.state_size,)
         )
         imag = self.param(
             "imag", lambda key, shape: math.pi * jnp.arange(shape[0], dtype=jnp.float32), (self.state_size,)
