@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from rmuzero.agent.config import config_from_dict
-from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache, train
+from rmuzero.agent.train import SCRIPT_OPTIONS, compilation_cache_dir, enable_compilation_cache, train
 from rmuzero.metrics import read_metrics
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -35,7 +35,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 def default_config(network: str, env: str = "popgym/repeat_previous") -> dict:
     """The values scripts/train.py would compose with no overrides but network= and env=."""
     top = yaml.safe_load((CONFIGS / "config.yaml").read_text())
-    values = {k: v for k, v in top.items() if k not in ("defaults", "hydra", "progress", "compilation_cache")}
+    values = {k: v for k, v in top.items() if k not in ("defaults", "hydra", *SCRIPT_OPTIONS)}
     values["env"] = yaml.safe_load((CONFIGS / f"env/{env}.yaml").read_text())
     values["network"] = yaml.safe_load((CONFIGS / f"network/{network}.yaml").read_text())
     search = yaml.safe_load((CONFIGS / "search/gumbel.yaml").read_text())

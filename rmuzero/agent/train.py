@@ -38,6 +38,8 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
+SCRIPT_OPTIONS = ("progress", "compilation_cache", "resume")  # configs/config.yaml keys for scripts/train.py, not the agent
+
 COMPILATION_CACHE_VARIABLE = "RMUZERO_COMPILATION_CACHE"
 DEFAULT_COMPILATION_CACHE = "~/.cache/rmuzero/jax"
 
