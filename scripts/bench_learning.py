@@ -32,8 +32,8 @@ from rmuzero.metrics import read_metrics
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
-def default_config(network: str, env: str = "popgym/repeat_previous") -> dict:
-    """The values scripts/train.py would compose with no overrides but network= and env=."""
+def default_config(network: str, env: str = "popgym/repeat_previous", system: str = "muzero") -> dict:
+    """The values scripts/train.py would compose with no overrides but network=, env= and system=."""
     top = yaml.safe_load((CONFIGS / "config.yaml").read_text())
     values = {k: v for k, v in top.items() if k not in ("defaults", "hydra", *SCRIPT_OPTIONS)}
     values["env"] = yaml.safe_load((CONFIGS / f"env/{env}.yaml").read_text())
@@ -41,7 +41,18 @@ def default_config(network: str, env: str = "popgym/repeat_previous") -> dict:
     search = yaml.safe_load((CONFIGS / "search/gumbel.yaml").read_text())
     search.pop("discount")  # interpolated from system.discount
     values["search"] = search
-    values["system"] = yaml.safe_load((CONFIGS / "system/muzero.yaml").read_text())
+    values["system"] = _system_values(system)
+    return values
+
+
+def _system_values(name: str) -> dict:
+    """configs/system/<name>.yaml over the files its hydra defaults list names (``_self_`` last)."""
+    raw = yaml.safe_load((CONFIGS / f"system/{name}.yaml").read_text())
+    values: dict = {}
+    for parent in raw.pop("defaults", []):
+        if parent != "_self_":
+            values.update(_system_values(parent))
+    values.update(raw)
     return values
 
 
@@ -72,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="popgym/repeat_previous", help="a config under configs/env/")
     parser.add_argument("--difficulty", default=None, help="easy | medium | hard (default: the env config's)")
+    parser.add_argument("--system", default="muzero", help="a config under configs/system/")
     parser.add_argument("--networks", nargs="+", default=["ffm", "gru"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--threshold", type=float, default=0.95)
@@ -88,7 +100,7 @@ def main() -> None:
           f"{'env st/s':>9s} {'upd/s':>7s}")
     for network in args.networks:
         for seed in args.seeds:
-            values = default_config(network, args.env)
+            values = default_config(network, args.env, args.system)
             if args.difficulty is not None:
                 values["env"]["difficulty"] = args.difficulty
             values["seed"] = seed

@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--num-envs", nargs="+", type=int, default=[16])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32])
     parser.add_argument("--simulations", nargs="+", type=int, default=[16])
+    parser.add_argument("--pairs", action="store_true",
+                        help="zip --num-envs with --batch-sizes (grow both together) instead of every pair")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], help="override, e.g. system.rollout_length=32")
     parser.add_argument("--out", default="bench_throughput.json")
@@ -97,8 +99,10 @@ def main() -> None:
               f"{'learn s':>7s} {'env st/s':>9s} {'upd/s':>6s} {'seq/s':>7s} {'compile s':>9s}")
     print(header)
     rows = []
-    for network, num_envs, batch, sims in itertools.product(
-            args.networks, args.num_envs, args.batch_sizes, args.simulations):
+    if args.pairs and len(args.num_envs) != len(args.batch_sizes):
+        parser.error(f"--pairs needs as many --num-envs ({len(args.num_envs)}) as --batch-sizes ({len(args.batch_sizes)})")
+    widths = list(zip(args.num_envs, args.batch_sizes)) if args.pairs else list(itertools.product(args.num_envs, args.batch_sizes))
+    for network, (num_envs, batch), sims in itertools.product(args.networks, widths, args.simulations):
         values = default_config(network, args.env)
         if args.difficulty is not None:
             values["env"]["difficulty"] = args.difficulty

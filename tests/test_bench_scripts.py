@@ -31,3 +31,22 @@ def test_default_config_is_valid_for_every_env(env):
     apply_override(values, "system.batch_size=8")
     config = config_from_dict(values)
     assert config.env.name == env and config.env.difficulty == "hard" and config.system.batch_size == 8
+
+
+SYSTEMS = sorted(p.stem for p in (SCRIPTS.parent / "configs" / "system").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_default_config_equals_what_hydra_composes(system):
+    """bench_learning reads the yaml files itself; hydra (what scripts/train.py runs) must agree."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from rmuzero.agent.train import SCRIPT_OPTIONS
+
+    with initialize_config_dir(config_dir=str(SCRIPTS.parent / "configs"), version_base="1.3"):
+        composed = OmegaConf.to_container(compose("config", overrides=[f"system={system}"]), resolve=True)
+    for option in SCRIPT_OPTIONS:
+        composed.pop(option)
+    assert config_from_dict(default_config("ffm", system=system)) == config_from_dict(composed)
+
