@@ -121,7 +121,7 @@ def save_checkpoint(
     tmp = directory / f"{_TMP_PREFIX}{step}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        checkpointer = ocp.StandardCheckpointer()
+        checkpointer = _this_process_checkpointer()
         try:
             checkpointer.save(tmp / STATE_DIR, arrays)
             checkpointer.wait_until_finished()
@@ -143,6 +143,15 @@ def save_checkpoint(
         for old in _step_numbers(directory)[:-keep]:
             shutil.rmtree(directory / str(old))
     return final
+
+
+def _this_process_checkpointer() -> ocp.StandardCheckpointer:
+    """An orbax checkpointer for this process alone. States are saved as host numpy (gathered
+    from every process first, by the caller) and written by one process; in a multi-process run
+    the others must not be waited for at orbax's barriers (they save nothing)."""
+    me = jax.process_index()
+    return ocp.StandardCheckpointer(
+        multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me}))
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -371,7 +380,7 @@ def restore_checkpoint(step_dir: str | os.PathLike[str], target: PyTree) -> PyTr
             )
         abstract[_leaf_name(i)] = jax.ShapeDtypeStruct(saved_shape, saved_dtype)
 
-    checkpointer = ocp.StandardCheckpointer()
+    checkpointer = _this_process_checkpointer()
     try:
         arrays = checkpointer.restore(step_dir / STATE_DIR, abstract)
     except Exception as e:  # orbax/tensorstore errors are long multi-line specs

@@ -15,8 +15,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from rmuzero.agent.config import ConfigError, config_from_dict
-from rmuzero.checkpoint import CheckpointError
+from rmuzero.distributed import DistributedConfig, initialize
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "configs")
 
@@ -28,7 +27,14 @@ def main(cfg: DictConfig) -> None:
     progress = bool(values.pop("progress", True))
     cache = values.pop("compilation_cache", None)
     resume = bool(values.pop("resume", False))
+    try:  # several processes: join before anything starts JAX (importing jumanji does)
+        initialize(DistributedConfig(**(values.get("distributed") or {})))
+    except (TypeError, ValueError) as error:
+        print(f"error: distributed: {error}", file=sys.stderr)
+        sys.exit(2)
+    from rmuzero.agent.config import ConfigError, config_from_dict
     from rmuzero.agent.train import TrainingError, compilation_cache_dir, enable_compilation_cache, train
+    from rmuzero.checkpoint import CheckpointError
 
     try:
         config = config_from_dict(values)
@@ -41,6 +47,13 @@ def main(cfg: DictConfig) -> None:
     print(json.dumps(summary))
 
 
+def env_configs() -> list[str]:
+    """The env= choices: configs/env/<name>.yaml (the same names as rmuzero.envs.list_envs(),
+    read from files so that nothing starts JAX before a multi-process run has joined)."""
+    root = Path(CONFIG_DIR) / "env"
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
 def precheck(argv: list[str]) -> str | None:
     """Errors hydra would report late or badly, found before hydra writes anything.
 
@@ -48,14 +61,12 @@ def precheck(argv: list[str]) -> str | None:
     ``hydra.run.dir=`` that already holds checkpoints without ``resume=true``
     (hydra would rewrite its ``.hydra/`` record before the run refuses).
     """
-    from rmuzero.envs import list_envs
-
     resume = any(token.lstrip("+~").lower() in ("resume=true", "resume=1", "resume=yes") for token in argv)
     for token in argv:
         key, _, value = token.partition("=")
         key = key.lstrip("+~")
-        if key == "env" and value not in list_envs():
-            return f"env={value!r}; valid: {', '.join(list_envs())}"
+        if key == "env" and value not in env_configs():
+            return f"env={value!r}; valid: {', '.join(env_configs())}"
         if key == "hydra.run.dir" and not resume:
             checkpoints = Path(value) / "checkpoints"
             if checkpoints.is_dir() and any(checkpoints.iterdir()):

@@ -50,3 +50,14 @@ def test_default_config_equals_what_hydra_composes(system):
         composed.pop(option)
     assert config_from_dict(default_config("ffm", system=system)) == config_from_dict(composed)
 
+
+
+def test_train_script_lists_the_registry_envs():
+    """scripts/train.py checks env= against the config files (it must not import jumanji before
+    a multi-process run joins); they must be exactly the registry's environments."""
+    from rmuzero.envs import list_envs
+
+    sys.path.insert(0, str(SCRIPTS))
+    from train import env_configs
+
+    assert env_configs() == sorted(list_envs())

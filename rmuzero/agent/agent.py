@@ -44,7 +44,7 @@ import optax
 
 import rmuzero.envs as rmuzero_envs
 from rmuzero.agent.acting import ActorState, rollout
-from rmuzero.agent.config import AgentConfig, resolve_sequence_length, roots_for
+from rmuzero.agent.config import AgentConfig, SystemConfig, ConfigError, resolve_sequence_length, roots_for
 from rmuzero.agent.evaluation import EvalLoop, Evaluation, make_evaluate
 from rmuzero.agent.learning import Learner, LossOutput
 from rmuzero.agent.model import Model, make_model
@@ -55,7 +55,8 @@ from rmuzero.replay.buffer import Replay, ReplayState, StepRecord, make_replay
 
 Params = Any
 
-__all__ = ["ActorState", "Agent", "EvalLoop", "Evaluation", "IterationMetrics", "LossOutput", "TrainState", "make_agent"]
+__all__ = ["ActorState", "Agent", "EvalLoop", "Evaluation", "IterationMetrics", "LearnBatch", "LossOutput", "TrainState",
+           "make_agent"]
 
 
 class TrainState(NamedTuple):
@@ -69,6 +70,14 @@ class TrainState(NamedTuple):
     key: chex.PRNGKey
     env_steps: chex.Array  # [] int32: environment steps taken (all envs)
     updates: chex.Array  # [] int32: learner updates done
+
+
+class LearnBatch(NamedTuple):
+    """What one update learns from (one device's share): leaves lead with S sequences."""
+
+    sequences: Any  # rmuzero.replay.buffer.Sequences [S, L]
+    unroll: Any  # rmuzero.replay.targets.UnrollTargets [S, L, K+1]
+    roots: chex.Array  # [S, R] int32
 
 
 class IterationMetrics(NamedTuple):
@@ -101,6 +110,8 @@ class Agent:
     collect: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # act + store only
     train_iteration: Callable[[TrainState], tuple[TrainState, IterationMetrics]]
     step: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # train_iteration once sampling works, else collect
+    sample_batch: Callable[[TrainState, chex.PRNGKey], LearnBatch]  # sequences, targets, roots of one update
+    learn: Callable[[TrainState, LearnBatch], tuple[TrainState, tuple]]  # one gradient step on a batch
     train_iterations: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # config.iterations_per_call steps; metrics [k]
     evaluate: Callable  # (params, key) -> Evaluation of config.eval_episodes episodes (returns, lengths, finished [N])
 
@@ -143,11 +154,25 @@ class Agent:
         return self.learner.loss
 
 
+def check_divisible(system: SystemConfig, num_devices: int) -> SystemConfig:
+    """One device's share of ``system`` (``num_envs`` and ``batch_size`` are global)."""
+    for name in ("num_envs", "batch_size"):
+        value = getattr(system, name)
+        if value % num_devices:
+            raise ConfigError(
+                f"system.{name}={value} does not divide over {num_devices} devices; valid: a multiple of "
+                f"{num_devices} (or num_devices=1)")
+    return dataclasses.replace(
+        system, num_envs=system.num_envs // num_devices, batch_size=system.batch_size // num_devices)
+
+
 def make_agent(
     config: AgentConfig,
     *,
     eval_envs: int | None = None,
     environment: jumanji.Environment | None = None,
+    num_devices: int = 1,
+    data_axis: str | None = None,
 ) -> Agent:
     """Builds the agent described by ``config`` (validated already).
 
@@ -160,8 +185,28 @@ def make_agent(
         observations, discrete actions) to train on instead of the registry's
         ``config.env.name``; ``config.env`` then only sets the previous
         action / reward features.
+      num_devices: D, devices the training step is split over (``rmuzero.agent.parallel``):
+        the functions then describe one device's share, ``num_envs / D`` environments,
+        replay rows and ``batch_size / D`` sequences per update, and must run under a
+        ``shard_map`` over ``data_axis``; gradients, losses and episode sums are reduced
+        over it, so parameters stay identical on every device.
+      data_axis: the mesh axis name the functions reduce over (None: one device, no
+        collectives).
     """
-    system = config.system
+    system = check_divisible(config.system, num_devices)
+    if num_devices > 1 and data_axis is None:
+        raise ValueError(f"num_devices={num_devices} needs a data_axis to reduce over")
+    global_num_envs = system.num_envs * num_devices
+
+    def device_key(key: chex.PRNGKey) -> chex.PRNGKey:
+        """A key of this device's own (environments, samples, searches differ per device)."""
+        return key if data_axis is None else jax.random.fold_in(key, jax.lax.axis_index(data_axis))
+
+    def mean_over_devices(tree):
+        return tree if data_axis is None else jax.lax.pmean(tree, data_axis)
+
+    def sum_over_devices(tree):
+        return tree if data_axis is None else jax.lax.psum(tree, data_axis)
 
     def build_env(num_envs: int) -> AgentEnv:
         features = dict(prev_action=config.env.prev_action, prev_reward=config.env.prev_reward)
@@ -188,18 +233,23 @@ def make_agent(
         optax.clip_by_global_norm(system.max_grad_norm), optax.adam(system.learning_rate)
     )
 
-    def update(state: TrainState, key) -> tuple[TrainState, tuple[LossOutput, chex.Array, chex.Array]]:
-        """One learner step on a sampled batch of sequences; the actor is untouched."""
-        sample_key, search_key, root_key = jax.random.split(key, 3)
+    def sample_batch(state: TrainState, key) -> LearnBatch:
+        """This device's sequences, their targets (target network, reanalysis) and unroll roots."""
+        sample_key, search_key, root_key = jax.random.split(device_key(key), 3)
         sequences = replay.sample(state.replay, sample_key)
         unroll, _ = learner.targets(state.target_params, sequences, search_key)
-        roots = learner.sample_roots(sequences, root_key)
+        return LearnBatch(sequences, unroll, learner.sample_roots(sequences, root_key))
+
+    def learn(state: TrainState, batch: LearnBatch) -> tuple[TrainState, tuple[LossOutput, chex.Array, chex.Array]]:
+        """One gradient step on ``batch`` (averaged over devices), then the target-network update."""
 
         def total_loss(p):
-            parts = learner.loss(p, sequences, unroll, roots)
+            parts = learner.loss(p, batch.sequences, batch.unroll, batch.roots)
             return parts.total, parts
 
         (_, parts), grads = jax.value_and_grad(total_loss, has_aux=True)(state.params)
+        # Every device's batch weighs the same: the mean of the device means is the global mean.
+        grads, parts, outside = mean_over_devices((grads, parts, learner.outside_support(batch.unroll)))
         grad_norm = optax.tree.norm(grads)
         step_updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, step_updates)
@@ -211,18 +261,25 @@ def make_agent(
             params,
         )
         state = state._replace(params=params, target_params=target_params, opt_state=opt_state, updates=updates)
-        return state, (parts, grad_norm, learner.outside_support(unroll))
+        return state, (parts, grad_norm, outside)
+
+    def update(state: TrainState, key) -> tuple[TrainState, tuple[LossOutput, chex.Array, chex.Array]]:
+        """One learner step on a sampled batch of sequences; the actor is untouched."""
+        return learn(state, sample_batch(state, key))
 
     def collect(state: TrainState) -> tuple[TrainState, IterationMetrics]:
         key, rollout_key = jax.random.split(state.key)
-        actor, records, steps = rollout(model, env, state.params, state.actor, rollout_key, system.rollout_length)
+        actor, records, steps = rollout(
+            model, env, state.params, state.actor, device_key(rollout_key), system.rollout_length)
         replay_state = replay.add(state.replay, records)
         done = steps.episode_done.astype(jnp.float32)
         zero = jnp.zeros((), jnp.float32)
+        return_sum, length_sum, episodes = sum_over_devices(
+            (jnp.sum(steps.episode_return * done), jnp.sum(steps.episode_length * done), jnp.sum(done)))
         metrics = IterationMetrics(
-            episode_return_sum=jnp.sum(steps.episode_return * done),
-            episode_length_sum=jnp.sum(steps.episode_length * done),
-            episodes=jnp.sum(done),
+            episode_return_sum=return_sum,
+            episode_length_sum=length_sum,
+            episodes=episodes,
             loss=zero, value_loss=zero, reward_loss=zero, policy_loss=zero, grad_norm=zero,
             updates=jnp.zeros((), jnp.int32), targets_outside_support=zero,
         )
@@ -230,7 +287,7 @@ def make_agent(
             actor=actor,
             replay=replay_state,
             key=key,
-            env_steps=state.env_steps + system.num_envs * system.rollout_length,
+            env_steps=state.env_steps + global_num_envs * system.rollout_length,
         )
         return state, metrics
 
@@ -250,7 +307,10 @@ def make_agent(
         return state, metrics
 
     def step(state: TrainState) -> tuple[TrainState, IterationMetrics]:
-        return jax.lax.cond(replay.can_sample(state.replay), train_iteration, collect, state)
+        ready = replay.can_sample(state.replay)
+        if data_axis is not None:  # learn only once every device's replay can be sampled
+            ready = jax.lax.pmin(ready.astype(jnp.int32), data_axis) > 0
+        return jax.lax.cond(ready, train_iteration, collect, state)
 
     def train_iterations(state: TrainState) -> tuple[TrainState, IterationMetrics]:
         """``config.iterations_per_call`` steps in one program (metrics stacked, [k])."""
@@ -258,7 +318,7 @@ def make_agent(
 
     def init(key: chex.PRNGKey) -> TrainState:
         param_key, env_key, state_key = jax.random.split(key, 3)
-        env_state, first = env.reset(env_key)
+        env_state, first = env.reset(device_key(env_key))
         carry = model.network.initialize_carry(system.num_envs)
         params = model.network.init(param_key, carry, (first.obs[None], first.start[None]))
         record = StepRecord(
@@ -296,6 +356,8 @@ def make_agent(
         collect=collect,
         train_iteration=train_iteration,
         step=step,
+        sample_batch=sample_batch,
+        learn=learn,
         train_iterations=train_iterations,
         evaluate=make_evaluate(
             model, build_env(eval_envs or config.eval_envs or config.eval_episodes),

@@ -12,6 +12,7 @@ import dataclasses
 import numbers
 from typing import Any, Mapping
 
+from rmuzero.distributed import DistributedConfig
 from rmuzero.envs import DIFFICULTIES, list_envs
 from rmuzero.networks import MEMORY_MODELS, make_memory
 from rmuzero.search import SearchConfig
@@ -182,6 +183,7 @@ class AgentConfig:
     network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
     system: SystemConfig = dataclasses.field(default_factory=SystemConfig)
+    distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
     seed: int = 0
     total_env_steps: int = 100_000  # training budget in environment steps (all envs together)
     eval_every: int = 5_000  # environment steps between evaluations
@@ -192,6 +194,7 @@ class AgentConfig:
     keep_checkpoints: int | None = None  # keep only the newest N checkpoints (the final one among them); None: all
     iterations_per_call: int = 1  # training iterations fused into one jitted call (logging waits for the call)
     num_seeds: int = 1  # seeds seed .. seed + N - 1 trained together, vmapped, in one process
+    num_devices: int | None = None  # devices the training step is split over (data parallel); None: all visible
 
     def __post_init__(self):
         _positive_int("config", "seed", self.seed, minimum=0)
@@ -200,6 +203,8 @@ class AgentConfig:
             _positive_int("config", name, getattr(self, name))
         if self.eval_envs is not None:
             _positive_int("config", "eval_envs", self.eval_envs)
+        if self.num_devices is not None:
+            _positive_int("config", "num_devices", self.num_devices)
         if self.keep_checkpoints is not None:
             _positive_int("config", "keep_checkpoints", self.keep_checkpoints)
         _require(
@@ -213,7 +218,8 @@ class AgentConfig:
         return self.system.num_envs * self.system.rollout_length
 
 
-_SECTIONS = {"env": EnvConfig, "network": NetworkConfig, "search": SearchConfig, "system": SystemConfig}
+_SECTIONS = {"env": EnvConfig, "network": NetworkConfig, "search": SearchConfig, "system": SystemConfig,
+             "distributed": DistributedConfig}
 
 
 def _build(cls, owner: str, values: Mapping[str, Any]):

@@ -22,6 +22,7 @@ import numpy as np
 
 from rmuzero.agent.agent import Agent, TrainState, make_agent
 from rmuzero.agent.config import AgentConfig, config_to_dict
+from rmuzero.agent.parallel import DATA_AXIS, initialize_distributed, make_mesh, shard_functions, to_host
 from rmuzero.checkpoint import CheckpointError, latest_checkpoint, load_config, restore_checkpoint, save_checkpoint
 from rmuzero.metrics import MetricsLogger
 from rmuzero.networks.transforms import h_inv
@@ -72,7 +73,9 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
     return state._asdict()
 
 
-RESUMABLE_CHANGES = ("total_env_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")  # may differ on resume
+RESUMABLE_CHANGES = ("total_env_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
+                     "num_devices", "distributed.coordinator_address", "distributed.num_processes",
+                     "distributed.process_id")  # may differ on resume (the state is global, the layout is not)
 
 
 def _config_differences(saved: Any, wanted: Any, prefix: str = "") -> list[str]:
@@ -113,15 +116,27 @@ def evaluation_summary(returns: np.ndarray, lengths: np.ndarray, finished: np.nd
     }
 
 
+class _NoLogger:
+    """What a process other than process 0 writes: nothing."""
+
+    def log(self, record) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class _RunLog:
     """One seed's metrics.jsonl and the training window being summed into its next line."""
 
-    def __init__(self, run_dir: Path, begin: float, support_bound: float):
+    def __init__(self, run_dir: Path, begin: float, support_bound: float, layout: dict[str, int],
+                 write: bool = True):
         self.run_dir = run_dir
         self.support_bound = support_bound
+        self.layout = layout  # num_devices, num_processes: carried by every line
         self.warned = False
         self.checkpoints = run_dir / "checkpoints"
-        self.logger = MetricsLogger(run_dir / "metrics.jsonl")
+        self.logger = MetricsLogger(run_dir / "metrics.jsonl") if write else _NoLogger()
         self.begin = begin
         self.summary: dict = {}
         self.reset()
@@ -173,6 +188,7 @@ class _RunLog:
             "env_steps_per_second": window["steps"] / elapsed,
             "updates_per_second": window["updates"] / elapsed,
             "wall_time": time.perf_counter() - self.begin,
+            **self.layout,
         }
         if window["losses"]:
             line.update(dict(zip(LOSS_NAMES, np.mean(window["losses"], axis=0).tolist())))
@@ -185,6 +201,7 @@ class _RunLog:
             "env_steps": env_steps,
             **evaluation_summary(*evaluation),
             "wall_time": time.perf_counter() - self.begin,
+            **self.layout,
         }
         self.logger.log(self.summary)
         return self.summary
@@ -222,29 +239,42 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     ``seed_<s>/metrics.jsonl`` and ``seed_<s>/checkpoints/``; the summary then holds one
     summary per seed under ``"seeds"``.
     """
+    initialize_distributed(config.distributed)
     run_dir = Path(run_dir)
     dirs = seed_dirs(config, run_dir)
+    writer = jax.process_index() == 0  # process 0 alone writes metrics and checkpoints
     if resume:
         resumed_from = [_resumable_checkpoint(directory, config) for directory in dirs]
     else:
         for directory in dirs:
             _refuse_existing_checkpoints(directory / "checkpoints")
-    for directory in dirs:
-        directory.mkdir(parents=True, exist_ok=True)
-    agent = agent or make_agent(config)
+    if writer:
+        for directory in dirs:
+            directory.mkdir(parents=True, exist_ok=True)
     many = config.num_seeds > 1
     seeds = [config.seed + i for i in range(config.num_seeds)]
     batched = jax.vmap if many else (lambda f: f)
-    # Every leaf its own buffer (init shares params with target_params): the state is donated.
-    if many:
-        state = jax.vmap(agent.init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
-    else:
-        state = agent.init(jax.random.PRNGKey(config.seed))
-    if resume:
-        state = _restore_state(agent, state, resumed_from, many)
-    state = jax.tree.map(jnp.copy, state)
-    # One call: config.iterations_per_call iterations, the training state donated (updated in place).
-    train_iterations = jax.jit(batched(agent.train_iterations), donate_argnums=0)
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds]) if many else jax.random.PRNGKey(config.seed)
+    num_devices = config.num_devices or jax.device_count()
+    if num_devices == 1 and jax.process_count() == 1:
+        agent = agent or make_agent(config)
+        # Every leaf its own buffer (init shares params with target_params): the state is donated.
+        state = jax.tree.map(jnp.copy, batched(agent.init)(keys))
+        if resume:
+            state = jax.tree.map(jnp.copy, _restore_state(agent, state, resumed_from, many))
+        # One call: config.iterations_per_call iterations, the training state donated (updated in place).
+        train_iterations = jax.jit(batched(agent.train_iterations), donate_argnums=0)
+    else:  # data parallel over the mesh (rmuzero.agent.parallel)
+        mesh = make_mesh(config.num_devices)
+        num_devices = mesh.size
+        if agent is not None:
+            raise ValueError("train(agent=...) is for one device; leave it out to train on several")
+        agent = make_agent(config, num_devices=num_devices, data_axis=DATA_AXIS)
+        init, train_iterations, place = shard_functions(agent, mesh, num_seeds=config.num_seeds)
+        state = init(keys)
+        if resume:
+            state = place(_restore_state(agent, to_host(state), resumed_from, many, host=True))
+    layout = {"num_devices": num_devices, "num_processes": jax.process_count()}
     evaluate = jax.jit(batched(agent.evaluate))
     all_finite = jax.jit(batched(_all_finite))
     eval_keys = [jax.random.PRNGKey(s + 1_000_003) for s in seeds]
@@ -255,14 +285,14 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
         return jax.tree.map(lambda x: x[i], tree) if many else tree
 
     bar = None
-    if progress:
+    if progress and writer:
         from tqdm import tqdm
 
         bar = tqdm(total=config.total_env_steps, unit="step", dynamic_ncols=True)
 
     begin = time.perf_counter()
-    env_steps = int(per_seed(state.env_steps, 0))
-    if resume:  # metrics.jsonl reads as one run: drop what the killed run wrote after its checkpoint
+    env_steps = int(per_seed(to_host(state.env_steps), 0))
+    if resume and writer:  # metrics.jsonl reads as one run: drop what the killed run wrote after its checkpoint
         last_evals = []
         for directory in dirs:
             kept = _kept_metrics(directory / "metrics.jsonl", env_steps)
@@ -271,21 +301,27 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
             os.replace(tmp, directory / "metrics.jsonl")
             evals = [json.loads(line) for line in kept if "eval_return" in json.loads(line)]
             last_evals.append(evals[-1] if evals else {})
-    logs = [_RunLog(directory, begin, config.network.support_bound) for directory in dirs]
-    if resume:
+    logs = [_RunLog(directory, begin, config.network.support_bound, layout, write=writer) for directory in dirs]
+    if resume and writer:
         for log, last in zip(logs, last_evals):
             log.summary = last
         if bar is not None:
             bar.update(env_steps)
 
     def run_eval(state) -> None:
-        evaluation = jax.tree.map(np.asarray, evaluate(state.params, eval_key))
+        evaluation = to_host(evaluate(state.params, eval_key))
         for i, log in enumerate(logs):
             log.log_evaluation(env_steps, per_seed(evaluation, i))
 
+    saved = [env_steps if resume else None]  # the step of the last checkpoint (every process knows it)
+
     def save(state) -> None:
+        host = to_host(state)  # every process takes part in gathering the sharded leaves
+        saved[0] = env_steps
+        if not writer:
+            return
         for i, log in enumerate(logs):
-            save_checkpoint(log.checkpoints, env_steps, checkpoint_payload(per_seed(state, i)),
+            save_checkpoint(log.checkpoints, env_steps, checkpoint_payload(per_seed(host, i)),
                             config_to_dict(config), keep=config.keep_checkpoints)
 
     # The next multiple of each period after the steps already taken (0 for a fresh run).
@@ -294,10 +330,10 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     try:
         while env_steps < config.total_env_steps:
             state, metrics = train_iterations(state)
-            metrics = jax.tree.map(np.asarray, metrics)  # fields [k] ([N, k] for N seeds), one transfer
-            finite = np.atleast_1d(np.asarray(all_finite(state.params)))
-            env_steps = int(per_seed(state.env_steps, 0))
-            updates = int(per_seed(state.updates, 0))
+            metrics = to_host(metrics)  # fields [k] ([N, k] for N seeds), one transfer
+            finite = np.atleast_1d(to_host(all_finite(state.params)))
+            env_steps = int(per_seed(to_host(state.env_steps), 0))
+            updates = int(per_seed(to_host(state.updates), 0))
             for i, log in enumerate(logs):
                 log.check_finite(per_seed(metrics, i), bool(finite[i]), env_steps, updates)
             for i, log in enumerate(logs):
@@ -325,7 +361,7 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
                 )
         if logs[0].summary.get("env_steps") != env_steps:
             run_eval(state)
-        if not (logs[0].checkpoints / str(env_steps)).exists():
+        if saved[0] != env_steps:  # not the file system: process 0 may still be writing
             save(state)
     finally:
         for log in logs:
@@ -352,13 +388,18 @@ def _resumable_checkpoint(directory: Path, config: AgentConfig) -> Path:
     return step_dir
 
 
-def _restore_state(agent: Agent, like: TrainState, step_dirs: list[Path], many: bool) -> TrainState:
-    """The training state saved in ``step_dirs`` (one per seed; stacked for several)."""
+def _restore_state(agent: Agent, like: TrainState, step_dirs: list[Path], many: bool,
+                   host: bool = False) -> TrainState:
+    """The training state saved in ``step_dirs`` (one per seed; stacked for several); with
+    ``host``, numpy arrays to be placed on a mesh."""
     one = jax.tree.map(lambda x: x[0], like) if many else like
-    target = checkpoint_payload(jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), one))
+    target = checkpoint_payload(jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), one))
     states = [TrainState(**restore_checkpoint(step_dir, target)) for step_dir in step_dirs]
+    stack = np.stack if host else jnp.stack
+    if host:
+        states = [jax.tree.map(np.asarray, state) for state in states]
     if many:
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+        return jax.tree.map(lambda *xs: stack(xs), *states)
     return states[0]
 
 

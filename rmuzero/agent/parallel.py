@@ -1,0 +1,133 @@
+"""Data parallel training over devices, and over processes (hosts) through jax.distributed.
+
+One mesh axis, ``data``, over D devices (every device of every process). The
+agent is built for one device's share (``make_agent(num_devices=D,
+data_axis="data")``: ``num_envs / D`` environments and replay rows,
+``batch_size / D`` sequences per update) and its functions run under
+``jax.shard_map``:
+
+    sharded along ``data``:  the actor (environments, memory carries) and the
+                             replay's rows (leading axis: environments);
+    replicated:              parameters, target parameters, optimizer state,
+                             the PRNG key (each device folds in its index), the
+                             counters, the replay's write position;
+    reduced inside:          gradients, losses (``pmean``: each device's batch
+                             weighs the same, so the update is the one-device
+                             update on the global batch), episode sums (``psum``).
+
+Why ``shard_map`` with explicit collectives rather than sharding annotations on
+the one-device program: the replay samples per row and the search runs per
+environment, so the per-device program is exactly the one-device program on a
+slice, and the only communication is the gradient mean once per update. Nothing
+for the compiler to guess, and the state layout is the one a checkpoint holds
+(global arrays: the leading axis of a sharded leaf is the global ``num_envs``),
+so a checkpoint restores on any device count that divides the global sizes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from flashbax.buffers.trajectory_buffer import TrajectoryBufferState
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from rmuzero.agent.acting import ActorState
+from rmuzero.agent.agent import TrainState
+from rmuzero.agent.config import ConfigError
+from rmuzero.distributed import DistributedConfig, initialize
+
+DATA_AXIS = "data"
+
+__all__ = ["DATA_AXIS", "initialize_distributed", "make_mesh", "shard_functions", "state_specs", "to_host"]
+
+
+def initialize_distributed(distributed: DistributedConfig) -> None:
+    """Joins the multi-process run ``distributed`` describes (nothing for one process); the
+    process count JAX reports must then be the configured one."""
+    initialize(distributed)
+    if distributed.enabled and jax.process_count() != distributed.num_processes:
+        raise ConfigError(f"distributed.num_processes={distributed.num_processes} but JAX runs "
+                          f"{jax.process_count()} processes")
+
+
+def make_mesh(num_devices: int | None) -> Mesh:
+    """A one-axis mesh over ``num_devices`` devices (None: all of them, every process's)."""
+    devices = jax.devices()
+    count = len(devices) if num_devices is None else num_devices
+    if count > len(devices):
+        raise ConfigError(f"num_devices={count}; valid: 1 .. {len(devices)} (the devices visible), or null for all")
+    if jax.process_count() > 1 and count != len(devices):
+        raise ConfigError(f"num_devices={count} with {jax.process_count()} processes; valid: null (every device "
+                          f"of every process, {len(devices)})")
+    return Mesh(np.asarray(devices[:count]), (DATA_AXIS,))
+
+
+def state_specs() -> TrainState:
+    """The partition of a :class:`TrainState` (a pytree prefix): environments along ``data``."""
+    shard, replicate = P(DATA_AXIS), P()
+    return TrainState(
+        params=replicate,
+        target_params=replicate,
+        opt_state=replicate,
+        actor=ActorState(env_state=shard, step=shard, carry=shard),
+        replay=TrajectoryBufferState(experience=shard, current_index=replicate, is_full=replicate),
+        key=replicate,
+        env_steps=replicate,
+        updates=replicate,
+    )
+
+
+def shard_functions(agent, mesh: Mesh, *, num_seeds: int = 1) -> tuple[Callable, Callable, Callable]:
+    """``(init, train_iterations, place)`` of an agent built for one device's share, each
+    over the whole mesh: ``init(key) -> TrainState`` (global arrays), ``train_iterations``
+    (jitted, state donated), ``place(state)`` (a host or one-device state onto the mesh, e.g.
+    a restored checkpoint). With ``num_seeds > 1`` every function is vmapped over a leading
+    seed axis, which stays unsharded."""
+    specs = state_specs()
+    seeded = num_seeds > 1
+
+    def with_seed_axis(spec_tree):
+        return jax.tree.map(lambda spec: P(None, *spec), spec_tree,
+                            is_leaf=lambda x: isinstance(x, P)) if seeded else spec_tree
+
+    batched = jax.vmap if seeded else (lambda f: f)
+    state_spec = with_seed_axis(specs)
+    key_spec = P()
+    init = jax.shard_map(batched(agent.init), mesh=mesh, in_specs=key_spec, out_specs=state_spec,
+                         check_vma=False)
+    iterations = jax.shard_map(batched(agent.train_iterations), mesh=mesh, in_specs=(state_spec,),
+                               out_specs=(state_spec, P()), check_vma=False)
+    shardings = _shardings(mesh, state_spec)
+
+    def place(state: TrainState) -> TrainState:
+        return jax.tree.map(lambda x, s: jax.make_array_from_callback(np.shape(x), s, lambda i: np.asarray(x)[i]),
+                            state, _expand(shardings, state))
+
+    return jax.jit(init), jax.jit(iterations, donate_argnums=0), place
+
+
+def _shardings(mesh: Mesh, spec_tree: Any) -> Any:
+    return jax.tree.map(lambda spec: NamedSharding(mesh, spec), spec_tree, is_leaf=lambda x: isinstance(x, P))
+
+
+def _expand(prefix: Any, tree: Any) -> Any:
+    """The prefix tree ``prefix`` broadcast to the structure of ``tree``."""
+    return jax.tree.map(lambda p, sub: jax.tree.map(lambda _: p, sub), prefix, tree,
+                        is_leaf=lambda x: isinstance(x, NamedSharding))
+
+
+def to_host(tree: Any) -> Any:
+    """Host numpy copies of a pytree of (possibly multi-process) arrays: a replicated leaf is
+    read from this process's first shard, a sharded one gathered from every process."""
+    from jax.experimental import multihost_utils
+
+    def one(x):
+        if not isinstance(x, jax.Array) or x.is_fully_addressable:
+            return np.asarray(x)
+        if x.is_fully_replicated:
+            return np.asarray(x.addressable_data(0))
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+    return jax.tree.map(one, tree)

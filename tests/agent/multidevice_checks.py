@@ -1,0 +1,104 @@
+"""Run by tests/agent/test_parallel.py in a fresh process with 4 virtual CPU devices
+(XLA_FLAGS=--xla_force_host_platform_device_count=4 must be set before jax starts).
+
+    python tests/agent/multidevice_checks.py update   # prints one JSON object
+    python tests/agent/multidevice_checks.py train RUN_DIR
+    python tests/agent/multidevice_checks.py process RUN_DIR PORT PROCESS_ID   # one of 2 processes
+
+``update``: one learner update of a fixed global batch on 1 device and on 4 (each device
+a quarter of the batch, gradients averaged): parameters, optimizer state and losses.
+``train``: a short run on every device (4), then resumed on 2 devices.
+``process``: one of two processes (one CPU device each, gloo collectives) training one run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec as P
+
+from rmuzero.distributed import DistributedConfig, initialize
+
+SMALL = {
+    "system": {"num_envs": 4, "batch_size": 8, "rollout_length": 13, "replay_length_per_env": 64,
+               "updates_per_iteration": 2, "num_unroll_steps": 2, "td_steps": 2, "roots_per_sequence": 3,
+               "reanalyse_fraction": 0.5},
+    "network": {"features": 16, "latent_size": 16, "head_sizes": [16], "value_bins": 21, "reward_bins": 21},
+    "search": {"num_simulations": 4, "max_num_considered_actions": 4},
+    "eval_episodes": 4,
+}
+
+
+def check_update() -> dict:
+    from rmuzero.agent.agent import make_agent
+    from rmuzero.agent.config import config_from_dict
+
+    config = config_from_dict(SMALL)
+    one = make_agent(config)
+    state = jax.jit(one.init)(jax.random.PRNGKey(0))
+    collect = jax.jit(one.collect)
+    while not bool(one.replay.can_sample(state.replay)):
+        state, _ = collect(state)
+    batch = jax.jit(one.sample_batch)(state, jax.random.PRNGKey(1))  # the global batch, 8 sequences
+    single, (parts1, norm1, _) = jax.jit(one.learn)(state, batch)
+
+    four = make_agent(config, num_devices=4, data_axis="data")
+    mesh = Mesh(np.asarray(jax.devices()[:4]), ("data",))
+    sharded = jax.jit(jax.shard_map(four.learn, mesh=mesh, in_specs=(P(), P("data")), out_specs=(P(), P()),
+                                    check_vma=False))
+    parallel, (parts4, norm4, _) = sharded(state, batch)
+
+    def max_difference(a, b):
+        return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+    moved = max_difference(single.params, state.params)
+    return {
+        "devices": jax.device_count(),
+        "params": max_difference(single.params, parallel.params),
+        "opt_state": max_difference(single.opt_state, parallel.opt_state),
+        "loss": abs(float(parts1.total) - float(parts4.total)),
+        "grad_norm": abs(float(norm1) - float(norm4)),
+        "moved": moved,
+        "loss_value": float(parts1.total),
+    }
+
+
+def check_train(run_dir: str) -> dict:
+    from rmuzero.agent.config import config_from_dict
+    from rmuzero.agent.train import train
+    from rmuzero.metrics import read_metrics
+
+    values = {**SMALL, "system": {**SMALL["system"], "num_envs": 8}, "total_env_steps": 832, "log_every": 208,
+              "eval_every": 416, "checkpoint_every": 416}
+    train(config_from_dict(values), run_dir, progress=False)
+    first = read_metrics(f"{run_dir}/metrics.jsonl")
+    train(config_from_dict({**values, "total_env_steps": 1248, "num_devices": 2}), run_dir, progress=False,
+          resume=True)
+    return {"devices": jax.device_count(), "first": first, "resumed": read_metrics(f"{run_dir}/metrics.jsonl")}
+
+
+TWO_PROCESSES = {**SMALL, "total_env_steps": 624, "log_every": 208, "eval_every": 312, "checkpoint_every": 312}
+
+
+def check_process(run_dir: str, port: str, process_id: str) -> dict:
+    distributed = {"coordinator_address": f"localhost:{port}", "num_processes": 2, "process_id": int(process_id)}
+    initialize(DistributedConfig(**distributed))  # before jumanji's import starts JAX
+    from rmuzero.agent.config import config_from_dict
+    from rmuzero.agent.train import train
+
+    values = {**TWO_PROCESSES, "distributed": distributed}
+    summary = train(config_from_dict(values), run_dir, progress=False)
+    return {"devices": jax.device_count(), "processes": jax.process_count(), "summary": summary}
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "update":
+        print(json.dumps(check_update()))
+    elif sys.argv[1] == "train":
+        print(json.dumps(check_train(sys.argv[2])))
+    else:
+        print(json.dumps(check_process(*sys.argv[2:5])))

@@ -1,0 +1,115 @@
+"""Data parallel training: 4 virtual CPU devices, and 2 processes on localhost (gloo).
+
+The device count is fixed when JAX starts, so each check runs in a fresh process
+(tests/agent/multidevice_checks.py) and reports JSON; the assertions are here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rmuzero.agent.agent import make_agent
+from rmuzero.agent.config import ConfigError, config_from_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKS = ROOT / "tests" / "agent" / "multidevice_checks.py"
+
+
+def _run(*args: str, devices: int = 4, timeout: int = 600) -> dict:
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "PYTHONPATH": str(ROOT), "RMUZERO_COMPILATION_CACHE": "off"}
+    done = subprocess.run([sys.executable, str(CHECKS), *args], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_one_update_on_four_devices_equals_the_update_on_one():
+    """The same global batch of 8 sequences: one device learns from all of it, four devices
+    from 2 each with averaged gradients. Parameters after the Adam step agree to float
+    rounding, far below how far the step moved them."""
+    out = _run("update")
+    assert out["devices"] == 4
+    assert out["moved"] > 1e-4  # the step did something (Adam: ~learning rate per weight)
+    assert out["params"] < 1e-6
+    assert out["opt_state"] < 1e-6
+    assert out["loss"] < 1e-5 * abs(out["loss_value"])
+    assert out["grad_norm"] < 1e-5
+
+
+def test_training_on_four_devices_then_resumed_on_two(tmp_path):
+    """A short run over every device (4): global env steps per iteration (8 envs x 13 steps),
+    each line naming the layout; resumed from its checkpoint on 2 devices, the metrics file
+    keeps the 4-device lines and goes on."""
+    out = _run("train", str(tmp_path / "run"))
+    first, resumed = out["first"], out["resumed"]
+    assert out["devices"] == 4
+    steps = [line["env_steps"] for line in first if "episode_return" in line]
+    assert steps == [208, 416, 624, 832]  # log_every 208 = 2 iterations of 104 global steps
+    assert all(line["num_devices"] == 4 and line["num_processes"] == 1 for line in first)
+    assert any(line.get("updates", 0) > 0 for line in first)  # it learnt, not only collected
+    assert [line["env_steps"] for line in first if "eval_return" in line] == [416, 832]
+    assert resumed[: len(first)] == first
+    later = resumed[len(first):]
+    assert [line["env_steps"] for line in later if "episode_return" in line] == [1040, 1248]
+    assert all(line["num_devices"] == 2 for line in later)
+    assert (tmp_path / "run" / "checkpoints" / "1248").is_dir()
+
+
+def test_two_processes_train_one_run(tmp_path):
+    """Two processes (one CPU device each) on localhost form one run: one metrics file,
+    written by process 0, lines naming 2 devices and 2 processes, one checkpoint per period;
+    both processes end with the same evaluation."""
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = str(s.getsockname()[1])
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RMUZERO_COMPILATION_CACHE": "off"}
+    env.pop("XLA_FLAGS", None)
+    run = str(tmp_path / "run")
+    procs = [subprocess.Popen([sys.executable, str(CHECKS), "process", run, port, str(i)], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    outs = []
+    try:
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=600)
+            assert proc.returncode == 0, stderr[-3000:]
+            outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert [(o["devices"], o["processes"]) for o in outs] == [(2, 2), (2, 2)]
+    assert outs[0]["summary"] == {**outs[1]["summary"], "wall_time": outs[0]["summary"]["wall_time"]}
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["env_steps"] for line in lines if "episode_return" in line] == [208, 416, 624]
+    assert all(line["num_devices"] == 2 and line["num_processes"] == 2 for line in lines)
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["312", "624"]
+
+
+def test_sizes_that_do_not_divide_over_the_devices_name_both_numbers():
+    config = config_from_dict({"system": {"num_envs": 10, "batch_size": 8}})
+    with pytest.raises(ConfigError, match=r"^system.num_envs=10 does not divide over 4 devices; valid: a multiple of 4"):
+        make_agent(config, num_devices=4, data_axis="data")
+
+
+@pytest.mark.parametrize("distributed, message", [
+    ({"num_processes": 2}, r"set together .* or all null"),
+    ({"coordinator_address": "localhost", "num_processes": 2, "process_id": 0}, r"coordinator_address='localhost'; valid: host:port"),
+    ({"coordinator_address": "h:1", "num_processes": 2, "process_id": 2}, r"process_id=2; valid: 0 \.\. 1"),
+])
+def test_bad_distributed_settings_name_themselves(distributed, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({"distributed": distributed})
+
+
+def test_more_devices_than_visible_is_refused():
+    from rmuzero.agent.parallel import make_mesh
+
+    with pytest.raises(ConfigError, match=r"num_devices=64; valid: 1 \.\. 1"):
+        make_mesh(64)
