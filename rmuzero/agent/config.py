@@ -42,6 +42,14 @@ def _real_in(owner: str, name: str, value: Any, low: float, high: float, *, open
 
 
 @dataclasses.dataclass(frozen=True)
+class LoggerConfig:
+    tensorboard: bool = False  # also write TensorBoard event files (tensorboardX) into the run directory
+
+    def __post_init__(self):
+        _require(isinstance(self.tensorboard, bool), f"logger.tensorboard={self.tensorboard!r}; valid: true | false")
+
+
+@dataclasses.dataclass(frozen=True)
 class EnvConfig:
     name: str = "popgym/repeat_previous"  # a name of rmuzero.envs.list_envs()
     difficulty: str = "easy"  # easy | medium | hard
@@ -184,6 +192,7 @@ class AgentConfig:
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
     system: SystemConfig = dataclasses.field(default_factory=SystemConfig)
     distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
+    logger: LoggerConfig = dataclasses.field(default_factory=LoggerConfig)
     seed: int = 0
     total_env_steps: int = 100_000  # training budget in environment steps (all envs together)
     eval_every: int = 5_000  # environment steps between evaluations
@@ -219,7 +228,7 @@ class AgentConfig:
 
 
 _SECTIONS = {"env": EnvConfig, "network": NetworkConfig, "search": SearchConfig, "system": SystemConfig,
-             "distributed": DistributedConfig}
+             "distributed": DistributedConfig, "logger": LoggerConfig}
 
 
 def _build(cls, owner: str, values: Mapping[str, Any]):

@@ -73,7 +73,7 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
     return state._asdict()
 
 
-RESUMABLE_CHANGES = ("total_env_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
+RESUMABLE_CHANGES = ("total_env_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "logger.tensorboard",
                      "num_devices", "distributed.coordinator_address", "distributed.num_processes",
                      "distributed.process_id")  # may differ on resume (the state is global, the layout is not)
 
@@ -130,13 +130,18 @@ class _RunLog:
     """One seed's metrics.jsonl and the training window being summed into its next line."""
 
     def __init__(self, run_dir: Path, begin: float, support_bound: float, layout: dict[str, int],
-                 write: bool = True):
+                 write: bool = True, tensorboard: bool = False):
         self.run_dir = run_dir
         self.support_bound = support_bound
         self.layout = layout  # num_devices, num_processes: carried by every line
         self.warned = False
         self.checkpoints = run_dir / "checkpoints"
         self.logger = MetricsLogger(run_dir / "metrics.jsonl") if write else _NoLogger()
+        self.tensorboard = None
+        if write and tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self.tensorboard = SummaryWriter(str(run_dir))
         self.begin = begin
         self.summary: dict = {}
         self.reset()
@@ -193,6 +198,7 @@ class _RunLog:
         if window["losses"]:
             line.update(dict(zip(LOSS_NAMES, np.mean(window["losses"], axis=0).tolist())))
         self.logger.log(line)
+        self._scalars("train", line)
         self.reset()
         return line
 
@@ -204,7 +210,22 @@ class _RunLog:
             **self.layout,
         }
         self.logger.log(self.summary)
+        self._scalars("eval", self.summary)
         return self.summary
+
+    def _scalars(self, group: str, line: dict) -> None:
+        """The line's numbers as TensorBoard scalars ``<group>/<key>`` at step env_steps."""
+        if self.tensorboard is None:
+            return
+        for key, value in line.items():
+            if key != "env_steps" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.tensorboard.add_scalar(f"{group}/{key}", value, global_step=line["env_steps"])
+        self.tensorboard.flush()
+
+    def close(self) -> None:
+        self.logger.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
 
 def _refuse_existing_checkpoints(checkpoints: Path) -> None:
@@ -301,7 +322,8 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
             os.replace(tmp, directory / "metrics.jsonl")
             evals = [json.loads(line) for line in kept if "eval_return" in json.loads(line)]
             last_evals.append(evals[-1] if evals else {})
-    logs = [_RunLog(directory, begin, config.network.support_bound, layout, write=writer) for directory in dirs]
+    logs = [_RunLog(directory, begin, config.network.support_bound, layout, write=writer,
+                    tensorboard=config.logger.tensorboard) for directory in dirs]
     if resume and writer:
         for log, last in zip(logs, last_evals):
             log.summary = last
@@ -365,7 +387,7 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
             save(state)
     finally:
         for log in logs:
-            log.logger.close()
+            log.close()
         if bar is not None:
             bar.close()
     if many:

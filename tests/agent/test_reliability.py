@@ -75,17 +75,47 @@ def _comparable(lines: list[dict]) -> list[dict]:
 
 
 def test_same_seed_same_config_same_metrics(tmp_path):
-    """Two runs of the same config and seed on this machine log identical metrics (timings aside)."""
-    config = config_from_dict(_config(total_env_steps=8 * STEPS_PER_ITERATION,
-                                      log_every=2 * STEPS_PER_ITERATION, eval_every=4 * STEPS_PER_ITERATION,
-                                      checkpoint_every=8 * STEPS_PER_ITERATION, seed=4))
+    """Two runs of the same config and seed on this machine log identical metrics (timings
+    aside); the second also writes TensorBoard events (logger.tensorboard), which change
+    nothing and hold every number of every metrics line."""
+    values = _config(total_env_steps=8 * STEPS_PER_ITERATION, log_every=2 * STEPS_PER_ITERATION,
+                     eval_every=4 * STEPS_PER_ITERATION, checkpoint_every=8 * STEPS_PER_ITERATION, seed=4)
+    config = config_from_dict(values)
     agent = make_agent(config, environment=DelayedMatch())
     runs = []
-    for name in ("a", "b"):
-        train(config, tmp_path / name, progress=False, agent=agent)
-        runs.append(_comparable([json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]))
+    for name, tensorboard in (("a", False), ("b", True)):
+        train(config_from_dict({**values, "logger": {"tensorboard": tensorboard}}), tmp_path / name,
+              progress=False, agent=agent)
+        runs.append([json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()])
     assert len(runs[0]) == 6 and any("loss" in line for line in runs[0])
-    assert runs[0] == runs[1]
+    assert _comparable(runs[0]) == _comparable(runs[1])
+    assert not list((tmp_path / "a").glob("events.out.tfevents.*"))
+
+    wanted = {}
+    for line in runs[1]:
+        group = "eval" if "eval_return" in line else "train"
+        for key, value in line.items():
+            if key != "env_steps" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                wanted[(f"{group}/{key}", line["env_steps"])] = value
+    (events,) = (tmp_path / "b").glob("events.out.tfevents.*")
+    assert _read_scalars(events) == pytest.approx(wanted)
+
+
+def _read_scalars(path) -> dict:
+    """{(tag, step): value} from a TensorBoard event file (TFRecord framing: length, crc,
+    payload, crc), parsed with the protobuf tensorboardX ships."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    data, out, at = path.read_bytes(), {}, 0
+    while at < len(data):
+        (length,) = struct.unpack("<Q", data[at:at + 8])
+        event = Event.FromString(data[at + 12:at + 12 + length])
+        at += 12 + length + 4
+        for value in event.summary.value:
+            out[(value.tag, event.step)] = value.simple_value
+    return out
 
 
 def test_vmapped_seeds_reproduce_separate_runs(tmp_path):
