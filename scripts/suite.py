@@ -1,0 +1,266 @@
+"""Every task x network x seed, then a results table and learning curves.
+
+    python scripts/suite.py --tasks repeat_previous:easy count_recall:medium --networks ffm gru \\
+        --seeds 0 1 2 --set total_env_steps=600000 --out results/suite
+
+Each ``--set key=value`` is a ``scripts/train.py`` override for every run. The seeds of one
+task and network train together in one process (``num_seeds``, vmapped) when they are
+consecutive, one after the other otherwise. Writes, under ``--out``:
+
+  runs/<task>-<difficulty>/<network>/seed_<s>/   metrics.jsonl, checkpoints/ of each run
+  results.csv    one row per run: best and final eval return, env steps and seconds to
+                 ``--threshold`` (empty if never reached), median env steps/s
+  results.md     per task and network, mean and spread over seeds, beside the published
+                 anchors (column POPGym, with sources)
+  curves.png     eval return against env steps, a panel per task, a line per network
+                 (mean over seeds, the seeds' range shaded)
+
+Rerunning with the same ``--out`` skips runs that finished and resumes the others from
+their latest checkpoint (a run that never reached one starts again; its partial
+files are kept beside it as ``<dir>.interrupted-<n>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from bench_learning import apply_override, default_config, summarise
+
+ANCHOR_SOURCES = {
+    "POPGym": "Morad et al., POPGym: Benchmarking Partially Observable Reinforcement Learning, ICLR 2023 "
+              "(PPO, 15M env steps)",
+    "S5": "Lu et al., Structured State Space Models for In-Context Reinforcement Learning, NeurIPS 2023 "
+          "(S5 with PPO, 15M env steps)",
+}
+# (task, difficulty) -> published mean eval returns: (label, value, source key)
+ANCHORS = {
+    ("repeat_previous", "medium"): [("GRU", -0.315, "POPGym"), ("best PPO model", 0.789, "POPGym")],
+    ("repeat_previous", "hard"): [("GRU", -0.43, "POPGym"), ("S5", 0.91, "S5")],
+    ("count_recall", "easy"): [("GRU", 0.177, "POPGym"), ("best: LSTM", 0.509, "POPGym")],
+    ("autoencode", "easy"): [("every PPO model", "< 0", "POPGym")],
+}
+CSV_FIELDS = ["task", "difficulty", "network", "seed", "env_steps", "best_eval_return", "final_eval_return",
+              "steps_to_threshold", "seconds_to_threshold", "env_steps_per_second"]
+
+
+def parse_task(text: str) -> tuple[str, str]:
+    name, _, difficulty = text.partition(":")
+    return name, difficulty or "easy"
+
+
+def run_dir(out: Path, task: str, difficulty: str, network: str) -> Path:
+    return out / "runs" / f"{task}-{difficulty}" / network
+
+
+def seed_groups(seeds: list[int]) -> list[list[int]]:
+    """Runs of consecutive seeds (each trains in one vmapped process)."""
+    groups: list[list[int]] = []
+    for seed in sorted(set(seeds)):
+        if groups and seed == groups[-1][-1] + 1:
+            groups[-1].append(seed)
+        else:
+            groups.append([seed])
+    return groups
+
+
+def _set_aside(directory: Path) -> None:
+    n = 1
+    while directory.with_name(f"{directory.name}.interrupted-{n}").exists():
+        n += 1
+    directory.rename(directory.with_name(f"{directory.name}.interrupted-{n}"))
+
+
+def run_one(out: Path, task: str, difficulty: str, network: str, seeds: list[int], overrides: list[str]) -> None:
+    """Trains seeds ``seeds`` (consecutive) of one task and network, unless already done."""
+    from rmuzero.agent.config import config_from_dict
+    from rmuzero.agent.train import train
+
+    base = run_dir(out, task, difficulty, network)
+    dirs = [base / f"seed_{s}" for s in seeds]
+    done = [d / "done.json" for d in dirs]
+    if all(path.exists() for path in done):
+        print(f"done already: {task}:{difficulty} {network} seeds {seeds}", flush=True)
+        return
+    values = default_config(network, f"popgym/{task}")
+    values["env"]["difficulty"] = difficulty
+    values["seed"], values["num_seeds"] = seeds[0], len(seeds)
+    for assignment in overrides:
+        apply_override(values, assignment)
+    config = config_from_dict(values)
+    resume = all((d / "checkpoints").is_dir() and any((d / "checkpoints").iterdir()) for d in dirs)
+    if not resume:
+        for d in dirs:
+            if d.exists():
+                _set_aside(d)
+    print(f"{'resuming' if resume else 'training'}: {task}:{difficulty} {network} seeds {seeds}", flush=True)
+    if len(seeds) == 1:
+        summary = train(config, dirs[0], progress=False, resume=resume)
+        summaries = [summary]
+    else:
+        # train() writes <run>/seed_<s>/ for several seeds: give it the network's directory
+        summary = train(config, base, progress=False, resume=resume)
+        summaries = summary["seeds"]
+    for path, summary in zip(done, summaries):
+        path.write_text(json.dumps(summary))
+
+
+def collect_rows(out: Path, tasks: list[tuple[str, str]], networks: list[str], seeds: list[int],
+                 threshold: float) -> list[dict]:
+    from rmuzero.metrics import read_metrics
+
+    rows = []
+    for task, difficulty in tasks:
+        for network in networks:
+            for seed in sorted(set(seeds)):
+                metrics = run_dir(out, task, difficulty, network) / f"seed_{seed}" / "metrics.jsonl"
+                if not metrics.is_file():
+                    continue
+                lines = read_metrics(metrics)
+                rows.append({"task": task, "difficulty": difficulty, "network": network, "seed": seed,
+                             "env_steps": max((line["env_steps"] for line in lines), default=0),
+                             **{k: v for k, v in summarise(lines, threshold).items() if k in CSV_FIELDS}})
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if row.get(k) is None else row[k] for k in CSV_FIELDS})
+
+
+def _mean_spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def write_markdown(rows: list[dict], path: Path, *, threshold: float, command: str, machine: str) -> None:
+    lines = [
+        "# rmuzero suite results", "",
+        f"Machine: {machine}  ", f"Command: `{command}`", "",
+        f"Eval return: greedy search, mean over the evaluation episodes; mean ± sample std over seeds. "
+        f"Steps to {threshold}: median over the seeds that reached it (reached / seeds).", "",
+        "| task | network | seeds | env steps | final eval | best eval | steps to " f"{threshold} | POPGym |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["task"], row["difficulty"], row["network"]), []).append(row)
+    used_sources = set()
+    for (task, difficulty, network), group in groups.items():
+        reached = [r["steps_to_threshold"] for r in group if r["steps_to_threshold"] is not None]
+        steps = f"{statistics.median(reached):,.0f} ({len(reached)}/{len(group)})" if reached else f"- (0/{len(group)})"
+        anchors = ANCHORS.get((task, difficulty), [])
+        used_sources.update(source for _, _, source in anchors)
+        anchor = "; ".join(f"{label} {value}{' [' + source + ']' if source != 'POPGym' else ''}"
+                           for label, value, source in anchors) or "-"
+        lines.append(
+            f"| {task} {difficulty} | {network} | {','.join(str(r['seed']) for r in group)} "
+            f"| {max(r['env_steps'] for r in group):,} "
+            f"| {_mean_spread([r['final_eval_return'] for r in group if r['final_eval_return'] is not None])} "
+            f"| {_mean_spread([r['best_eval_return'] for r in group if r['best_eval_return'] is not None])} "
+            f"| {steps} | {anchor} |")
+    lines += ["", "Sources of the POPGym column:"]
+    lines += [f"- {key}: {ANCHOR_SOURCES[key]}" for key in sorted(used_sources)] or ["- none for these tasks"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def load_curves(out: Path, rows: list[dict]) -> dict:
+    """{(task, difficulty): {network: [(env_steps [n], eval_return [n]) per seed]}} from the runs."""
+    from rmuzero.metrics import read_metrics
+
+    curves: dict = {}
+    for row in rows:
+        metrics = run_dir(out, row["task"], row["difficulty"], row["network"]) / f"seed_{row['seed']}" / "metrics.jsonl"
+        evals = [line for line in read_metrics(metrics) if line.get("eval_return") is not None]
+        curve = ([line["env_steps"] for line in evals], [line["eval_return"] for line in evals])
+        curves.setdefault((row["task"], row["difficulty"]), {}).setdefault(row["network"], []).append(curve)
+    return curves
+
+
+def plot_curves(curves: dict, path: Path) -> None:
+    """A panel per task: per network, the mean over seeds (at the env steps all seeds share)
+    with the seeds' min-max shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    tasks = sorted(curves)
+    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(5 * max(len(tasks), 1), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for network, seeds in sorted(curves[task].items()):
+            shared = sorted(set.intersection(*(set(steps) for steps, _ in seeds)))
+            if not shared:
+                continue
+            values = np.array([[dict(zip(steps, returns))[s] for s in shared] for steps, returns in seeds])
+            line, = ax.plot(shared, values.mean(axis=0), label=f"{network} ({len(seeds)} seeds)")
+            if len(seeds) > 1:
+                ax.fill_between(shared, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.2)
+        ax.set_title(f"{task[0]} {task[1]}")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("eval return")
+        ax.set_ylim(-1.05, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_results(out: Path, tasks, networks, seeds, *, threshold: float, command: str, machine: str) -> list[dict]:
+    rows = collect_rows(out, tasks, networks, seeds, threshold)
+    write_csv(rows, out / "results.csv")
+    write_markdown(rows, out / "results.md", threshold=threshold, command=command, machine=machine)
+    plot_curves(load_curves(out, rows), out / "curves.png")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=["repeat_previous:easy"],
+                        help="<env under configs/env/popgym/>:<difficulty>, e.g. count_recall:medium")
+    parser.add_argument("--networks", nargs="+", default=["ffm", "gru"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--threshold", type=float, default=0.95)
+    parser.add_argument("--set", action="append", default=[], help="train.py override for every run")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    import platform
+
+    from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache
+    from rmuzero.envs import DIFFICULTIES, list_envs
+
+    tasks = [parse_task(t) for t in args.tasks]
+    for task, difficulty in tasks:
+        if f"popgym/{task}" not in list_envs() or difficulty not in DIFFICULTIES:
+            parser.error(f"--tasks {task}:{difficulty}; valid: <one of "
+                         f"{', '.join(e.split('/')[1] for e in list_envs())}>:<{' | '.join(DIFFICULTIES)}>")
+    enable_compilation_cache(compilation_cache_dir())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for task, difficulty in tasks:
+        for network in args.networks:
+            for seeds in seed_groups(args.seeds):
+                run_one(out, task, difficulty, network, seeds, args.set)
+    import jax
+
+    machine = f"{platform.processor() or platform.machine()}, {jax.devices()[0].device_kind} x {jax.device_count()}"
+    command = "python scripts/suite.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    rows = write_results(out, tasks, args.networks, args.seeds, threshold=args.threshold, command=command,
+                         machine=machine)
+    print(f"wrote {out / 'results.csv'} ({len(rows)} runs), {out / 'results.md'}, {out / 'curves.png'}")
+
+
+if __name__ == "__main__":
+    main()
