@@ -13,6 +13,12 @@ median of ``--repeats`` calls after one warm-up call. Compilation (first call)
 is reported separately. Prints a table and writes JSON with the machine named.
 
     python scripts/bench_throughput.py --num-envs 16 64 --batch-sizes 32 128 --simulations 16
+    python scripts/bench_throughput.py --devices 1 2 4     # data parallel over local devices
+
+``--devices`` splits each point over that many devices as training does (global
+``num_envs`` and batch). On CPU, virtual devices
+(``XLA_FLAGS=--xla_force_host_platform_device_count=4``) share the same cores: they
+show that the sharded program runs, not a speed-up.
 """
 
 from __future__ import annotations
@@ -47,14 +53,39 @@ def _timed(fn, state, repeats: int):
     return first, statistics.median(times), state
 
 
-def measure(values: dict, repeats: int) -> dict:
+def _functions(config, num_devices: int):
+    """(agent, init, collect, iteration, can_sample) on one device, or data parallel over
+    ``num_devices`` (rmuzero.agent.parallel: the same shard_map training uses)."""
+    if num_devices == 1:
+        agent = make_agent(config)
+        return (agent, jax.jit(agent.init), jax.jit(agent.collect), jax.jit(agent.train_iteration),
+                lambda state: bool(agent.replay.can_sample(state.replay)))
+    from jax.sharding import PartitionSpec as P
+
+    from rmuzero.agent.parallel import DATA_AXIS, make_mesh, state_specs, to_host
+
+    mesh = make_mesh(num_devices)
+    agent = make_agent(config, num_devices=num_devices, data_axis=DATA_AXIS)
+    specs = state_specs()
+
+    def sharded(fn, out_specs):
+        return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(specs,), out_specs=out_specs, check_vma=False))
+
+    def ready(state):  # every device's replay
+        return jax.lax.pmin(agent.replay.can_sample(state.replay).astype("int32"), DATA_AXIS)
+
+    init = jax.jit(jax.shard_map(agent.init, mesh=mesh, in_specs=P(), out_specs=specs, check_vma=False))
+    can_sample = sharded(ready, P())
+    return (agent, init, sharded(agent.collect, (specs, P())), sharded(agent.train_iteration, (specs, P())),
+            lambda state: bool(to_host(can_sample(state))))
+
+
+def measure(values: dict, repeats: int, num_devices: int = 1) -> dict:
     config = config_from_dict(values)
-    agent = make_agent(config)
-    state = jax.jit(agent.init)(jax.random.PRNGKey(config.seed))
-    collect = jax.jit(agent.collect)
-    iteration = jax.jit(agent.train_iteration)
+    agent, init, collect, iteration, can_sample = _functions(config, num_devices)
+    state = init(jax.random.PRNGKey(config.seed))
     collect_compile, collect_s, state = _timed(collect, state, 1)
-    while not bool(agent.replay.can_sample(state.replay)):
+    while not can_sample(state):
         state, _ = collect(state)
     _, collect_s, state = _timed(collect, state, repeats)
     first, iteration_s, state = _timed(iteration, state, repeats)
@@ -66,6 +97,7 @@ def measure(values: dict, repeats: int) -> dict:
         "batch_size": system.batch_size,
         "num_simulations": config.search.num_simulations,
         "network": config.network.memory,
+        "num_devices": num_devices,
         "sequence_length": agent.sequence_length,
         "iteration_s": iteration_s,
         "collect_s": collect_s,
@@ -88,6 +120,8 @@ def main() -> None:
     parser.add_argument("--simulations", nargs="+", type=int, default=[16])
     parser.add_argument("--pairs", action="store_true",
                         help="zip --num-envs with --batch-sizes (grow both together) instead of every pair")
+    parser.add_argument("--devices", nargs="+", type=int, default=[1],
+                        help="device counts to split each point over (data parallel, as training does)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], help="override, e.g. system.rollout_length=32")
     parser.add_argument("--out", default="bench_throughput.json")
@@ -95,14 +129,15 @@ def main() -> None:
 
     machine = f"{platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}, jax {jax.__version__}"
     print(f"# {machine}; {args.env} {args.difficulty or ''}; overrides {args.set}; median of {args.repeats}")
-    header = (f"{'network':8s} {'envs':>5s} {'batch':>5s} {'sims':>4s} {'L':>4s} {'iter s':>7s} {'act s':>6s} "
+    header = (f"{'network':8s} {'dev':>3s} {'envs':>5s} {'batch':>5s} {'sims':>4s} {'L':>4s} {'iter s':>7s} {'act s':>6s} "
               f"{'learn s':>7s} {'env st/s':>9s} {'upd/s':>6s} {'seq/s':>7s} {'compile s':>9s}")
     print(header)
     rows = []
     if args.pairs and len(args.num_envs) != len(args.batch_sizes):
         parser.error(f"--pairs needs as many --num-envs ({len(args.num_envs)}) as --batch-sizes ({len(args.batch_sizes)})")
     widths = list(zip(args.num_envs, args.batch_sizes)) if args.pairs else list(itertools.product(args.num_envs, args.batch_sizes))
-    for network, (num_envs, batch), sims in itertools.product(args.networks, widths, args.simulations):
+    for network, devices, (num_envs, batch), sims in itertools.product(
+            args.networks, args.devices, widths, args.simulations):
         values = default_config(network, args.env)
         if args.difficulty is not None:
             values["env"]["difficulty"] = args.difficulty
@@ -111,9 +146,9 @@ def main() -> None:
         values["system"]["num_envs"] = num_envs
         values["system"]["batch_size"] = batch
         values["search"]["num_simulations"] = sims
-        row = measure(values, args.repeats)
+        row = measure(values, args.repeats, devices)
         rows.append(row)
-        print(f"{network:8s} {num_envs:5d} {batch:5d} {sims:4d} {row['sequence_length']:4d} "
+        print(f"{network:8s} {devices:3d} {num_envs:5d} {batch:5d} {sims:4d} {row['sequence_length']:4d} "
               f"{row['iteration_s']:7.3f} {row['collect_s']:6.3f} {row['learn_s']:7.3f} "
               f"{row['env_steps_per_second']:9.0f} {row['updates_per_second']:6.1f} "
               f"{row['sequences_per_second']:7.0f} {row['compile_s']:9.1f}", flush=True)
