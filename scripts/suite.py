@@ -255,7 +255,10 @@ def main(argv: list[str] | None = None) -> None:
                 run_one(out, task, difficulty, network, seeds, args.set)
     import jax
 
-    machine = f"{platform.processor() or platform.machine()}, {jax.devices()[0].device_kind} x {jax.device_count()}"
+    import os
+
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+               f"{jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}")
     command = "python scripts/suite.py " + " ".join(sys.argv[1:] if argv is None else argv)
     rows = write_results(out, tasks, args.networks, args.seeds, threshold=args.threshold, command=command,
                          machine=machine)
