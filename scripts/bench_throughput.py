@@ -29,6 +29,7 @@ import json
 import platform
 import statistics
 import time
+from typing import Any, Callable, NamedTuple
 
 import jax
 
@@ -53,13 +54,23 @@ def _timed(fn, state, repeats: int):
     return first, statistics.median(times), state
 
 
-def _functions(config, num_devices: int):
-    """(agent, init, collect, iteration, can_sample) on one device, or data parallel over
-    ``num_devices`` (rmuzero.agent.parallel: the same shard_map training uses)."""
+class Timed(NamedTuple):
+    """The functions a grid point times (jitted)."""
+
+    agent: Any
+    init: Callable  # key -> state
+    collect: Callable  # state -> (state, metrics)
+    iteration: Callable  # state -> (state, metrics)
+    can_sample: Callable  # state -> bool
+
+
+def _functions(config, num_devices: int) -> Timed:
+    """On one device, or data parallel over ``num_devices`` (rmuzero.agent.parallel: the
+    same shard_map training uses)."""
     if num_devices == 1:
         agent = make_agent(config)
-        return (agent, jax.jit(agent.init), jax.jit(agent.collect), jax.jit(agent.train_iteration),
-                lambda state: bool(agent.replay.can_sample(state.replay)))
+        return Timed(agent, jax.jit(agent.init), jax.jit(agent.collect), jax.jit(agent.train_iteration),
+                     lambda state: bool(agent.replay.can_sample(state.replay)))
     from jax.sharding import PartitionSpec as P
 
     from rmuzero.agent.parallel import DATA_AXIS, make_mesh, state_specs, to_host
@@ -76,8 +87,8 @@ def _functions(config, num_devices: int):
 
     init = jax.jit(jax.shard_map(agent.init, mesh=mesh, in_specs=P(), out_specs=specs, check_vma=False))
     can_sample = sharded(ready, P())
-    return (agent, init, sharded(agent.collect, (specs, P())), sharded(agent.train_iteration, (specs, P())),
-            lambda state: bool(to_host(can_sample(state))))
+    return Timed(agent, init, sharded(agent.collect, (specs, P())), sharded(agent.train_iteration, (specs, P())),
+                 lambda state: bool(to_host(can_sample(state))))
 
 
 def measure(values: dict, repeats: int, num_devices: int = 1) -> dict:

@@ -26,7 +26,7 @@ so a checkpoint restores on any device count that divides the global sizes.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import numpy as np
@@ -40,7 +40,8 @@ from rmuzero.distributed import DistributedConfig, initialize
 
 DATA_AXIS = "data"
 
-__all__ = ["DATA_AXIS", "initialize_distributed", "make_mesh", "shard_functions", "state_specs", "to_host"]
+__all__ = ["DATA_AXIS", "ShardedTraining", "initialize_distributed", "make_mesh", "shard_functions", "state_specs",
+           "to_host"]
 
 
 def initialize_distributed(distributed: DistributedConfig) -> None:
@@ -79,12 +80,18 @@ def state_specs() -> TrainState:
     )
 
 
-def shard_functions(agent, mesh: Mesh, *, num_seeds: int = 1) -> tuple[Callable, Callable, Callable]:
-    """``(init, train_iterations, place)`` of an agent built for one device's share, each
-    over the whole mesh: ``init(key) -> TrainState`` (global arrays), ``train_iterations``
-    (jitted, state donated), ``place(state)`` (a host or one-device state onto the mesh, e.g.
-    a restored checkpoint). With ``num_seeds > 1`` every function is vmapped over a leading
-    seed axis, which stays unsharded."""
+class ShardedTraining(NamedTuple):
+    """An agent's training functions over the whole mesh (jitted)."""
+
+    init: Callable[[Any], TrainState]  # key -> TrainState of global arrays
+    train_iterations: Callable[[TrainState], tuple]  # state (donated) -> (state, metrics [k])
+    place: Callable[[TrainState], TrainState]  # a host state (a restored checkpoint) onto the mesh
+
+
+def shard_functions(agent, mesh: Mesh, *, num_seeds: int = 1) -> ShardedTraining:
+    """The training functions of an agent built for one device's share, over ``mesh``.
+    With ``num_seeds > 1`` every function is vmapped over a leading seed axis, which stays
+    unsharded."""
     specs = state_specs()
     seeded = num_seeds > 1
 
@@ -105,7 +112,7 @@ def shard_functions(agent, mesh: Mesh, *, num_seeds: int = 1) -> tuple[Callable,
         return jax.tree.map(lambda x, s: jax.make_array_from_callback(np.shape(x), s, lambda i: np.asarray(x)[i]),
                             state, _expand(shardings, state))
 
-    return jax.jit(init), jax.jit(iterations, donate_argnums=0), place
+    return ShardedTraining(jax.jit(init), jax.jit(iterations, donate_argnums=0), place)
 
 
 def _shardings(mesh: Mesh, spec_tree: Any) -> Any:

@@ -291,10 +291,11 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
         if agent is not None:
             raise ValueError("train(agent=...) is for one device; leave it out to train on several")
         agent = make_agent(config, num_devices=num_devices, data_axis=DATA_AXIS)
-        init, train_iterations, place = shard_functions(agent, mesh, num_seeds=config.num_seeds)
-        state = init(keys)
+        sharded = shard_functions(agent, mesh, num_seeds=config.num_seeds)
+        train_iterations = sharded.train_iterations
+        state = sharded.init(keys)
         if resume:
-            state = place(_restore_state(agent, to_host(state), resumed_from, many, host=True))
+            state = sharded.place(_restore_state(agent, to_host(state), resumed_from, many, host=True))
     layout = {"num_devices": num_devices, "num_processes": jax.process_count()}
     evaluate = jax.jit(batched(agent.evaluate))
     all_finite = jax.jit(batched(_all_finite))
