@@ -402,7 +402,11 @@ def _resumable_checkpoint(directory: Path, config: AgentConfig) -> Path:
     if not checkpoints.is_dir() or not any(checkpoints.iterdir()):
         raise CheckpointError(f"resume=true but {checkpoints} holds no checkpoint to resume from")
     step_dir = latest_checkpoint(checkpoints)
-    differing = [key for key in _config_differences(load_config(step_dir), config_to_dict(config))
+    from rmuzero.agent.config import config_from_dict
+
+    # Through the config class: options added since the run was saved take their defaults.
+    saved = config_to_dict(config_from_dict(load_config(step_dir)))
+    differing = [key for key in _config_differences(saved, config_to_dict(config))
                  if key not in RESUMABLE_CHANGES]
     if differing:
         raise CheckpointError(

@@ -224,6 +224,13 @@ def test_resume_refuses_a_changed_run_and_a_fresh_start_refuses_to_overwrite(tmp
         train(config, tmp_path / "empty", progress=False, agent=agent, resume=True)
     assert (tmp_path / "metrics.jsonl").read_text() == before
 
+    # A run saved before the logger / distributed / num_devices options existed resumes.
+    saved = tmp_path / "checkpoints" / str(2 * STEPS_PER_ITERATION) / "config.json"
+    older = {k: v for k, v in json.loads(saved.read_text()).items() if k not in ("logger", "distributed", "num_devices")}
+    saved.write_text(json.dumps(older))
+    longer = config_from_dict({**values, "total_env_steps": 3 * STEPS_PER_ITERATION})
+    assert train(longer, tmp_path, progress=False, agent=agent, resume=True)["env_steps"] == 3 * STEPS_PER_ITERATION
+
 
 class BigReward(DelayedMatch):
     """DelayedMatch paying +-100: beyond the default supports (|x| <= ~1.2)."""
