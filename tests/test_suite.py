@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ TINY = ["network.features=8", "network.latent_size=8", "network.head_sizes=[8]",
         "system.num_envs=4", "system.rollout_length=4", "system.batch_size=2", "system.sequence_length=6",
         "system.roots_per_sequence=2", "system.burn_in=0", "system.num_unroll_steps=1", "system.td_steps=1",
         "system.replay_length_per_env=32", "system.updates_per_iteration=1", "system.reanalyse_fraction=0.0",
-        "eval_episodes=2", "total_env_steps=64", "eval_every=32", "log_every=16", "checkpoint_every=64"]
+        "eval_episodes=2", "total_env_steps=64", "eval_every=32", "log_every=16", "checkpoint_every=32"]
+TIMINGS = ("wall_time", "env_steps_per_second", "updates_per_second")
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -44,6 +46,24 @@ def test_suite_on_a_tiny_budget_writes_one_row_per_run_and_skips_finished_runs(t
     assert "done already: repeat_previous:easy ffm seeds [0, 1]" in capsys.readouterr().out
     assert (out / "runs" / "repeat_previous-easy" / "ffm" / "seed_1" / "metrics.jsonl").read_text() == metrics
     assert _read_csv(out / "results.csv") == rows
+
+    # As if killed after the checkpoint at 32 steps: the rerun resumes and ends as the whole run did.
+    runs = out / "runs" / "repeat_previous-easy" / "ffm"
+    for seed in (0, 1):
+        (runs / f"seed_{seed}" / "done.json").unlink()
+        shutil.rmtree(runs / f"seed_{seed}" / "checkpoints" / "64")
+    suite.main(args)
+    assert "resuming: repeat_previous:easy ffm seeds [0, 1]" in capsys.readouterr().out
+    assert _untimed(runs / "seed_1" / "metrics.jsonl") == _untimed_text(metrics)
+    assert (runs / "seed_0" / "done.json").exists()
+
+
+def _untimed_text(text: str) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMINGS} for line in text.splitlines()]
+
+
+def _untimed(path: Path) -> list[dict]:
+    return _untimed_text(path.read_text())
 
 
 def _write_run(out: Path, network: str, seed: int, evals: list[tuple[int, float, float]]) -> None:
