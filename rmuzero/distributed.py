@@ -18,7 +18,7 @@ __all__ = ["DistributedConfig", "initialize"]
 
 def _count(name: str, value, minimum: int) -> None:
     if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum):
-        raise ValueError(f"distributed.{name}={value!r}; valid: an integer >= {minimum}")
+        raise ValueError(f"{name}={value!r}; valid: an integer >= {minimum}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,12 +36,12 @@ class DistributedConfig:
                              "processes) or all null (one process)")
         if all(given):
             if not (isinstance(self.coordinator_address, str) and ":" in self.coordinator_address):
-                raise ValueError(f"distributed.coordinator_address={self.coordinator_address!r}; valid: host:port")
+                raise ValueError(f"coordinator_address={self.coordinator_address!r}; valid: host:port")
             _count("num_processes", self.num_processes, 1)
             _count("process_id", self.process_id, 0)
             if self.process_id >= self.num_processes:
-                raise ValueError(f"distributed.process_id={self.process_id}; valid: 0 .. {self.num_processes - 1} "
-                                 f"(distributed.num_processes={self.num_processes})")
+                raise ValueError(f"process_id={self.process_id}; valid: 0 .. {self.num_processes - 1} "
+                                 f"(num_processes={self.num_processes})")
 
     @property
     def enabled(self) -> bool:

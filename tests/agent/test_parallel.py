@@ -99,9 +99,11 @@ def test_sizes_that_do_not_divide_over_the_devices_name_both_numbers():
 
 
 @pytest.mark.parametrize("distributed, message", [
-    ({"num_processes": 2}, r"set together .* or all null"),
-    ({"coordinator_address": "localhost", "num_processes": 2, "process_id": 0}, r"coordinator_address='localhost'; valid: host:port"),
-    ({"coordinator_address": "h:1", "num_processes": 2, "process_id": 2}, r"process_id=2; valid: 0 \.\. 1"),
+    ({"num_processes": 2}, r"^distributed: coordinator_address, num_processes and process_id are set together"),
+    ({"coordinator_address": "localhost", "num_processes": 2, "process_id": 0},
+     r"^distributed: coordinator_address='localhost'; valid: host:port$"),
+    ({"coordinator_address": "h:1", "num_processes": 2, "process_id": 2},
+     r"^distributed: process_id=2; valid: 0 \.\. 1 \(num_processes=2\)$"),
 ])
 def test_bad_distributed_settings_name_themselves(distributed, message):
     with pytest.raises(ConfigError, match=message):
