@@ -9,6 +9,12 @@ and memory option set.
 
     python scripts/bench_recall.py --lag 31 --length 104 --models ffm gru
     python scripts/bench_recall.py --lag 31 --variant ffm:context_size=16
+    python scripts/bench_recall.py --task count --length 52 --models ffm gru lru
+
+``--task count`` is the RL-free core of CountRecall instead: each step shows a
+value kind and a query kind (one-hot, 2 kinds each, as CountRecall Easy's
+colours); the label is how many of the value kinds shown so far, the current one
+included, equal the current query (0..T; exact counting, no lag).
 """
 
 from __future__ import annotations
@@ -26,6 +32,19 @@ import yaml
 from rmuzero.networks import HistoryEncoder
 
 SYMBOLS = 4
+KINDS = 2  # --task count: value / query kinds (CountRecall Easy's colours)
+
+
+def count_batch(key, length: int, batch: int):
+    """(obs [T, B, 2 KINDS], start [T, B], labels [T, B]): the count of values equal to the query."""
+    value_key, query_key = jax.random.split(key)
+    values = jax.random.randint(value_key, (length, batch), 0, KINDS)
+    queries = jax.random.randint(query_key, (length, batch), 0, KINDS)
+    seen = jnp.cumsum(jax.nn.one_hot(values, KINDS, dtype=jnp.int32), axis=0)  # [T, B, KINDS]
+    labels = jnp.take_along_axis(seen, queries[..., None], axis=-1)[..., 0]
+    obs = jnp.concatenate([jax.nn.one_hot(values, KINDS), jax.nn.one_hot(queries, KINDS)], axis=-1)
+    start = jnp.zeros((length, batch), bool).at[0].set(True)
+    return obs, start, labels
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -39,11 +58,15 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: int, blocks: int,
-        seed: int, features: int) -> dict:
+        seed: int, features: int, task: str = "recall") -> dict:
     encoder = HistoryEncoder(memory=memory, features=features, latent_size=features, memory_kwargs=kwargs)
     head_key, data_key, init_key = jax.random.split(jax.random.PRNGKey(seed), 3)
 
+    classes = length + 1 if task == "count" else SYMBOLS
+
     def batch_of(key):
+        if task == "count":
+            return count_batch(key, length, batch)
         symbols = jax.random.randint(key, (length, batch), 0, SYMBOLS)
         obs = jax.nn.one_hot(symbols, SYMBOLS)
         start = jnp.zeros((length, batch), bool).at[0].set(True)
@@ -53,15 +76,17 @@ def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: 
     carry = encoder.initialize_carry(batch)
     params = {
         "encoder": encoder.init(init_key, carry, (obs, start)),
-        "head": {"w": jax.random.normal(head_key, (features, SYMBOLS)) / jnp.sqrt(features), "b": jnp.zeros(SYMBOLS)},
+        "head": {"w": jax.random.normal(head_key, (features, classes)) / jnp.sqrt(features), "b": jnp.zeros(classes)},
     }
     optimizer = optax.adam(1e-3)
 
     def logits_and_labels(params, key):
-        obs, start, symbols = batch_of(key)
+        obs, start, labels = batch_of(key)
         _, latents = encoder.apply(params["encoder"], carry, (obs, start))
+        if task == "count":
+            return latents @ params["head"]["w"] + params["head"]["b"], labels
         logits = latents[lag:] @ params["head"]["w"] + params["head"]["b"]
-        return logits, symbols[:-lag] if lag else symbols
+        return logits, labels[:-lag] if lag else labels
 
     def loss_fn(params, key):
         logits, labels = logits_and_labels(params, key)
@@ -90,6 +115,7 @@ def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=["recall", "count"], default="recall")
     parser.add_argument("--lag", type=int, default=31)
     parser.add_argument("--length", type=int, default=104)
     parser.add_argument("--batch", type=int, default=32)
@@ -102,14 +128,14 @@ def main() -> None:
     parser.add_argument("--out", default="bench_recall.json")
     args = parser.parse_args()
 
-    print(f"# {platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}; lag {args.lag}, "
-          f"T={args.length}, B={args.batch}, width {args.features}; accuracy (chance 0.25) after each "
-          f"{args.steps} updates")
+    what = f"lag {args.lag}" if args.task == "recall" else "exact count (classes 0..T)"
+    print(f"# {platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}; {args.task}: {what}, "
+          f"T={args.length}, B={args.batch}, width {args.features}; accuracy after each {args.steps} updates")
     rows = []
     for text in [*args.models, *args.variant]:
         memory, kwargs = parse_variant(text)
         row = run(memory, kwargs, lag=args.lag, length=args.length, batch=args.batch, steps=args.steps,
-                  blocks=args.blocks, seed=args.seed, features=args.features)
+                  blocks=args.blocks, seed=args.seed, features=args.features, task=args.task)
         rows.append(row)
         accuracies = " ".join(f"{point['accuracy']:.2f}" for point in row["curve"])
         print(f"{text:40s} {accuracies}  ({row['seconds']:.0f} s)", flush=True)

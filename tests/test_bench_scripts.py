@@ -1,10 +1,11 @@
-"""The benchmark scripts compose the same defaults as scripts/train.py (no drift from configs/)."""
+"""The benchmark scripts: the same defaults as scripts/train.py (no drift from configs/), their data by hand."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import jax
 import pytest
 
 from rmuzero.agent.config import config_from_dict
@@ -61,3 +62,19 @@ def test_train_script_lists_the_registry_envs():
     from train import env_configs
 
     assert env_configs() == sorted(list_envs())
+
+
+def test_count_probe_labels_by_hand():
+    """bench_recall --task count: the label at t counts the value kinds 0..t equal to the query at t."""
+    import jax.numpy as jnp
+    import numpy as np
+    from bench_recall import KINDS, count_batch
+
+    obs, start, labels = count_batch(jax.random.PRNGKey(0), 12, 3)
+    obs, labels = np.asarray(obs), np.asarray(labels)
+    values, queries = obs[..., :KINDS].argmax(-1), obs[..., KINDS:].argmax(-1)
+    for b in range(3):
+        for t in range(12):
+            assert labels[t, b] == sum(values[i, b] == queries[t, b] for i in range(t + 1))
+    assert np.asarray(start)[0].all() and not np.asarray(start)[1:].any()
+    assert obs.shape == (12, 3, 2 * KINDS) and jnp.all(obs.sum(-1) == 2)
