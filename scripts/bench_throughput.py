@@ -69,26 +69,20 @@ def _functions(config, num_devices: int) -> Timed:
     same shard_map training uses)."""
     if num_devices == 1:
         agent = make_agent(config)
+        ready = jax.jit(agent.ready)
         return Timed(agent, jax.jit(agent.init), jax.jit(agent.collect), jax.jit(agent.train_iteration),
-                     lambda state: bool(agent.replay.can_sample(state.replay)))
+                     lambda state: bool(ready(state)))
     from jax.sharding import PartitionSpec as P
 
-    from rmuzero.agent.parallel import DATA_AXIS, make_mesh, state_specs, to_host
+    from rmuzero.agent.parallel import DATA_AXIS, STATE, make_mesh, shard_functions, shard_state_function, to_host
 
     mesh = make_mesh(num_devices)
     agent = make_agent(config, num_devices=num_devices, data_axis=DATA_AXIS)
-    specs = state_specs()
-
-    def sharded(fn, out_specs):
-        return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(specs,), out_specs=out_specs, check_vma=False))
-
-    def ready(state):  # every device's replay
-        return jax.lax.pmin(agent.replay.can_sample(state.replay).astype("int32"), DATA_AXIS)
-
-    init = jax.jit(jax.shard_map(agent.init, mesh=mesh, in_specs=P(), out_specs=specs, check_vma=False))
-    can_sample = sharded(ready, P())
-    return Timed(agent, init, sharded(agent.collect, (specs, P())), sharded(agent.train_iteration, (specs, P())),
-                 lambda state: bool(to_host(can_sample(state))))
+    ready = shard_state_function(agent.ready, mesh, out_specs=P())
+    return Timed(agent, shard_functions(agent, mesh).init,
+                 shard_state_function(agent.collect, mesh, out_specs=(STATE, P())),
+                 shard_state_function(agent.train_iteration, mesh, out_specs=(STATE, P())),
+                 lambda state: bool(to_host(ready(state))))
 
 
 def measure(values: dict, repeats: int, num_devices: int = 1) -> dict:

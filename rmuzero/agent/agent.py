@@ -109,7 +109,8 @@ class Agent:
     init: Callable[[chex.PRNGKey], TrainState]
     collect: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # act + store only
     train_iteration: Callable[[TrainState], tuple[TrainState, IterationMetrics]]
-    step: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # train_iteration once sampling works, else collect
+    ready: Callable[[TrainState], chex.Array]  # [] bool: sequences can be sampled (on every device)
+    step: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # train_iteration once ready, else collect
     sample_batch: Callable[[TrainState, chex.PRNGKey], LearnBatch]  # sequences, targets, roots of one update
     learn: Callable[[TrainState, LearnBatch], tuple[TrainState, tuple]]  # one gradient step on a batch
     train_iterations: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # config.iterations_per_call steps; metrics [k]
@@ -306,11 +307,15 @@ def make_agent(
         )
         return state, metrics
 
+    def ready(state: TrainState) -> chex.Array:
+        """[] bool: the replay can be sampled (on every device, when there are several)."""
+        can = replay.can_sample(state.replay)
+        if data_axis is not None:
+            can = jax.lax.pmin(can.astype(jnp.int32), data_axis) > 0
+        return can
+
     def step(state: TrainState) -> tuple[TrainState, IterationMetrics]:
-        ready = replay.can_sample(state.replay)
-        if data_axis is not None:  # learn only once every device's replay can be sampled
-            ready = jax.lax.pmin(ready.astype(jnp.int32), data_axis) > 0
-        return jax.lax.cond(ready, train_iteration, collect, state)
+        return jax.lax.cond(ready(state), train_iteration, collect, state)
 
     def train_iterations(state: TrainState) -> tuple[TrainState, IterationMetrics]:
         """``config.iterations_per_call`` steps in one program (metrics stacked, [k])."""
@@ -355,6 +360,7 @@ def make_agent(
         init=init,
         collect=collect,
         train_iteration=train_iteration,
+        ready=ready,
         step=step,
         sample_batch=sample_batch,
         learn=learn,

@@ -40,7 +40,7 @@ from rmuzero.distributed import DistributedConfig, initialize
 
 DATA_AXIS = "data"
 
-__all__ = ["DATA_AXIS", "ShardedTraining", "initialize_distributed", "make_mesh", "shard_functions", "state_specs",
+__all__ = ["DATA_AXIS", "STATE", "ShardedTraining", "shard_state_function", "initialize_distributed", "make_mesh", "shard_functions", "state_specs",
            "to_host"]
 
 
@@ -88,31 +88,45 @@ class ShardedTraining(NamedTuple):
     place: Callable[[TrainState], TrainState]  # a host state (a restored checkpoint) onto the mesh
 
 
+STATE = object()  # in shard_state_function's out_specs: "partitioned like the training state"
+
+
+def _seeded(spec_tree: Any, num_seeds: int) -> Any:
+    """``spec_tree`` with a leading, unsharded seed axis for ``num_seeds > 1``."""
+    if num_seeds == 1:
+        return spec_tree
+    return jax.tree.map(lambda spec: P(None, *spec), spec_tree, is_leaf=lambda x: isinstance(x, P))
+
+
+def shard_state_function(fn: Callable, mesh: Mesh, *, out_specs: Any, num_seeds: int = 1,
+                         donate: bool = False) -> Callable:
+    """``fn(state) -> out`` of an agent built for one device's share, jitted over ``mesh``:
+    the state partitioned by :func:`state_specs`, ``out_specs`` for the rest of the output
+    (``STATE`` where it is a state); vmapped over a leading seed axis for ``num_seeds > 1``."""
+    state_spec = _seeded(state_specs(), num_seeds)
+    out_specs = jax.tree.map(lambda spec: state_spec if spec is STATE else spec, out_specs,
+                             is_leaf=lambda x: isinstance(x, P) or x is STATE)
+    body = jax.vmap(fn) if num_seeds > 1 else fn
+    sharded = jax.shard_map(body, mesh=mesh, in_specs=(state_spec,), out_specs=out_specs, check_vma=False)
+    return jax.jit(sharded, donate_argnums=0 if donate else ())
+
+
 def shard_functions(agent, mesh: Mesh, *, num_seeds: int = 1) -> ShardedTraining:
     """The training functions of an agent built for one device's share, over ``mesh``.
     With ``num_seeds > 1`` every function is vmapped over a leading seed axis, which stays
     unsharded."""
-    specs = state_specs()
-    seeded = num_seeds > 1
-
-    def with_seed_axis(spec_tree):
-        return jax.tree.map(lambda spec: P(None, *spec), spec_tree,
-                            is_leaf=lambda x: isinstance(x, P)) if seeded else spec_tree
-
-    batched = jax.vmap if seeded else (lambda f: f)
-    state_spec = with_seed_axis(specs)
-    key_spec = P()
-    init = jax.shard_map(batched(agent.init), mesh=mesh, in_specs=key_spec, out_specs=state_spec,
-                         check_vma=False)
-    iterations = jax.shard_map(batched(agent.train_iterations), mesh=mesh, in_specs=(state_spec,),
-                               out_specs=(state_spec, P()), check_vma=False)
+    state_spec = _seeded(state_specs(), num_seeds)
+    init = jax.shard_map(jax.vmap(agent.init) if num_seeds > 1 else agent.init, mesh=mesh, in_specs=P(),
+                         out_specs=state_spec, check_vma=False)
+    iterations = shard_state_function(agent.train_iterations, mesh, out_specs=(STATE, P()), num_seeds=num_seeds,
+                                      donate=True)
     shardings = _shardings(mesh, state_spec)
 
     def place(state: TrainState) -> TrainState:
         return jax.tree.map(lambda x, s: jax.make_array_from_callback(np.shape(x), s, lambda i: np.asarray(x)[i]),
                             state, _expand(shardings, state))
 
-    return ShardedTraining(jax.jit(init), jax.jit(iterations, donate_argnums=0), place)
+    return ShardedTraining(jax.jit(init), iterations, place)
 
 
 def _shardings(mesh: Mesh, spec_tree: Any) -> Any:
