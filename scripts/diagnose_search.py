@@ -1,0 +1,77 @@
+"""Does the search improve on the prior? python scripts/diagnose_search.py checkpoint=<dir> [steps=N] [envs=E] [seed=S]
+
+Loads a saved agent (as scripts/evaluate.py does), plays E environments for N steps with
+the search's actions, and at every step also steps each action from the same state to
+get the reward it would have earned (``rmuzero.agent.diagnostics``). The final line
+printed is one JSON object: how often the prior policy, the search's improved policy
+(the policy target), the reward model and the search's one-step Q put their top action
+on an action with the best immediate reward, and the expected reward of the prior and
+improved policies. For POPGym's answer-now tasks (RepeatPrevious, CountRecall,
+Autoencode) these are accuracies; an improved policy less accurate than the prior
+means the policy targets make the policy worse.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+USAGE = "usage: python scripts/diagnose_search.py checkpoint=<run or checkpoint dir> [steps=N] [envs=E] [seed=S]"
+OPTIONS = {"checkpoint": str, "steps": int, "envs": int, "seed": int}
+
+
+def parse(argv: list[str]) -> dict:
+    values = {"steps": 200, "envs": 64, "seed": 0}
+    for token in argv:
+        key, sep, value = token.partition("=")
+        if not sep or key not in OPTIONS:
+            raise ValueError(f"bad argument {token!r}; valid: {', '.join(f'{k}=' for k in OPTIONS)}")
+        try:
+            values[key] = OPTIONS[key](value)
+        except ValueError:
+            raise ValueError(f"{key}={value!r} is not a valid {OPTIONS[key].__name__}") from None
+    if "checkpoint" not in values:
+        raise ValueError("checkpoint= is required")
+    for key in ("steps", "envs"):
+        if values[key] < 1:
+            raise ValueError(f"{key}={values[key]}; valid: an integer >= 1")
+    return values
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = parse(argv)
+    except ValueError as error:
+        print(f"error: {error}\n{USAGE}", file=sys.stderr)
+        return 2
+    import logging
+
+    import jax
+
+    logging.getLogger("absl").setLevel(logging.WARNING)
+
+    from rmuzero.agent.config import ConfigError
+    from rmuzero.agent.diagnostics import diagnose_search, summarise
+    from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache, load_trained
+    from rmuzero.checkpoint import CheckpointError
+    from rmuzero.envs.wrappers import make_agent_env
+
+    enable_compilation_cache(compilation_cache_dir())
+    try:
+        agent, params, step_dir = load_trained(args["checkpoint"])
+    except (FileNotFoundError, CheckpointError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    config = agent.config
+    env = make_agent_env(config.env.name, difficulty=config.env.difficulty, num_envs=args["envs"],
+                         prev_action=config.env.prev_action, prev_reward=config.env.prev_reward)
+    diagnosis = jax.jit(diagnose_search, static_argnums=(0, 1, 4, 5))(
+        agent.model, env, params, jax.random.PRNGKey(args["seed"]), args["steps"], config.system.discount)
+    print(json.dumps({**summarise(diagnosis), "env": config.env.name, "difficulty": config.env.difficulty,
+                      "checkpoint": str(step_dir), "steps": args["steps"], "envs": args["envs"],
+                      "seed": args["seed"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
