@@ -196,3 +196,13 @@ def test_ffm_alone_matches_its_equations():
         gate = sig(dense("gate_out", xn[t]))
         expected = z * gate + dense("skip", xn[t]) * (1 - gate)
         np.testing.assert_allclose(np.asarray(y[t, 0]), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("zero_frequency, expected", [(False, [np.pi / 4, np.pi / 2, 3 * np.pi / 4, np.pi]),
+                                                      (True, [0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4])])
+def test_ffm_context_frequencies(zero_frequency, expected):
+    """omega_c = (2 pi / min_period) (c + 1) / C, or c / C with zero_frequency (min_period 2, C = 4)."""
+    layer = FFM(features=4, memory_size=2, context_size=4, zero_frequency=zero_frequency)
+    x = jnp.zeros((1, 1, 2))
+    params = layer.init(jax.random.key(0), layer.initialize_carry(1), (x, jnp.ones((1, 1), bool)))
+    np.testing.assert_allclose(np.asarray(params["params"]["omega"]), expected, rtol=1e-6)
