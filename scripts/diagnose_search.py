@@ -16,26 +16,14 @@ from __future__ import annotations
 import json
 import sys
 
+from evaluate import load_checkpoint, parse_options
+
 USAGE = "usage: python scripts/diagnose_search.py checkpoint=<run or checkpoint dir> [steps=N] [envs=E] [seed=S]"
 OPTIONS = {"checkpoint": str, "steps": int, "envs": int, "seed": int}
 
 
 def parse(argv: list[str]) -> dict:
-    values = {"steps": 200, "envs": 64, "seed": 0}
-    for token in argv:
-        key, sep, value = token.partition("=")
-        if not sep or key not in OPTIONS:
-            raise ValueError(f"bad argument {token!r}; valid: {', '.join(f'{k}=' for k in OPTIONS)}")
-        try:
-            values[key] = OPTIONS[key](value)
-        except ValueError:
-            raise ValueError(f"{key}={value!r} is not a valid {OPTIONS[key].__name__}") from None
-    if "checkpoint" not in values:
-        raise ValueError("checkpoint= is required")
-    for key in ("steps", "envs"):
-        if values[key] < 1:
-            raise ValueError(f"{key}={values[key]}; valid: an integer >= 1")
-    return values
+    return parse_options(argv, OPTIONS, {"steps": 200, "envs": 64, "seed": 0}, ("steps", "envs"))
 
 
 def main(argv: list[str]) -> int:
@@ -44,24 +32,15 @@ def main(argv: list[str]) -> int:
     except ValueError as error:
         print(f"error: {error}\n{USAGE}", file=sys.stderr)
         return 2
-    import logging
-
     import jax
 
-    logging.getLogger("absl").setLevel(logging.WARNING)
-
-    from rmuzero.agent.config import ConfigError
     from rmuzero.agent.diagnostics import diagnose_search, summarise
-    from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache, load_trained
-    from rmuzero.checkpoint import CheckpointError
     from rmuzero.envs.wrappers import make_agent_env
 
-    enable_compilation_cache(compilation_cache_dir())
-    try:
-        agent, params, step_dir = load_trained(args["checkpoint"])
-    except (FileNotFoundError, CheckpointError, ConfigError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    loaded = load_checkpoint(args["checkpoint"])
+    if loaded is None:
         return 2
+    agent, params, step_dir = loaded
     config = agent.config
     env = make_agent_env(config.env.name, difficulty=config.env.difficulty, num_envs=args["envs"],
                          prev_action=config.env.prev_action, prev_reward=config.env.prev_reward)

@@ -16,33 +16,34 @@ USAGE = "usage: python scripts/evaluate.py checkpoint=<run or checkpoint dir> ep
 OPTIONS = {"checkpoint": str, "episodes": int, "seed": int}
 
 
-def parse(argv: list[str]) -> dict:
-    values = {"episodes": 32, "seed": 0}
+def parse_options(argv: list[str], options: dict, defaults: dict, counts: tuple[str, ...]) -> dict:
+    """``key=value`` tokens -> values; ``checkpoint=`` required, each of ``counts`` an integer >= 1.
+    Raises a one-line ValueError naming the bad token and what is valid."""
+    values = dict(defaults)
     for token in argv:
         key, sep, value = token.partition("=")
-        if not sep or key not in OPTIONS:
-            raise ValueError(f"bad argument {token!r}; valid: {', '.join(f'{k}=' for k in OPTIONS)}")
+        if not sep or key not in options:
+            raise ValueError(f"bad argument {token!r}; valid: {', '.join(f'{k}=' for k in options)}")
         try:
-            values[key] = OPTIONS[key](value)
+            values[key] = options[key](value)
         except ValueError:
-            raise ValueError(f"{key}={value!r} is not a valid {OPTIONS[key].__name__}") from None
+            raise ValueError(f"{key}={value!r} is not a valid {options[key].__name__}") from None
     if "checkpoint" not in values:
         raise ValueError("checkpoint= is required")
-    if values["episodes"] < 1:
-        raise ValueError(f"episodes={values['episodes']}; valid: an integer >= 1")
+    for key in counts:
+        if values[key] < 1:
+            raise ValueError(f"{key}={values[key]}; valid: an integer >= 1")
     return values
 
 
-def main(argv: list[str]) -> int:
-    try:
-        args = parse(argv)
-    except ValueError as error:
-        print(f"error: {error}\n{USAGE}", file=sys.stderr)
-        return 2
-    import logging
+def parse(argv: list[str]) -> dict:
+    return parse_options(argv, OPTIONS, {"episodes": 32, "seed": 0}, ("episodes",))
 
-    import jax
-    import numpy as np
+
+def load_checkpoint(path: str, **kwargs):
+    """``(agent, params, step_dir)`` of a saved run (compilation cache on), or None after
+    printing the one-line error of a missing or unreadable checkpoint."""
+    import logging
 
     logging.getLogger("absl").setLevel(logging.WARNING)
 
@@ -51,12 +52,26 @@ def main(argv: list[str]) -> int:
     from rmuzero.checkpoint import CheckpointError
 
     enable_compilation_cache(compilation_cache_dir())  # $RMUZERO_COMPILATION_CACHE, off to disable
-
     try:
-        agent, params, step_dir = load_trained(args["checkpoint"], eval_envs=args["episodes"])
+        return load_trained(path, **kwargs)
     except (FileNotFoundError, CheckpointError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return None
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = parse(argv)
+    except ValueError as error:
+        print(f"error: {error}\n{USAGE}", file=sys.stderr)
         return 2
+    import jax
+    import numpy as np
+
+    loaded = load_checkpoint(args["checkpoint"], eval_envs=args["episodes"])
+    if loaded is None:
+        return 2
+    agent, params, step_dir = loaded
     from rmuzero.agent.train import evaluation_summary
 
     evaluation = jax.tree.map(np.asarray, jax.jit(agent.evaluate)(params, jax.random.PRNGKey(args["seed"])))

@@ -1,4 +1,4 @@
-"""Bad command lines of scripts/train.py and scripts/evaluate.py fail fast with one clear error
+"""Bad command lines of scripts/train.py, evaluate.py and diagnose_search.py fail fast with one clear error
 (DESIGN.md section 6; STYLE: "bad input gets a one-line error saying what was wrong and what is
 valid").
 
@@ -56,6 +56,16 @@ def _evaluate_cases(tmp: Path) -> dict:
     }
 
 
+def _diagnose_cases(tmp: Path) -> dict:
+    missing = tmp / "no_such_run"
+    return {
+        "diagnose_missing_checkpoint": ([f"checkpoint={missing}"], [str(missing), "does not exist"]),
+        "diagnose_zero_envs": ([f"checkpoint={missing}", "envs=0"], ["envs=0", "valid", ">= 1"]),
+        "diagnose_unknown_option": ([f"checkpoint={missing}", "episodes=3"],
+                                    ["episodes=3", "checkpoint=", "steps=", "envs=", "seed="]),
+    }
+
+
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env["JAX_PLATFORMS"] = "cpu"
@@ -75,6 +85,8 @@ def results(tmp_path_factory):
         )
     for name, (args, expected) in _evaluate_cases(tmp).items():
         commands[name] = ([sys.executable, "scripts/evaluate.py", *args], expected, None)
+    for name, (args, expected) in _diagnose_cases(tmp).items():
+        commands[name] = ([sys.executable, "scripts/diagnose_search.py", *args], expected, None)
 
     out, pending, running = {}, list(commands.items()), {}
     while pending or running:
@@ -96,7 +108,8 @@ def _message(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not JAX_LOG.match(line))
 
 
-@pytest.mark.parametrize("name", [*TRAIN_CASES, "missing_checkpoint", "empty_checkpoint_dir", "zero_episodes"])
+@pytest.mark.parametrize("name", [*TRAIN_CASES, "missing_checkpoint", "empty_checkpoint_dir", "zero_episodes",
+                                  "diagnose_missing_checkpoint", "diagnose_zero_envs", "diagnose_unknown_option"])
 def test_bad_command_line_fails_fast_with_a_short_error(results, name):
     result = results[name]
     stderr = _message(result["stderr"])
