@@ -13,6 +13,7 @@ means the policy targets make the policy worse.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 
@@ -44,8 +45,9 @@ def main(argv: list[str]) -> int:
     config = agent.config
     env = make_agent_env(config.env.name, difficulty=config.env.difficulty, num_envs=args["envs"],
                          prev_action=config.env.prev_action, prev_reward=config.env.prev_reward)
-    diagnosis = jax.jit(diagnose_search, static_argnums=(0, 1, 4, 5))(
-        agent.model, env, params, jax.random.PRNGKey(args["seed"]), args["steps"], config.system.discount)
+    diagnose = functools.partial(diagnose_search, agent.model, env, num_steps=args["steps"],
+                                 discount=config.system.discount)
+    diagnosis = jax.jit(diagnose)(params, jax.random.PRNGKey(args["seed"]))
     print(json.dumps({**summarise(diagnosis), "env": config.env.name, "difficulty": config.env.difficulty,
                       "checkpoint": str(step_dir), "steps": args["steps"], "envs": args["envs"],
                       "seed": args["seed"]}))

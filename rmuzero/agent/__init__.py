@@ -14,6 +14,7 @@ from rmuzero.agent.config import (
     config_from_dict,
     config_to_dict,
 )
+from rmuzero.agent.diagnostics import SearchDiagnosis, diagnose_search
 from rmuzero.agent.train import load_trained, train
 
 __all__ = sorted(
@@ -23,10 +24,12 @@ __all__ = sorted(
         "ConfigError",
         "EnvConfig",
         "NetworkConfig",
+        "SearchDiagnosis",
         "SystemConfig",
         "TrainState",
         "config_from_dict",
         "config_to_dict",
+        "diagnose_search",
         "load_trained",
         "make_agent",
         "train",

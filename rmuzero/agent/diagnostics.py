@@ -46,9 +46,13 @@ class SearchDiagnosis(NamedTuple):
     episode_step: chex.Array  # [T, E] int32: index of the step in its episode
 
 
-def diagnose_search(model: Model, env: AgentEnv, params: Params, key: chex.PRNGKey,
+def diagnose_search(model: Model, env: AgentEnv, params: Params, key: chex.PRNGKey, *,
                     num_steps: int, discount: float) -> SearchDiagnosis:
-    """Plays ``env.num_envs`` environments ``num_steps`` steps with the search's actions."""
+    """Plays ``env.num_envs`` environments ``num_steps`` steps with the search's actions.
+
+    ``discount`` is the gamma of ``model_q`` (the run's ``system.discount``). Jit with
+    ``model``, ``env``, ``num_steps`` and ``discount`` bound (``functools.partial``).
+    """
     num_envs, num_actions = env.num_envs, env.num_actions
     reset_key, key = jax.random.split(key)
     env_state, step = env.reset(reset_key)

@@ -9,6 +9,8 @@ its observations, and checks the diagnosis's every-action rewards against that r
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 import pytest
@@ -35,7 +37,8 @@ def diagnosed():
     params = agent.init(jax.random.PRNGKey(0)).params
     env = make_agent_env("popgym/repeat_previous", difficulty="easy", num_envs=ENVS)
     key = jax.random.PRNGKey(3)
-    diagnosis = jax.jit(diagnose_search, static_argnums=(0, 1, 4, 5))(agent.model, env, params, key, STEPS, 0.99)
+    diagnose = functools.partial(diagnose_search, agent.model, env, num_steps=STEPS, discount=0.99)
+    diagnosis = jax.jit(diagnose)(params, key)
     return env, key, jax.tree.map(np.asarray, diagnosis)
 
 
