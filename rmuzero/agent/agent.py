@@ -90,6 +90,7 @@ class IterationMetrics(NamedTuple):
     value_loss: chex.Array
     reward_loss: chex.Array
     policy_loss: chex.Array
+    consistency_loss: chex.Array
     grad_norm: chex.Array
     updates: chex.Array  # [] int32: learner updates done this iteration (0 while the replay fills)
     targets_outside_support: chex.Array  # [] fraction of value / reward targets the supports clip
@@ -281,7 +282,7 @@ def make_agent(
             episode_return_sum=return_sum,
             episode_length_sum=length_sum,
             episodes=episodes,
-            loss=zero, value_loss=zero, reward_loss=zero, policy_loss=zero, grad_norm=zero,
+            loss=zero, value_loss=zero, reward_loss=zero, policy_loss=zero, consistency_loss=zero, grad_norm=zero,
             updates=jnp.zeros((), jnp.int32), targets_outside_support=zero,
         )
         state = state._replace(
@@ -301,7 +302,8 @@ def make_agent(
         state = state._replace(key=key)
         metrics = metrics._replace(
             loss=jnp.mean(parts.total), value_loss=jnp.mean(parts.value), reward_loss=jnp.mean(parts.reward),
-            policy_loss=jnp.mean(parts.policy), grad_norm=jnp.mean(grad_norm),
+            policy_loss=jnp.mean(parts.policy), consistency_loss=jnp.mean(parts.consistency),
+            grad_norm=jnp.mean(grad_norm),
             updates=jnp.asarray(system.updates_per_iteration, jnp.int32),
             targets_outside_support=jnp.mean(outside),
         )

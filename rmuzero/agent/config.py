@@ -119,6 +119,8 @@ class SystemConfig:
     value_loss_weight: float = 0.5
     reward_loss_weight: float = 1.0
     policy_loss_weight: float = 1.0
+    consistency_loss_weight: float = 0.0  # latent consistency: the dynamics' latent k steps on against the
+    #                                       encoder's at t + k (stop-gradient), mean squared error; 0: off
     dynamics_gradient_scale: float = 0.5  # gradient scale into the recurrent dynamics
     target_update_period: int = 50  # updates between target-network copies (1 with tau < 1: Polyak)
     target_tau: float = 1.0  # 1: hard copy every period; < 1: Polyak step size
@@ -139,7 +141,7 @@ class SystemConfig:
             _real_in("system", "td_lambda", self.td_lambda, 0.0, 1.0)
         _real_in("system", "learning_rate", self.learning_rate, 0.0, 1.0, open_low=True)
         _real_in("system", "max_grad_norm", self.max_grad_norm, 0.0, 1e9, open_low=True)
-        for name in ("value_loss_weight", "reward_loss_weight", "policy_loss_weight"):
+        for name in ("value_loss_weight", "reward_loss_weight", "policy_loss_weight", "consistency_loss_weight"):
             _real_in("system", name, getattr(self, name), 0.0, 1e6)
         _real_in("system", "dynamics_gradient_scale", self.dynamics_gradient_scale, 0.0, 1.0)
         _real_in("system", "target_tau", self.target_tau, 0.0, 1.0, open_low=True)

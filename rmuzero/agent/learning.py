@@ -9,7 +9,10 @@ there). The target network re-encodes the same sequences for bootstrap values;
 for the first ``reanalysed_sequences`` of a batch a fresh search at every
 position gives the policy targets and, as bootstrap, the value of that improved
 policy. The loss unrolls the dynamics K steps from R roots per sequence, drawn
-uniformly over the positions that carry a loss. Targets come from
+uniformly over the positions that carry a loss; with ``consistency_loss_weight > 0`` it
+also pulls the dynamics' latent k steps on towards the encoder's latent of o_{t+k}
+(stop-gradient on the encoder side; EfficientZero's consistency idea, as a mean squared
+error on the scaled latents, without projection heads). Targets come from
 ``rmuzero.replay.targets`` (the one place for the target math).
 """
 
@@ -37,6 +40,7 @@ class LossOutput(NamedTuple):
     value: chex.Array  # [] value cross-entropy, mean over roots with a loss
     reward: chex.Array  # []
     policy: chex.Array  # []
+    consistency: chex.Array  # [] latent consistency MSE, mean over roots with a loss (0 when its weight is 0)
 
 
 def _scale_gradient(x: chex.Array, scale: float) -> chex.Array:
@@ -126,7 +130,8 @@ class Learner:
         system, model, steps = self.system, self.model, sequences.steps
         K = system.num_unroll_steps
         length = steps.start.shape[1]
-        latents = _gather(_time_major(self.sequence_latents(params, sequences)), roots)  # [S, R, D]
+        sequence_latents = _time_major(self.sequence_latents(params, sequences))  # [S, L, D]
+        latents = _gather(sequence_latents, roots)  # [S, R, D]
         # Actions a_{t+k} for k < K, clipped at the sequence's end (masked there).
         positions = jnp.minimum(roots[..., None] + jnp.arange(K)[None, None, :], length - 1)  # [S, R, K]
         actions = _gather(steps.action, positions)  # [S, R, K]
@@ -167,6 +172,17 @@ class Learner:
         reward_ce = optax.softmax_cross_entropy(
             reward_logits, scalar_to_two_hot(unroll.reward[..., 1:], support=model.reward_support)
         )
+        if system.consistency_loss_weight > 0:
+            # The dynamics' latent k steps on against the encoder's latent of o_{t+k} (the same
+            # episode, inside the sequence), stop-gradient on the encoder side.
+            ahead = jnp.minimum(roots[..., None] + jnp.arange(1, K + 1)[None, None, :], length - 1)  # [S, R, K]
+            observed = jax.lax.stop_gradient(_gather(sequence_latents, ahead))  # [S, R, K, D]
+            predicted = jnp.moveaxis(all_latents[1:], 0, 2)  # [S, R, K, D]
+            squared = jnp.mean(jnp.square(predicted - observed), axis=-1)  # [S, R, K]
+            data = unroll.in_episode[..., 1:] & unroll.in_window[..., 1:]  # o_{t+k} in t's episode and the sequence
+            consistency_loss = masked_mean(squared, data, step_weight[1:])
+        else:
+            consistency_loss = jnp.zeros((), jnp.float32)
         value_loss = masked_mean(value_ce, known, step_weight)
         policy_loss = masked_mean(policy_ce, known, step_weight)
         reward_loss = masked_mean(reward_ce, reward_known, step_weight[1:])
@@ -174,5 +190,6 @@ class Learner:
             system.value_loss_weight * value_loss
             + system.policy_loss_weight * policy_loss
             + system.reward_loss_weight * reward_loss
+            + system.consistency_loss_weight * consistency_loss
         )
-        return LossOutput(total, value_loss, reward_loss, policy_loss)
+        return LossOutput(total, value_loss, reward_loss, policy_loss, consistency_loss)

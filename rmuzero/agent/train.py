@@ -28,7 +28,7 @@ from rmuzero.metrics import MetricsLogger
 from rmuzero.networks.transforms import h_inv
 
 
-LOSS_NAMES = ("loss", "value_loss", "reward_loss", "policy_loss", "grad_norm",
+LOSS_NAMES = ("loss", "value_loss", "reward_loss", "policy_loss", "consistency_loss", "grad_norm",
               "targets_outside_support")  # IterationMetrics fields logged (means over the updates)
 
 class TrainingError(RuntimeError):

@@ -215,6 +215,9 @@ def test_loss_is_finite_and_gradients_reach_every_parameter(run):
     unroll, _ = run.targets(run.target_params, run.windows, run.key)
     (total, parts), grads = run.loss_and_grad(run.params, run.windows, unroll, ALL_ROOTS)
     for name, value in zip(parts._fields, parts):
+        if name == "consistency":  # off in this config (consistency_loss_weight 0): exactly 0
+            assert float(value) == 0.0, float(value)
+            continue
         assert np.isfinite(float(value)) and float(value) > 0.0, (name, float(value))
     flat = jax.tree_util.tree_flatten_with_path(grads)[0]
     modules = {path[1].key for path, _ in flat}
@@ -387,3 +390,46 @@ def test_fused_iterations_equal_separate_calls():
     np.testing.assert_array_equal(stacked.updates, updates[3:])
     assert int(together.env_steps) == int(separate.env_steps) == 6 * 4 * ROLLOUT
     assert _equal(together, separate)
+
+
+def test_consistency_loss_by_hand(run):
+    """consistency_loss_weight > 0: the mean over roots with a loss of sum_k (1/K) * mean_D
+    (dynamics latent after k stored actions - encoder latent of o_{t+k})^2, over the k whose
+    o_{t+k} lies in the root's episode and inside the window; nothing across the start flag.
+    Recomputed here step by step with the network's own encode / dynamics. Weight 0 leaves the
+    total exactly as without the term."""
+    import dataclasses
+
+    agent, windows = run.agent, run.windows
+    weight = 0.7
+    learner = dataclasses.replace(
+        agent.learner, system=dataclasses.replace(agent.learner.system, consistency_loss_weight=weight))
+    unroll, _ = run.targets(run.target_params, windows, run.key)
+    with_term = jax.jit(learner.loss)(run.params, windows, unroll, ALL_ROOTS)
+    without = jax.jit(agent.loss)(run.params, windows, unroll, ALL_ROOTS)
+    assert float(without.consistency) == 0.0
+    np.testing.assert_allclose(float(with_term.total), float(without.total) + weight * float(with_term.consistency),
+                               rtol=1e-6)
+
+    _, latents = agent.encode(run.params, windows.carry, jnp.swapaxes(windows.steps.obs, 0, 1),
+                              jnp.swapaxes(windows.steps.start, 0, 1))
+    latents = np.asarray(jnp.swapaxes(latents, 0, 1))  # [S, L, D]
+    dynamics = jax.jit(lambda latent, action: agent.network.apply(
+        run.params, latent, action, method=MuZeroNetwork.dynamics).next_latent)
+    start = np.asarray(windows.steps.start)
+    actions = np.asarray(windows.steps.action)
+    total, roots_with_loss, terms = 0.0, 0, 0
+    for s in range(4):
+        for t in range(WINDOW):
+            if not (t >= BURN_IN or start[s, 0]):
+                continue
+            roots_with_loss += 1
+            latent = jnp.asarray(latents[s, t])
+            for k in range(1, K + 1):
+                latent = dynamics(latent, jnp.asarray(actions[s, min(t + k - 1, WINDOW - 1)]))
+                if t + k >= WINDOW or start[s, t + 1:t + k + 1].any():
+                    continue  # outside the window, or o_{t+k} begins the next episode
+                total += np.mean((np.asarray(latent) - latents[s, t + k]) ** 2) / K
+                terms += 1
+    assert terms > 0 and start[MIDDLE, 4]  # the MIDDLE window's flag at position 4 cuts roots 2, 3
+    np.testing.assert_allclose(float(with_term.consistency), total / roots_with_loss, rtol=1e-5)
