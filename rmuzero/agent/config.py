@@ -120,7 +120,7 @@ class SystemConfig:
     reward_loss_weight: float = 1.0
     policy_loss_weight: float = 1.0
     consistency_loss_weight: float = 0.0  # latent consistency: the dynamics' latent k steps on against the
-    #                                       encoder's at t + k (stop-gradient), mean squared error; 0: off
+    #                                       encoder's at t + k (stop-gradient), 1 - centred cosine; 0: off
     dynamics_gradient_scale: float = 0.5  # gradient scale into the recurrent dynamics
     target_update_period: int = 50  # updates between target-network copies (1 with tau < 1: Polyak)
     target_tau: float = 1.0  # 1: hard copy every period; < 1: Polyak step size

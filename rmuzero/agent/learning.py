@@ -11,8 +11,8 @@ position gives the policy targets and, as bootstrap, the value of that improved
 policy. The loss unrolls the dynamics K steps from R roots per sequence, drawn
 uniformly over the positions that carry a loss; with ``consistency_loss_weight > 0`` it
 also pulls the dynamics' latent k steps on towards the encoder's latent of o_{t+k}
-(stop-gradient on the encoder side; EfficientZero's consistency idea, as a mean squared
-error on the scaled latents, without projection heads). Targets come from
+(stop-gradient on the encoder side; EfficientZero's consistency loss, one minus the cosine
+similarity, here of the mean-centred latents and without projection heads). Targets come from
 ``rmuzero.replay.targets`` (the one place for the target math).
 """
 
@@ -40,7 +40,8 @@ class LossOutput(NamedTuple):
     value: chex.Array  # [] value cross-entropy, mean over roots with a loss
     reward: chex.Array  # []
     policy: chex.Array  # []
-    consistency: chex.Array  # [] latent consistency MSE, mean over roots with a loss (0 when its weight is 0)
+    consistency: chex.Array  # [] 1 - centred cosine of dynamics and encoder latents, mean over roots with a
+    #                          loss of the 1/K-weighted sum over unroll steps (0 when its weight is 0)
 
 
 def _scale_gradient(x: chex.Array, scale: float) -> chex.Array:
@@ -49,6 +50,16 @@ def _scale_gradient(x: chex.Array, scale: float) -> chex.Array:
 
 def _time_major(x: chex.Array) -> chex.Array:
     return jnp.swapaxes(x, 0, 1)
+
+
+def _centred_cosine(a: chex.Array, b: chex.Array) -> chex.Array:
+    """Cosine similarity along the last axis of ``a`` and ``b`` each minus its mean there.
+
+    Latents are min-max scaled to [0, 1], so a plain cosine would be close to 1 for any two."""
+    a = a - jnp.mean(a, axis=-1, keepdims=True)
+    b = b - jnp.mean(b, axis=-1, keepdims=True)
+    norms = jnp.sqrt(jnp.sum(a * a, axis=-1) * jnp.sum(b * b, axis=-1))
+    return jnp.sum(a * b, axis=-1) / jnp.maximum(norms, 1e-8)
 
 
 def _gather(x: chex.Array, index: chex.Array) -> chex.Array:
@@ -178,9 +189,8 @@ class Learner:
             ahead = jnp.minimum(roots[..., None] + jnp.arange(1, K + 1)[None, None, :], length - 1)  # [S, R, K]
             observed = jax.lax.stop_gradient(_gather(sequence_latents, ahead))  # [S, R, K, D]
             predicted = jnp.moveaxis(all_latents[1:], 0, 2)  # [S, R, K, D]
-            squared = jnp.mean(jnp.square(predicted - observed), axis=-1)  # [S, R, K]
             data = unroll.in_episode[..., 1:] & unroll.in_window[..., 1:]  # o_{t+k} in t's episode and the sequence
-            consistency_loss = masked_mean(squared, data, step_weight[1:])
+            consistency_loss = masked_mean(1.0 - _centred_cosine(predicted, observed), data, step_weight[1:])
         else:
             consistency_loss = jnp.zeros((), jnp.float32)
         value_loss = masked_mean(value_ce, known, step_weight)

@@ -393,8 +393,8 @@ def test_fused_iterations_equal_separate_calls():
 
 
 def test_consistency_loss_by_hand(run):
-    """consistency_loss_weight > 0: the mean over roots with a loss of sum_k (1/K) * mean_D
-    (dynamics latent after k stored actions - encoder latent of o_{t+k})^2, over the k whose
+    """consistency_loss_weight > 0: the mean over roots with a loss of sum_k (1/K) * (1 - cosine of
+    the mean-centred dynamics latent after k stored actions and encoder latent of o_{t+k}), over the k whose
     o_{t+k} lies in the root's episode and inside the window; nothing across the start flag.
     Recomputed here step by step with the network's own encode / dynamics. Weight 0 leaves the
     total exactly as without the term."""
@@ -429,7 +429,9 @@ def test_consistency_loss_by_hand(run):
                 latent = dynamics(latent, jnp.asarray(actions[s, min(t + k - 1, WINDOW - 1)]))
                 if t + k >= WINDOW or start[s, t + 1:t + k + 1].any():
                     continue  # outside the window, or o_{t+k} begins the next episode
-                total += np.mean((np.asarray(latent) - latents[s, t + k]) ** 2) / K
+                a = np.asarray(latent, np.float64) - np.mean(latent)
+                b = latents[s, t + k].astype(np.float64) - np.mean(latents[s, t + k])
+                total += (1.0 - a @ b / np.sqrt((a @ a) * (b @ b))) / K
                 terms += 1
     assert terms > 0 and start[MIDDLE, 4]  # the MIDDLE window's flag at position 4 cuts roots 2, 3
     np.testing.assert_allclose(float(with_term.consistency), total / roots_with_loss, rtol=1e-5)
