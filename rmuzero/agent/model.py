@@ -70,6 +70,7 @@ def make_model(config: AgentConfig, num_actions: int) -> Model:
         latent_size=config.network.latent_size,
         memory_kwargs=config.network.memory_kwargs,
         head_sizes=config.network.head_sizes,
+        separate_reward_trunk=config.network.separate_reward_trunk,
         value_bins=config.network.value_bins,
         reward_bins=config.network.reward_bins,
     )

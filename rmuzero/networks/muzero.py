@@ -71,6 +71,7 @@ class MuZeroNetwork(nn.Module):
     head_sizes: Sequence[int] = (128,)
     value_bins: int = 101
     reward_bins: int = 101
+    separate_reward_trunk: bool = False
 
     def setup(self):
         self.encoder = HistoryEncoder(
@@ -83,6 +84,8 @@ class MuZeroNetwork(nn.Module):
         self.dynamics_trunk = _MLP(tuple(self.head_sizes))
         self.dynamics_latent = nn.Dense(self.latent_size)
         self.reward_head = nn.Dense(self.reward_bins, kernel_init=nn.initializers.zeros)
+        if self.separate_reward_trunk:
+            self.reward_trunk = _MLP(tuple(self.head_sizes))
         self.prediction_trunk = _MLP(tuple(self.head_sizes))
         self.policy_head = nn.Dense(self.num_actions, kernel_init=nn.initializers.zeros)
         self.value_head = nn.Dense(self.value_bins, kernel_init=nn.initializers.zeros)
@@ -98,7 +101,14 @@ class MuZeroNetwork(nn.Module):
         return ModelOutput(self.policy_head(h), self.value_head(h))
 
     def dynamics(self, latent: chex.Array, action: chex.Array) -> DynamicsOutput:
-        """``(latent [..., D], action [...] int) -> DynamicsOutput``."""
+        """``(latent [..., D], action [...] int) -> DynamicsOutput``.
+
+        One MLP ``h`` of ``(latent, one_hot(action))`` makes the next latent
+        ``latent + W h``; the reward is read from ``h`` too, or, with
+        ``separate_reward_trunk``, from a second MLP of the same input, so that the
+        reward loss does not shape the features of the next latent (whose value the
+        search adds to the reward of every action it tries).
+        """
         if action.shape != latent.shape[:-1]:
             raise ValueError(
                 f"dynamics: action must have shape {latent.shape[:-1]} (latent {latent.shape} minus D); "
@@ -107,7 +117,8 @@ class MuZeroNetwork(nn.Module):
         x = jnp.concatenate([latent, nn.one_hot(action, self.num_actions, dtype=latent.dtype)], axis=-1)
         h = self.dynamics_trunk(x)
         next_latent = scale_latent(latent + self.dynamics_latent(h))
-        return DynamicsOutput(self.reward_head(h), next_latent)
+        reward_features = self.reward_trunk(x) if self.separate_reward_trunk else h
+        return DynamicsOutput(self.reward_head(reward_features), next_latent)
 
     def __call__(self, carry, inputs):
         carry, latents = self.encode(carry, inputs)
