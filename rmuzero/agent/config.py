@@ -87,6 +87,8 @@ class NetworkConfig:
         for size in self.head_sizes:
             _positive_int("network", "head_sizes[]", size)
         _real_in("network", "support_bound", self.support_bound, 0.0, 1e6, open_low=True)
+        _require(isinstance(self.separate_reward_trunk, bool),
+                 f"network.separate_reward_trunk={self.separate_reward_trunk!r}; valid: true | false")
         _require(
             self.memory_kwargs is None or isinstance(self.memory_kwargs, Mapping),
             f"network.memory_kwargs={self.memory_kwargs!r}; valid: a mapping of layer options, "

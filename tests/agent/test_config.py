@@ -52,6 +52,11 @@ def test_bad_values_name_themselves(system, message):
         config_from_dict({"system": system})
 
 
+def test_bad_network_switch_names_itself():
+    with pytest.raises(ConfigError, match=r"network.separate_reward_trunk='yes'; valid: true \| false"):
+        config_from_dict({"network": {"separate_reward_trunk": "yes"}})
+
+
 def test_roots_are_at_most_the_positions_every_sequence_has_with_a_loss():
     system = SystemConfig()  # 20 roots, burn_in 4
     assert roots_for(system, resolve_sequence_length(system, 51)) == 20
