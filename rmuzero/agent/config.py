@@ -71,7 +71,7 @@ class NetworkConfig:
     value_bins: int = 101  # categorical support size of the value head
     reward_bins: int = 101  # and of the reward head
     support_bound: float = 0.5  # supports span [-bound, bound] in h-transformed units
-    separate_reward_trunk: bool = False  # the reward head reads its own MLP, not the next latent's
+    separate_reward_trunk: bool = True  # the reward head reads its own MLP, not the next latent's (configs saved without it: False)
     memory_kwargs: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)  # layer options (None: none)
 
     def __post_init__(self):
@@ -261,6 +261,21 @@ def config_from_dict(values: Mapping[str, Any]) -> AgentConfig:
             section["discount"] = dict(values.get("system", {}) or {}).get("discount", SystemConfig.discount)
         sections[name] = _build(cls, name, section)
     return _build(AgentConfig, "config", {**values, **sections})
+
+
+# Options whose default changed, with the value that reproduces a config saved before they
+# existed (a checkpoint's config.json lacks them): (section, key) -> that value.
+_BEFORE_OPTION = {("network", "separate_reward_trunk"): False}
+
+
+def saved_config_from_dict(values: Mapping[str, Any]) -> AgentConfig:
+    """:func:`config_from_dict` for a config saved with a checkpoint: an option added since
+    takes the value that reproduces the saved network (``_BEFORE_OPTION``), not today's default."""
+    values = {key: dict(value) if isinstance(value, Mapping) else value for key, value in values.items()}
+    for (section, key), before in _BEFORE_OPTION.items():
+        if isinstance(values.get(section), dict):
+            values[section].setdefault(key, before)
+    return config_from_dict(values)
 
 
 def config_to_dict(config: AgentConfig) -> dict[str, Any]:

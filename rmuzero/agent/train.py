@@ -402,10 +402,11 @@ def _resumable_checkpoint(directory: Path, config: AgentConfig) -> Path:
     if not checkpoints.is_dir() or not any(checkpoints.iterdir()):
         raise CheckpointError(f"resume=true but {checkpoints} holds no checkpoint to resume from")
     step_dir = latest_checkpoint(checkpoints)
-    from rmuzero.agent.config import config_from_dict
+    from rmuzero.agent.config import saved_config_from_dict
 
-    # Through the config class: options added since the run was saved take their defaults.
-    saved = config_to_dict(config_from_dict(load_config(step_dir)))
+    # Through the config class: options added since the run was saved take the value that
+    # reproduces it (``saved_config_from_dict``).
+    saved = config_to_dict(saved_config_from_dict(load_config(step_dir)))
     differing = [key for key in _config_differences(saved, config_to_dict(config))
                  if key not in RESUMABLE_CHANGES]
     if differing:
@@ -442,10 +443,10 @@ def load_trained(path: str | Path, *, eval_envs: int | None = None):
 
     The agent is rebuilt from the config saved with the weights.
     """
-    from rmuzero.agent.config import config_from_dict
+    from rmuzero.agent.config import saved_config_from_dict
 
     step_dir = latest_checkpoint(path)
-    config = config_from_dict(load_config(step_dir))
+    config = saved_config_from_dict(load_config(step_dir))
     agent = make_agent(config, eval_envs=eval_envs)
     target = checkpoint_payload(jax.eval_shape(agent.init, jax.random.PRNGKey(0)))
     target = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), target)  # the whole training state

@@ -71,7 +71,7 @@ class MuZeroNetwork(nn.Module):
     head_sizes: Sequence[int] = (128,)
     value_bins: int = 101
     reward_bins: int = 101
-    separate_reward_trunk: bool = False
+    separate_reward_trunk: bool = True
 
     def setup(self):
         self.encoder = HistoryEncoder(

@@ -35,7 +35,8 @@ TRAIN_EVAL_SEED = SEED + 1_000_003
 CONFIG = {
     "env": {"name": "popgym/repeat_previous", "difficulty": "easy"},
     "network": {"memory": "ffm", "features": 16, "latent_size": 16, "head_sizes": [32],
-                "value_bins": 11, "reward_bins": 11},
+                "value_bins": 11, "reward_bins": 11,
+                "separate_reward_trunk": False},  # the network of runs saved before the option existed
     "search": {"policy": "gumbel_muzero", "num_simulations": 4, "max_num_considered_actions": 4},
     "system": {"num_envs": 4, "rollout_length": 8, "batch_size": 4, "sequence_length": 8, "roots_per_sequence": 6, "burn_in": 2,
                "num_unroll_steps": 2, "td_steps": 2, "replay_length_per_env": 64,
@@ -148,6 +149,30 @@ def test_a_second_evaluation_loads_its_programs_from_the_compilation_cache(train
     assert entries[0], "the first run cached nothing"
     assert entries[1] == entries[0], "the second run compiled (and wrote) programs the first had cached"
     assert outputs[1] == outputs[0]
+
+
+def test_a_checkpoint_saved_before_separate_reward_trunk_existed_loads_as_it_was_trained(trained, tmp_path):
+    """Its config.json has no network.separate_reward_trunk: it loads with one shared trunk (the
+    network it was trained with), not today's default, and restores the same weights."""
+    import jax
+    import numpy as np
+
+    from rmuzero.agent.train import load_trained
+    from rmuzero.checkpoint import load_config
+
+    _, run_dir, _, _ = trained
+    old = tmp_path / str(TOTAL)
+    shutil.copytree(run_dir / "checkpoints" / str(TOTAL), old)
+    saved = json.loads((old / "config.json").read_text())
+    del saved["network"]["separate_reward_trunk"]
+    (old / "config.json").write_text(json.dumps(saved))
+    assert config_from_dict(load_config(old)).network.separate_reward_trunk  # today's default
+
+    agent, params, _ = load_trained(old)
+    assert agent.config.network.separate_reward_trunk is False
+    _, expected, _ = load_trained(run_dir)
+    assert "reward_trunk" not in params["params"]
+    jax.tree.map(np.testing.assert_array_equal, params, expected)
 
 
 def test_training_into_a_run_with_checkpoints_refuses(trained):

@@ -57,6 +57,15 @@ def test_bad_network_switch_names_itself():
         config_from_dict({"network": {"separate_reward_trunk": "yes"}})
 
 
+def test_a_saved_config_without_a_newer_option_keeps_the_network_it_was_saved_with():
+    from rmuzero.agent.config import saved_config_from_dict
+
+    assert config_from_dict({}).network.separate_reward_trunk is True  # today's default
+    assert saved_config_from_dict({"network": {"memory": "ffm"}}).network.separate_reward_trunk is False
+    kept = saved_config_from_dict({"network": {"separate_reward_trunk": True}})
+    assert kept.network.separate_reward_trunk is True
+
+
 def test_roots_are_at_most_the_positions_every_sequence_has_with_a_loss():
     system = SystemConfig()  # 20 roots, burn_in 4
     assert roots_for(system, resolve_sequence_length(system, 51)) == 20

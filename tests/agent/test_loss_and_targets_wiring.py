@@ -221,7 +221,7 @@ def test_loss_is_finite_and_gradients_reach_every_parameter(run):
         assert np.isfinite(float(value)) and float(value) > 0.0, (name, float(value))
     flat = jax.tree_util.tree_flatten_with_path(grads)[0]
     modules = {path[1].key for path, _ in flat}
-    assert {"encoder", "dynamics_trunk", "dynamics_latent", "reward_head", "prediction_trunk",
+    assert {"encoder", "dynamics_trunk", "dynamics_latent", "reward_trunk", "reward_head", "prediction_trunk",
             "policy_head", "value_head"} <= modules, modules
     dead = [jax.tree_util.keystr(path) for path, g in flat if not np.any(np.asarray(g) != 0)]
     assert not dead, f"parameters without gradient: {dead}"
