@@ -97,7 +97,10 @@ def summarise(diagnosis: SearchDiagnosis) -> dict:
     in units of the reward's spread max_a r - min_a r, so 1 is always right and 0 always the
     worst answer); over all steps and valid actions: ``reward_model_error`` (mean |r_model - r|)
     and ``next_value_spread`` (mean over steps of max_a - min_a of gamma v(s'_a), the part of Q
-    that the action changes through the next latent alone).
+    that the action changes through the next latent alone); ``next_value_reward_slope`` (over the informative steps, the least-squares slope of
+    gamma v(s'_a) on the model's r(s, a) across the valid actions of each state, both taken
+    relative to their mean over those actions: 0 when the next latent's value ignores the
+    reward of the action, -1 when it cancels it and Q is the same for every action).
     """
     d = jax.tree.map(np.asarray, diagnosis)
     valid = d.valid
@@ -118,6 +121,12 @@ def summarise(diagnosis: SearchDiagnosis) -> dict:
         return float(np.mean(((value - worst) / np.where(informative, spread, 1.0))[informative]))
 
     next_value = d.model_q - d.model_reward
+
+    def centred(x):  # relative to the mean over the valid actions of each state
+        mean = np.sum(np.where(valid, x, 0.0), -1, keepdims=True) / np.maximum(valid.sum(-1, keepdims=True), 1)
+        return np.where(valid & informative[..., None], x - mean, 0.0)
+
+    dv, dr = centred(next_value), centred(d.model_reward)
     return {
         "informative_steps": float(np.mean(informative)),
         "prior_top": top(d.prior),
@@ -127,6 +136,7 @@ def summarise(diagnosis: SearchDiagnosis) -> dict:
         "prior_expected_reward": expected(d.prior),
         "improved_expected_reward": expected(d.improved),
         "reward_model_error": float(np.mean(np.abs(d.model_reward - d.true_reward)[valid])),
+        "next_value_reward_slope": float(np.sum(dv * dr) / max(float(np.sum(dr * dr)), 1e-30)),
         "next_value_spread": float(np.mean(np.where(valid, next_value, -np.inf).max(-1)
                                            - np.where(valid, next_value, np.inf).min(-1))),
     }

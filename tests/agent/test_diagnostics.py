@@ -98,3 +98,6 @@ def test_summary_by_hand():
     assert s["reward_model_error"] == pytest.approx(np.mean(np.abs(d.model_reward - r)))
     # Q - r: step 0 (0, 1, 0) -> 1; step 1 (0, 0, 0.5) -> 0.5; step 2 (0, 0, 1) -> 1.
     assert s["next_value_spread"] == pytest.approx(2.5 / 3)
+    # Informative steps 0 and 2, centred over the 3 actions: step 0 dr = (0.6, -0.3, -0.3),
+    # dv = (-1/3, 2/3, -1/3): sum dv dr = -0.3, sum dr^2 = 0.54; step 2 the same, permuted.
+    assert s["next_value_reward_slope"] == pytest.approx(-0.6 / 1.08)
