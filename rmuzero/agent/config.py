@@ -71,7 +71,7 @@ class NetworkConfig:
     value_bins: int = 101  # categorical support size of the value head
     reward_bins: int = 101  # and of the reward head
     support_bound: float = 0.5  # supports span [-bound, bound] in h-transformed units
-    separate_reward_trunk: bool = True  # the reward head reads its own MLP, not the next latent's (configs saved without it: False)
+    separate_reward_trunk: bool = True  # the reward reads its own MLP, not the next latent's (saved configs without it: False)
     memory_kwargs: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)  # layer options (None: none)
 
     def __post_init__(self):

@@ -97,10 +97,11 @@ def summarise(diagnosis: SearchDiagnosis) -> dict:
     in units of the reward's spread max_a r - min_a r, so 1 is always right and 0 always the
     worst answer); over all steps and valid actions: ``reward_model_error`` (mean |r_model - r|)
     and ``next_value_spread`` (mean over steps of max_a - min_a of gamma v(s'_a), the part of Q
-    that the action changes through the next latent alone); ``next_value_reward_slope`` (over the informative steps, the least-squares slope of
-    gamma v(s'_a) on the model's r(s, a) across the valid actions of each state, both taken
-    relative to their mean over those actions: 0 when the next latent's value ignores the
-    reward of the action, -1 when it cancels it and Q is the same for every action).
+    that the action changes through the next latent alone); ``next_value_reward_slope``
+    (over the informative steps, the least-squares slope of gamma v(s'_a) on the model's
+    r(s, a) across the valid actions of each state, both relative to their mean over those
+    actions: 0 when the next latent's value ignores the reward of the action, -1 when it
+    cancels it and Q is the same for every action).
     """
     d = jax.tree.map(np.asarray, diagnosis)
     valid = d.valid
