@@ -1,4 +1,4 @@
-"""What the dynamics' reward reads: the next latent's trunk (default) or its own MLP.
+"""What the dynamics' reward reads: its own MLP (default) or the next latent's trunk.
 
 With ``separate_reward_trunk`` the reward loss must not shape the features the next
 latent is made from (and so the value the search reads at each counterfactual next
