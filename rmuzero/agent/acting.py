@@ -35,17 +35,34 @@ def invalid_actions(step: AgentStep) -> chex.Array | None:
     return None if step.action_mask is None else ~step.action_mask
 
 
+def explore(key: chex.PRNGKey, action: chex.Array, invalid: chex.Array | None, num_actions: int,
+            epsilon: float) -> chex.Array:
+    """``action [B]`` with each entry, with probability ``epsilon``, replaced by a uniform valid action."""
+    replace_key, uniform_key = jax.random.split(key)
+    logits = jnp.zeros(action.shape + (num_actions,))
+    if invalid is not None:
+        logits = jnp.where(invalid, -jnp.inf, logits)
+    uniform = jax.random.categorical(uniform_key, logits).astype(action.dtype)
+    return jnp.where(jax.random.uniform(replace_key, action.shape) < epsilon, uniform, action)
+
+
 def act_step(model: Model, env: AgentEnv, params: Params, actor: ActorState,
-             key: chex.PRNGKey) -> tuple[ActorState, tuple[StepRecord, AgentStep]]:
+             key: chex.PRNGKey, epsilon: float = 0.0) -> tuple[ActorState, tuple[StepRecord, AgentStep]]:
     """Encodes o_t, searches, steps the environments; the record of step t ([B, ...])."""
     step = actor.step
     carry, latent = model.encode(params, actor.carry, step.obs[None], step.start[None])
-    out = model.search(params, key, latent[0], invalid_actions(step))
-    env_state, next_step = env.step(actor.env_state, out.action)
+    invalid = invalid_actions(step)
+    if epsilon > 0:
+        key, explore_key = jax.random.split(key)
+    out = model.search(params, key, latent[0], invalid)
+    action = out.action.astype(jnp.int32)
+    if epsilon > 0:
+        action = explore(explore_key, action, invalid, env.num_actions, epsilon)
+    env_state, next_step = env.step(actor.env_state, action)
     record = StepRecord(
         obs=step.obs,
         start=step.start,
-        action=out.action.astype(jnp.int32),
+        action=action,
         reward=next_step.reward,
         discount=next_step.discount,
         search_policy=out.action_weights,
@@ -58,10 +75,11 @@ def act_step(model: Model, env: AgentEnv, params: Params, actor: ActorState,
 
 
 def rollout(model: Model, env: AgentEnv, params: Params, actor: ActorState, key: chex.PRNGKey,
-            num_steps: int) -> tuple[ActorState, StepRecord, AgentStep]:
+            num_steps: int, epsilon: float = 0.0) -> tuple[ActorState, StepRecord, AgentStep]:
     """``num_steps`` acting steps: records ``[B, T, ...]`` (batch-major, for the replay)
     and the timesteps reached ``[T, B, ...]`` (time-major, for episode metrics)."""
     keys = jax.random.split(key, num_steps)
-    actor, (records, steps) = jax.lax.scan(functools.partial(act_step, model, env, params), actor, keys)
+    step = functools.partial(act_step, model, env, params, epsilon=epsilon)
+    actor, (records, steps) = jax.lax.scan(step, actor, keys)
     records = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), records)
     return actor, records, steps

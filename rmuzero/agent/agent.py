@@ -272,7 +272,8 @@ def make_agent(
     def collect(state: TrainState) -> tuple[TrainState, IterationMetrics]:
         key, rollout_key = jax.random.split(state.key)
         actor, records, steps = rollout(
-            model, env, state.params, state.actor, device_key(rollout_key), system.rollout_length)
+            model, env, state.params, state.actor, device_key(rollout_key), system.rollout_length,
+            epsilon=system.exploration_epsilon)
         replay_state = replay.add(state.replay, records)
         done = steps.episode_done.astype(jnp.float32)
         zero = jnp.zeros((), jnp.float32)

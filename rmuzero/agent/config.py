@@ -128,6 +128,8 @@ class SystemConfig:
     target_update_period: int = 50  # updates between target-network copies (1 with tau < 1: Polyak)
     target_tau: float = 1.0  # 1: hard copy every period; < 1: Polyak step size
     reanalyse_fraction: float = 0.25  # sequences whose policy / bootstrap targets are refreshed by search
+    exploration_epsilon: float = 0.0  # acting: each step, with this probability, a uniform valid action
+    #                                   replaces the search's (its policy target stays the search's)
 
     def __post_init__(self):
         for name in (
@@ -149,6 +151,7 @@ class SystemConfig:
         _real_in("system", "dynamics_gradient_scale", self.dynamics_gradient_scale, 0.0, 1.0)
         _real_in("system", "target_tau", self.target_tau, 0.0, 1.0, open_low=True)
         _real_in("system", "reanalyse_fraction", self.reanalyse_fraction, 0.0, 1.0)
+        _real_in("system", "exploration_epsilon", self.exploration_epsilon, 0.0, 1.0)
 
     @property
     def reanalysed_sequences(self) -> int:

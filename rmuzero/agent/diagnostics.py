@@ -101,7 +101,11 @@ def summarise(diagnosis: SearchDiagnosis) -> dict:
     (over the informative steps, the least-squares slope of gamma v(s'_a) on the model's
     r(s, a) across the valid actions of each state, both relative to their mean over those
     actions: 0 when the next latent's value ignores the reward of the action, -1 when it
-    cancels it and Q is the same for every action).
+    cancels it and Q is the same for every action); per action (lists of A): ``action_frequency``
+    (fraction of steps on which the agent took it) and ``next_value_by_action`` (mean over the
+    steps where it is valid of gamma v(s'_a) minus its mean over that step's valid actions). An
+    untaken action whose next latent the search values below the taken ones can stay untaken:
+    the dynamics never learn where it leads.
     """
     d = jax.tree.map(np.asarray, diagnosis)
     valid = d.valid
@@ -128,6 +132,11 @@ def summarise(diagnosis: SearchDiagnosis) -> dict:
         return np.where(valid & informative[..., None], x - mean, 0.0)
 
     dv, dr = centred(next_value), centred(d.model_reward)
+    num_actions = valid.shape[-1]
+    valid_count = np.maximum(valid.sum(-1, keepdims=True), 1)
+    next_value_centred = next_value - np.sum(np.where(valid, next_value, 0.0), -1, keepdims=True) / valid_count
+    by_action = (np.sum(np.where(valid, next_value_centred, 0.0), axis=(0, 1))
+                 / np.maximum(valid.sum(axis=(0, 1)), 1))
     return {
         "informative_steps": float(np.mean(informative)),
         "prior_top": top(d.prior),
@@ -140,4 +149,6 @@ def summarise(diagnosis: SearchDiagnosis) -> dict:
         "next_value_reward_slope": float(np.sum(dv * dr) / max(float(np.sum(dr * dr)), 1e-30)),
         "next_value_spread": float(np.mean(np.where(valid, next_value, -np.inf).max(-1)
                                            - np.where(valid, next_value, np.inf).min(-1))),
+        "action_frequency": (np.bincount(d.action.ravel(), minlength=num_actions) / d.action.size).tolist(),
+        "next_value_by_action": by_action.tolist(),
     }

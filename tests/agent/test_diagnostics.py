@@ -83,7 +83,7 @@ def test_summary_by_hand():
         improved=np.array([[[0.25, 0.5, 0.25]], [[1 / 3, 1 / 3, 1 / 3]], [[0.0, 1.0, 0.0]]]),
         model_reward=np.array([[[0.9, 0.0, 0.0]], [[0.0, 0.0, 0.0]], [[0.0, 0.9, 0.0]]]),
         model_q=np.array([[[0.9, 1.0, 0.0]], [[0.0, 0.0, 0.5]], [[0.0, 0.9, 1.0]]]),
-        action=np.zeros((3, 1), np.int32),
+        action=np.array([[0], [0], [2]], np.int32),
         episode_step=np.zeros((3, 1), np.int32),
     )
     s = summarise(d)
@@ -101,3 +101,7 @@ def test_summary_by_hand():
     # Informative steps 0 and 2, centred over the 3 actions: step 0 dr = (0.6, -0.3, -0.3),
     # dv = (-1/3, 2/3, -1/3): sum dv dr = -0.3, sum dr^2 = 0.54; step 2 the same, permuted.
     assert s["next_value_reward_slope"] == pytest.approx(-0.6 / 1.08)
+    np.testing.assert_allclose(s["action_frequency"], [2 / 3, 0.0, 1 / 3])
+    # Q - r centred over the actions of each step: (-1/3, 2/3, -1/3), (-1/6, -1/6, 1/3),
+    # (-1/3, -1/3, 2/3); their mean over the 3 steps, per action:
+    np.testing.assert_allclose(s["next_value_by_action"], [-5 / 18, 1 / 18, 2 / 9])
