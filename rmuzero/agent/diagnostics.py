@@ -127,16 +127,16 @@ def summarise(diagnosis: SearchDiagnosis) -> dict:
 
     next_value = d.model_q - d.model_reward
 
-    def centred(x):  # relative to the mean over the valid actions of each state
-        mean = np.sum(np.where(valid, x, 0.0), -1, keepdims=True) / np.maximum(valid.sum(-1, keepdims=True), 1)
-        return np.where(valid & informative[..., None], x - mean, 0.0)
+    def centred(x):  # minus its mean over the valid actions of each state
+        return x - np.sum(np.where(valid, x, 0.0), -1, keepdims=True) / np.maximum(valid.sum(-1, keepdims=True), 1)
 
-    dv, dr = centred(next_value), centred(d.model_reward)
-    num_actions = valid.shape[-1]
-    valid_count = np.maximum(valid.sum(-1, keepdims=True), 1)
-    next_value_centred = next_value - np.sum(np.where(valid, next_value, 0.0), -1, keepdims=True) / valid_count
-    by_action = (np.sum(np.where(valid, next_value_centred, 0.0), axis=(0, 1))
+    value_centred = centred(next_value)
+    on_informative = valid & informative[..., None]
+    dv = np.where(on_informative, value_centred, 0.0)
+    dr = np.where(on_informative, centred(d.model_reward), 0.0)
+    by_action = (np.sum(np.where(valid, value_centred, 0.0), axis=(0, 1))
                  / np.maximum(valid.sum(axis=(0, 1)), 1))
+    num_actions = valid.shape[-1]
     return {
         "informative_steps": float(np.mean(informative)),
         "prior_top": top(d.prior),
