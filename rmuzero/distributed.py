@@ -1,4 +1,5 @@
-"""Several processes (hosts) in one run: ``jax.distributed.initialize`` before JAX starts.
+"""Before JAX starts: several processes (hosts) in one run (``jax.distributed.initialize``),
+and a CPU host split into several JAX devices (``split_cpu``).
 
 Importing this module starts nothing (it must run before jumanji, whose import creates
 arrays). Every process runs the same command with its own ``process_id``; the devices of
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import os
+import re
 
 import jax
 
-__all__ = ["DistributedConfig", "initialize"]
+__all__ = ["DistributedConfig", "initialize", "split_cpu"]
 
 
 def _count(name: str, value, minimum: int) -> None:
@@ -72,3 +75,38 @@ def initialize(config: DistributedConfig) -> None:
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
     jax.distributed.initialize(coordinator_address=config.coordinator_address,
                                num_processes=config.num_processes, process_id=config.process_id)
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def split_cpu(count: int) -> int:
+    """Makes JAX's CPU backend ``min(count, available_cores())`` devices; returns that number.
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=N``, when set, wins (N is returned).
+
+    One XLA CPU device runs most of a small update's operations on one core; with one device
+    per core the data-parallel training step (``num_devices``) uses them all. A GPU or TPU host
+    keeps its accelerators as the default devices, so this changes nothing there.
+
+    Raises:
+      ValueError: ``count`` is not an integer >= 1.
+      RuntimeError: JAX already started in this process with another number of CPU devices.
+    """
+    _count("cpu_devices", count, 1)
+    forced = re.search(r"--xla_force_host_platform_device_count=(\d+)", os.environ.get("XLA_FLAGS", ""))
+    if forced:  # the environment's explicit choice wins
+        return int(forced.group(1))
+    count = min(count, available_cores())
+    if _backend_started():
+        if len(jax.devices("cpu")) != count:
+            raise RuntimeError(
+                f"cpu_devices={count} but JAX has already started in this process; call "
+                "rmuzero.distributed.split_cpu(...) before importing rmuzero.agent or jumanji (scripts/train.py does)")
+        return count
+    jax.config.update("jax_num_cpu_devices", count)
+    return count

@@ -25,15 +25,21 @@ from pathlib import Path
 
 import yaml
 
-from rmuzero.agent.config import config_from_dict
-from rmuzero.agent.train import SCRIPT_OPTIONS, compilation_cache_dir, enable_compilation_cache, train
-from rmuzero.metrics import read_metrics
+from rmuzero.distributed import split_cpu
 
+# rmuzero.agent is imported where it is used: importing it starts JAX, and split_cpu must come first.
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def default_cpu_devices() -> int:
+    """configs/config.yaml's ``cpu_devices`` (what scripts/train.py uses)."""
+    return yaml.safe_load((CONFIGS / "config.yaml").read_text())["cpu_devices"]
 
 
 def default_config(network: str, env: str = "popgym/repeat_previous", system: str = "muzero") -> dict:
     """The values scripts/train.py would compose with no overrides but network=, env= and system=."""
+    from rmuzero.agent.train import SCRIPT_OPTIONS
+
     top = yaml.safe_load((CONFIGS / "config.yaml").read_text())
     values = {k: v for k, v in top.items() if k not in ("defaults", "hydra", *SCRIPT_OPTIONS)}
     values["env"] = yaml.safe_load((CONFIGS / f"env/{env}.yaml").read_text())
@@ -90,7 +96,14 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="override, e.g. total_env_steps=100000")
     parser.add_argument("--runs", default="runs/bench_learning")
     parser.add_argument("--out", default="bench_learning.json")
+    parser.add_argument("--cpu-devices", type=int, default=default_cpu_devices(),
+                        help="JAX devices a CPU host runs as (scripts/train.py's cpu_devices; default: configs/config.yaml's)")
     args = parser.parse_args()
+    split_cpu(args.cpu_devices)
+    from rmuzero.agent.config import config_from_dict
+    from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache, train
+    from rmuzero.metrics import read_metrics
+
     enable_compilation_cache(compilation_cache_dir())  # $RMUZERO_COMPILATION_CACHE, off to disable
 
     rows = []

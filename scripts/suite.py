@@ -29,7 +29,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench_learning import apply_override, default_config, summarise
+from bench_learning import apply_override, default_config, default_cpu_devices, summarise
 
 ANCHOR_SOURCES = {
     "POPGym": "Morad et al., POPGym: Benchmarking Partially Observable Reinforcement Learning, ICLR 2023 "
@@ -235,8 +235,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threshold", type=float, default=0.95)
     parser.add_argument("--set", action="append", default=[], help="train.py override for every run")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--cpu-devices", type=int, default=default_cpu_devices(),
+                        help="JAX devices a CPU host runs as (scripts/train.py's cpu_devices; default: configs/config.yaml's)")
     args = parser.parse_args(argv)
     import platform
+
+    from rmuzero.distributed import split_cpu
+
+    split_cpu(args.cpu_devices)  # before anything starts JAX
 
     from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache
     from rmuzero.envs import DIFFICULTIES, list_envs

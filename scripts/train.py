@@ -15,7 +15,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from rmuzero.distributed import DistributedConfig, initialize
+from rmuzero.distributed import DistributedConfig, initialize, split_cpu
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "configs")
 
@@ -27,11 +27,20 @@ def main(cfg: DictConfig) -> None:
     progress = bool(values.pop("progress", True))
     cache = values.pop("compilation_cache", None)
     resume = bool(values.pop("resume", False))
-    try:  # several processes: join before anything starts JAX (importing jumanji does)
-        initialize(DistributedConfig(**(values.get("distributed") or {})))
+    cpu_devices = values.pop("cpu_devices", 1)
+    try:  # before anything starts JAX (importing jumanji does): join several processes, or split the CPU
+        distributed = DistributedConfig(**(values.get("distributed") or {}))
     except (TypeError, ValueError) as error:
         print(f"error: distributed: {error}", file=sys.stderr)
         sys.exit(2)
+    if distributed.enabled:
+        initialize(distributed)
+    else:
+        try:
+            split_cpu(cpu_devices)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
     from rmuzero.agent.config import ConfigError, config_from_dict
     from rmuzero.agent.train import TrainingError, compilation_cache_dir, enable_compilation_cache, train
     from rmuzero.checkpoint import CheckpointError

@@ -30,7 +30,9 @@ def _read_csv(path: Path) -> list[dict]:
 
 def test_suite_on_a_tiny_budget_writes_one_row_per_run_and_skips_finished_runs(tmp_path, capsys):
     out = tmp_path / "suite"
-    args = ["--tasks", "repeat_previous:easy", "--networks", "ffm", "--seeds", "0", "1", "--out", str(out)]
+    # In-process, after pytest started JAX on one CPU device: --cpu-devices 1 keeps that device.
+    args = ["--tasks", "repeat_previous:easy", "--networks", "ffm", "--seeds", "0", "1", "--out", str(out),
+            "--cpu-devices", "1"]
     for assignment in TINY:
         args += ["--set", assignment]
     suite.main(args)

@@ -211,7 +211,8 @@ class AgentConfig:
     keep_checkpoints: int | None = None  # keep only the newest N checkpoints (the final one among them); None: all
     iterations_per_call: int = 1  # training iterations fused into one jitted call (logging waits for the call)
     num_seeds: int = 1  # seeds seed .. seed + N - 1 trained together, vmapped, in one process
-    num_devices: int | None = None  # devices the training step is split over (data parallel); None: all visible
+    num_devices: int | None = None  # devices the training step is split over (data parallel); None: the most visible ones
+    #                                 num_envs and batch_size divide over (every device with several processes)
 
     def __post_init__(self):
         _positive_int("config", "seed", self.seed, minimum=0)

@@ -53,6 +53,15 @@ def initialize_distributed(distributed: DistributedConfig) -> None:
                           f"{jax.process_count()} processes")
 
 
+def default_num_devices(num_envs: int, batch_size: int, available: int, num_processes: int = 1) -> int:
+    """What ``num_devices: null`` trains on: every device of a multi-process run; in one
+    process the most of its ``available`` devices that ``num_envs`` and ``batch_size`` both
+    divide over (16 envs and 32 sequences on 3 devices: 2)."""
+    if num_processes > 1:
+        return available
+    return max(d for d in range(1, available + 1) if num_envs % d == 0 and batch_size % d == 0)
+
+
 def make_mesh(num_devices: int | None) -> Mesh:
     """A one-axis mesh over ``num_devices`` devices (None: all of them, every process's)."""
     devices = jax.devices()

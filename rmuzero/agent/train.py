@@ -22,7 +22,8 @@ import numpy as np
 
 from rmuzero.agent.agent import Agent, TrainState, make_agent
 from rmuzero.agent.config import AgentConfig, config_to_dict
-from rmuzero.agent.parallel import DATA_AXIS, initialize_distributed, make_mesh, shard_functions, to_host
+from rmuzero.agent.parallel import (DATA_AXIS, default_num_devices, initialize_distributed, make_mesh, shard_functions,
+                                    to_host)
 from rmuzero.checkpoint import CheckpointError, latest_checkpoint, load_config, restore_checkpoint, save_checkpoint
 from rmuzero.metrics import MetricsLogger
 from rmuzero.networks.transforms import h_inv
@@ -39,7 +40,7 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-SCRIPT_OPTIONS = ("progress", "compilation_cache", "resume")  # configs/config.yaml keys for scripts/train.py, not the agent
+SCRIPT_OPTIONS = ("progress", "compilation_cache", "resume", "cpu_devices")  # configs/config.yaml keys for scripts/train.py, not the agent
 
 COMPILATION_CACHE_VARIABLE = "RMUZERO_COMPILATION_CACHE"
 DEFAULT_COMPILATION_CACHE = "~/.cache/rmuzero/jax"
@@ -276,7 +277,8 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     seeds = [config.seed + i for i in range(config.num_seeds)]
     batched = jax.vmap if many else (lambda f: f)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds]) if many else jax.random.PRNGKey(config.seed)
-    num_devices = config.num_devices or jax.device_count()
+    num_devices = config.num_devices or default_num_devices(
+        config.system.num_envs, config.system.batch_size, jax.device_count(), jax.process_count())
     if num_devices == 1 and jax.process_count() == 1:
         agent = agent or make_agent(config)
         # Every leaf its own buffer (init shares params with target_params): the state is donated.
@@ -286,7 +288,7 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
         # One call: config.iterations_per_call iterations, the training state donated (updated in place).
         train_iterations = jax.jit(batched(agent.train_iterations), donate_argnums=0)
     else:  # data parallel over the mesh (rmuzero.agent.parallel)
-        mesh = make_mesh(config.num_devices)
+        mesh = make_mesh(num_devices)
         num_devices = mesh.size
         if agent is not None:
             raise ValueError("train(agent=...) is for one device; leave it out to train on several")

@@ -40,6 +40,7 @@ TRAIN_CASES = {
     "zero_simulations": (["search.num_simulations=0"], ["num_simulations=0", "valid", "> 0"]),
     "negative_batch": (["system.batch_size=-1"], ["batch_size=-1", "valid", ">= 1"]),
     "unknown_difficulty": (["env.difficulty=extreme"], ["extreme", "easy", "medium", "hard"]),
+    "zero_cpu_devices": (["cpu_devices=0"], ["cpu_devices=0", "valid", ">= 1"]),
     "misspelt_memory_option": (["network.memory_kwargs={memroy_size:32}"],
                                ["memroy_size", "memory_size", "context_size", "min_period"]),
 }

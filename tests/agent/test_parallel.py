@@ -115,3 +115,60 @@ def test_more_devices_than_visible_is_refused():
 
     with pytest.raises(ConfigError, match=r"num_devices=64; valid: 1 \.\. 1"):
         make_mesh(64)
+
+
+@pytest.mark.parametrize("num_envs, batch_size, available, processes, expected", [
+    (16, 32, 1, 1, 1),
+    (16, 32, 2, 1, 2),
+    (16, 32, 3, 1, 2),  # 3 divides neither 16 nor 32
+    (16, 32, 8, 1, 8),
+    (12, 32, 8, 1, 4),  # 8 and 6 do not divide both; 4 does
+    (3, 32, 2, 1, 1),  # an odd number of environments stays on one device
+    (16, 32, 8, 2, 8),  # several processes: every device, as the mesh requires
+])
+def test_num_devices_null_takes_the_most_devices_the_sizes_divide_over(num_envs, batch_size, available, processes,
+                                                                        expected):
+    from rmuzero.agent.parallel import default_num_devices
+
+    assert default_num_devices(num_envs, batch_size, available, processes) == expected
+
+
+SPLIT = """
+import json, sys
+import jax
+from rmuzero.distributed import available_cores, split_cpu
+requested = int(sys.argv[1])
+got = split_cpu(requested)
+devices = jax.device_count()
+try:
+    split_cpu(requested + 1)  # after JAX started: refused unless it changes nothing
+    again = "accepted"
+except RuntimeError as error:
+    again = str(error)
+print(json.dumps(dict(got=got, devices=devices, cores=available_cores(), again=again)))
+"""
+
+
+@pytest.mark.parametrize("requested, xla_flags", [(1, None), (2, None), (64, None), (2, 3)])
+def test_split_cpu_makes_that_many_devices_capped_at_the_cores(requested, xla_flags):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+    if xla_flags:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={xla_flags}"
+    done = subprocess.run([sys.executable, "-c", SPLIT, str(requested)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = xla_flags or min(requested, out["cores"])
+    assert out["got"] == out["devices"] == expected
+    if xla_flags or min(requested + 1, out["cores"]) == expected:
+        assert out["again"] == "accepted"
+    else:
+        assert out["again"].startswith(f"cpu_devices={min(requested + 1, out['cores'])} but JAX has already started")
+
+
+def test_split_cpu_refuses_a_count_below_one():
+    from rmuzero.distributed import split_cpu
+
+    with pytest.raises(ValueError, match=r"^cpu_devices=0; valid: an integer >= 1$"):
+        split_cpu(0)
