@@ -3,11 +3,13 @@
 
     python tests/agent/multidevice_checks.py update   # prints one JSON object
     python tests/agent/multidevice_checks.py train RUN_DIR
+    python tests/agent/multidevice_checks.py seeds RUN_DIR
     python tests/agent/multidevice_checks.py process RUN_DIR PORT PROCESS_ID   # one of 2 processes
 
 ``update``: one learner update of a fixed global batch on 1 device and on 4 (each device
 a quarter of the batch, gradients averaged): parameters, optimizer state and losses.
 ``train``: a short run on every device (4), then resumed on 2 devices.
+``seeds``: seeds 4 and 5 vmapped on 2 devices, and seed 5 alone on 2 devices.
 ``process``: one of two processes (one CPU device each, gloo collectives) training one run.
 """
 
@@ -81,6 +83,20 @@ def check_train(run_dir: str) -> dict:
     return {"devices": jax.device_count(), "first": first, "resumed": read_metrics(f"{run_dir}/metrics.jsonl")}
 
 
+def check_seeds(run_dir: str) -> dict:
+    from rmuzero.agent.config import config_from_dict
+    from rmuzero.agent.train import train
+    from rmuzero.metrics import read_metrics
+
+    values = {**SMALL, "system": {**SMALL["system"], "num_envs": 8}, "total_env_steps": 520, "log_every": 104,
+              "eval_every": 520, "checkpoint_every": 520, "num_devices": 2, "seed": 4}
+    train(config_from_dict({**values, "num_seeds": 2}), f"{run_dir}/both", progress=False)
+    train(config_from_dict({**values, "seed": 5}), f"{run_dir}/alone_5", progress=False)
+    return {"devices": jax.device_count(),
+            "together": read_metrics(f"{run_dir}/both/seed_5/metrics.jsonl"),
+            "alone": read_metrics(f"{run_dir}/alone_5/metrics.jsonl")}
+
+
 TWO_PROCESSES = {**SMALL, "total_env_steps": 624, "log_every": 208, "eval_every": 312, "checkpoint_every": 312}
 
 
@@ -100,5 +116,7 @@ if __name__ == "__main__":
         print(json.dumps(check_update()))
     elif sys.argv[1] == "train":
         print(json.dumps(check_train(sys.argv[2])))
+    elif sys.argv[1] == "seeds":
+        print(json.dumps(check_seeds(sys.argv[2])))
     else:
         print(json.dumps(check_process(*sys.argv[2:5])))
