@@ -16,9 +16,9 @@ is reported separately. Prints a table and writes JSON with the machine named.
     python scripts/bench_throughput.py --devices 1 2 4     # data parallel over local devices
 
 ``--devices`` splits each point over that many devices as training does (global
-``num_envs`` and batch). On CPU, virtual devices
-(``XLA_FLAGS=--xla_force_host_platform_device_count=4``) share the same cores: they
-show that the sharded program runs, not a speed-up.
+``num_envs`` and batch). A CPU host runs as the largest of them (``split_cpu``, at most
+its cores, as scripts/train.py's ``cpu_devices``; ``XLA_FLAGS=--xla_force_host_platform_device_count=N``
+wins, e.g. to run 4 devices on 2 cores, which shows the sharded program runs, not a speed-up).
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 
-from rmuzero.agent.agent import make_agent
-from rmuzero.agent.config import config_from_dict
+from rmuzero.distributed import split_cpu
 
 from bench_learning import apply_override, default_config
+
+# rmuzero.agent is imported where it is used: importing it starts JAX, and split_cpu must come first.
 
 
 def _timed(fn, state, repeats: int):
@@ -67,6 +68,8 @@ class Timed(NamedTuple):
 def _functions(config, num_devices: int) -> Timed:
     """On one device, or data parallel over ``num_devices`` (rmuzero.agent.parallel: the
     same shard_map training uses)."""
+    from rmuzero.agent.agent import make_agent
+
     if num_devices == 1:
         agent = make_agent(config)
         ready = jax.jit(agent.ready)
@@ -86,6 +89,8 @@ def _functions(config, num_devices: int) -> Timed:
 
 
 def measure(values: dict, repeats: int, num_devices: int = 1) -> dict:
+    from rmuzero.agent.config import config_from_dict
+
     config = config_from_dict(values)
     agent, init, collect, iteration, can_sample = _functions(config, num_devices)
     state = init(jax.random.PRNGKey(config.seed))
@@ -131,6 +136,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="override, e.g. system.rollout_length=32")
     parser.add_argument("--out", default="bench_throughput.json")
     args = parser.parse_args()
+    split_cpu(max(args.devices))  # before anything starts JAX
 
     machine = f"{platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}, jax {jax.__version__}"
     print(f"# {machine}; {args.env} {args.difficulty or ''}; overrides {args.set}; median of {args.repeats}")
