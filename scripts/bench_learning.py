@@ -99,7 +99,10 @@ def main() -> None:
     parser.add_argument("--cpu-devices", type=int, default=default_cpu_devices(),
                         help="JAX devices a CPU host runs as (scripts/train.py's cpu_devices; default: configs/config.yaml's)")
     args = parser.parse_args()
-    split_cpu(args.cpu_devices)
+    try:
+        split_cpu(args.cpu_devices)
+    except ValueError as error:
+        parser.error(str(error).replace("cpu_devices", "--cpu-devices", 1))
     from rmuzero.agent.config import config_from_dict
     from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache, train
     from rmuzero.metrics import read_metrics

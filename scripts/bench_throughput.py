@@ -136,7 +136,10 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="override, e.g. system.rollout_length=32")
     parser.add_argument("--out", default="bench_throughput.json")
     args = parser.parse_args()
-    split_cpu(max(args.devices))  # before anything starts JAX
+    try:
+        split_cpu(max(args.devices))  # before anything starts JAX
+    except ValueError as error:
+        parser.error(str(error).replace("cpu_devices", "--devices", 1))
 
     machine = f"{platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}, jax {jax.__version__}"
     print(f"# {machine}; {args.env} {args.difficulty or ''}; overrides {args.set}; median of {args.repeats}")

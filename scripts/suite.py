@@ -242,7 +242,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from rmuzero.distributed import split_cpu
 
-    split_cpu(args.cpu_devices)  # before anything starts JAX
+    try:
+        split_cpu(args.cpu_devices)  # before anything starts JAX
+    except ValueError as error:
+        parser.error(str(error).replace("cpu_devices", "--cpu-devices", 1))
 
     from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache
     from rmuzero.envs import DIFFICULTIES, list_envs
