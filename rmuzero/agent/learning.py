@@ -76,10 +76,13 @@ class Learner:
     num_actions: int
     roots_per_sequence: int  # R
 
-    def sequence_latents(self, params: Params, sequences: Sequences) -> chex.Array:
-        """``[L, S, D]``: each sequence encoded whole from its stored first carry."""
+    def sequence_latents(self, params: Params, sequences: Sequences, positions: chex.Array | None = None) -> chex.Array:
+        """``[L, S, D]``: each sequence encoded whole from its stored first carry; with
+        ``positions [S, R]`` the latents at those positions only, ``[R, S, D]`` (the memory
+        still runs over the whole sequence; only the per-step readout is restricted)."""
         steps = sequences.steps
-        _, latents = self.model.encode(params, sequences.carry, _time_major(steps.obs), _time_major(steps.start))
+        _, latents = self.model.encode(params, sequences.carry, _time_major(steps.obs), _time_major(steps.start),
+                                       None if positions is None else _time_major(positions))
         return latents
 
     def targets(self, target_params: Params, sequences: Sequences,
@@ -141,8 +144,11 @@ class Learner:
         system, model, steps = self.system, self.model, sequences.steps
         K = system.num_unroll_steps
         length = steps.start.shape[1]
-        sequence_latents = _time_major(self.sequence_latents(params, sequences))  # [S, L, D]
-        latents = _gather(sequence_latents, roots)  # [S, R, D]
+        if system.consistency_loss_weight > 0:  # latents k steps on from every root, too
+            sequence_latents = _time_major(self.sequence_latents(params, sequences))  # [S, L, D]
+            latents = _gather(sequence_latents, roots)  # [S, R, D]
+        else:  # read out at the roots only: no compute at the positions without a loss
+            latents = _time_major(self.sequence_latents(params, sequences, roots))  # [S, R, D]
         # Actions a_{t+k} for k < K, clipped at the sequence's end (masked there).
         positions = jnp.minimum(roots[..., None] + jnp.arange(K)[None, None, :], length - 1)  # [S, R, K]
         actions = _gather(steps.action, positions)  # [S, R, K]

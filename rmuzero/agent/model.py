@@ -32,9 +32,10 @@ class Model:
     reward_support: DiscreteSupport
     search_config: SearchConfig
 
-    def encode(self, params: Params, carry, obs: chex.Array, start: chex.Array):
-        """``(carry, obs [T, B, F], start [T, B]) -> (carry, latents [T, B, D])``."""
-        return self.network.apply(params, carry, (obs, start), method=MuZeroNetwork.encode)
+    def encode(self, params: Params, carry, obs: chex.Array, start: chex.Array, positions: chex.Array | None = None):
+        """``(carry, obs [T, B, F], start [T, B]) -> (carry, latents [T, B, D])``; with
+        ``positions [R, B]`` the latents at those steps only, ``[R, B, D]``."""
+        return self.network.apply(params, carry, (obs, start), positions, method=MuZeroNetwork.encode)
 
     def predict(self, params: Params, latent: chex.Array) -> Prediction:
         """``latent [..., D] -> Prediction(policy_logits [..., A], value [...])``."""

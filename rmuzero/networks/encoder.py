@@ -74,7 +74,10 @@ class HistoryEncoder(nn.Module):
         return self.num_actions is not None or self.prev_reward
 
     @nn.compact
-    def __call__(self, carry: tuple, inputs: tuple) -> tuple[tuple, chex.Array]:
+    def __call__(self, carry: tuple, inputs: tuple, positions: chex.Array | None = None) -> tuple[tuple, chex.Array]:
+        """``(carry, inputs) -> (carry, latents [T, B, D])``; with ``positions [R, B]`` (time
+        indices per batch entry) the latents at those steps only, ``[R, B, D]``, computed there
+        alone after the memory's scan (the same values as gathering the full output)."""
         expected = 4 if self._extra_inputs else 2
         if not isinstance(inputs, (tuple, list)) or len(inputs) != expected:
             names = "(obs, start, prev_action, prev_reward)" if self._extra_inputs else "(obs, start)"
@@ -102,7 +105,7 @@ class HistoryEncoder(nn.Module):
             if self.prev_reward:
                 features.append(jnp.where(keep, prev_reward.astype(jnp.float32)[..., None], 0.0))
         x = nn.gelu(nn.Dense(self.features, name="embed")(jnp.concatenate(features, axis=-1)))
-        carry, h = self._stack(name="memory")(carry, (x, start))
+        carry, h = self._stack(name="memory")(carry, (x, start), positions)
         return carry, nn.Dense(self.latent_size, name="latent")(h)
 
     @nn.nowrap

@@ -125,14 +125,18 @@ class _Memoroid(nn.Module):
         raise NotImplementedError
 
     @nn.compact
-    def __call__(self, carry: Carry, inputs: tuple[chex.Array, chex.Array]) -> tuple[Carry, chex.Array]:
+    def __call__(self, carry: Carry, inputs: tuple[chex.Array, chex.Array],
+                 positions: chex.Array | None = None) -> tuple[Carry, chex.Array]:
+        """``positions [R, B]``, if given: the output only at those steps, ``y [R, B, H]`` (the
+        readout is per step, so it runs only there; the carry is still the one after step T)."""
         x, start = inputs
         scan_lib.check_inputs(type(self).__name__, carry, x, start)
+        scan_lib.check_positions(type(self).__name__, positions, x)
         elements = self.input_map(x)
         states = scan_lib.resettable_scan(
             self.monoid(), carry, elements, start, strategy=self.scan, chunk_size=self.chunk_size
         )
-        y = self.readout(states, x)
+        y = self.readout(*scan_lib.at_positions((states, x), positions))
         return jax.tree.map(lambda s: s[-1], states), y
 
 

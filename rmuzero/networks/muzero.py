@@ -90,9 +90,10 @@ class MuZeroNetwork(nn.Module):
         self.policy_head = nn.Dense(self.num_actions, kernel_init=nn.initializers.zeros)
         self.value_head = nn.Dense(self.value_bins, kernel_init=nn.initializers.zeros)
 
-    def encode(self, carry, inputs: tuple[chex.Array, chex.Array]):
-        """``(carry, (obs [T, B, F], start [T, B])) -> (carry, latents [T, B, D])``."""
-        carry, latents = self.encoder(carry, inputs)
+    def encode(self, carry, inputs: tuple[chex.Array, chex.Array], positions: chex.Array | None = None):
+        """``(carry, (obs [T, B, F], start [T, B])) -> (carry, latents [T, B, D])``; with
+        ``positions [R, B]`` only the latents at those steps, ``[R, B, D]``."""
+        carry, latents = self.encoder(carry, inputs, positions)
         return carry, scale_latent(latents)
 
     def predict(self, latent: chex.Array) -> ModelOutput:

@@ -5,7 +5,8 @@ Dimensions: T time, B batch, F input features, H features.
 ``carry, y = layer.apply(params, carry, (x [T, B, F], start [T, B]))``: a
 ``jax.lax.scan`` over time; where ``start[t]`` is set the state is reset to the
 initial (zero) state *before* ``x[t]`` is consumed, through ``jnp.where`` so a
-NaN in a stale carry cannot leak. Input projections of all steps are computed
+NaN in a stale carry cannot leak. With ``positions [R, B]`` the output is that of those
+steps only, ``y [R, B, H]``. Input projections of all steps are computed
 before the scan, so only the recurrent matrix product is sequential.
 """
 
@@ -38,9 +39,10 @@ class GRU(nn.Module):
     features: int = 128
 
     @nn.compact
-    def __call__(self, carry: chex.Array, inputs: tuple[chex.Array, chex.Array]):
+    def __call__(self, carry: chex.Array, inputs: tuple[chex.Array, chex.Array], positions: chex.Array | None = None):
         x, start = inputs
         scan_lib.check_inputs("GRU", carry, x, start)
+        scan_lib.check_positions("GRU", positions, x)
         h_size = self.features
         projected = nn.Dense(3 * h_size, name="input")(x)  # [T, B, 3H]: reset, update, candidate
         recurrent = self.param(
@@ -59,7 +61,7 @@ class GRU(nn.Module):
             return h, h
 
         carry, y = jax.lax.scan(step, carry, (projected, start.astype(bool)))
-        return carry, y
+        return carry, scan_lib.at_positions(y, positions)
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> chex.Array:
@@ -72,9 +74,10 @@ class LSTM(nn.Module):
     features: int = 128
 
     @nn.compact
-    def __call__(self, carry: LSTMState, inputs: tuple[chex.Array, chex.Array]):
+    def __call__(self, carry: LSTMState, inputs: tuple[chex.Array, chex.Array], positions: chex.Array | None = None):
         x, start = inputs
         scan_lib.check_inputs("LSTM", carry, x, start)
+        scan_lib.check_positions("LSTM", positions, x)
         h_size = self.features
         projected = nn.Dense(4 * h_size, name="input")(x)  # [T, B, 4H]: input, forget, cell, output
         recurrent = self.param(
@@ -91,7 +94,7 @@ class LSTM(nn.Module):
             return LSTMState(cell, hidden), hidden
 
         carry, y = jax.lax.scan(step, carry, (projected, start.astype(bool)))
-        return carry, y
+        return carry, scan_lib.at_positions(y, positions)
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> LSTMState:

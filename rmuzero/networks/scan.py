@@ -156,6 +156,27 @@ def _chunked(monoid: Monoid, carry: State, elements: State, start: chex.Array, c
     )
 
 
+def at_positions(tree: State, positions: chex.Array | None) -> State:
+    """Leaves ``[T, B, ...]`` at time ``positions [R, B]`` (per batch entry) -> ``[R, B, ...]``;
+    ``None``: the tree unchanged. What a layer reads out only where a loss needs it."""
+    if positions is None:
+        return tree
+    batch = jnp.arange(positions.shape[1])[None, :]
+    return jax.tree.map(lambda x: x[positions, batch], tree)
+
+
+def check_positions(name: str, positions: chex.Array | None, x: chex.Array) -> None:
+    """``positions`` must be ``None`` or integer ``[R, B]`` matching ``x [T, B, F]``'s batch."""
+    if positions is None:
+        return
+    if getattr(positions, "ndim", None) != 2 or positions.shape[1] != x.shape[1] or not jnp.issubdtype(
+            positions.dtype, jnp.integer):
+        raise ValueError(
+            f"{name}: positions must be integer time indices [R, B] with B = {x.shape[1]} (from x "
+            f"{tuple(x.shape)}); received {getattr(positions, 'shape', type(positions))} "
+            f"{getattr(positions, 'dtype', '')}")
+
+
 def check_inputs(name: str, carry: State, x: chex.Array, start: chex.Array) -> None:
     """Checks the calling convention at trace time; raises ValueError naming shapes.
 

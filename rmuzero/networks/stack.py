@@ -68,7 +68,9 @@ class MemoryStack(nn.Module):
     layer_kwargs: Mapping[str, Any] = FrozenDict()
 
     @nn.compact
-    def __call__(self, carry: tuple, inputs: tuple[chex.Array, chex.Array]):
+    def __call__(self, carry: tuple, inputs: tuple[chex.Array, chex.Array], positions: chex.Array | None = None):
+        """``positions [R, B]``, if given: the output at those steps only, ``[R, B, H]`` (every
+        layer but the last still reads out every step: the next layer's input)."""
         x, start = inputs
         if not isinstance(carry, tuple) or len(carry) != self.num_layers:
             raise ValueError(
@@ -77,6 +79,7 @@ class MemoryStack(nn.Module):
                 f"{len(carry) if isinstance(carry, (tuple, list)) else 'n/a'}"
             )
         scan_lib.check_inputs("MemoryStack", carry, x, start)
+        scan_lib.check_positions("MemoryStack", positions, x)
         h = nn.Dense(self.features, name="input")(x)
         new_carry = []
         for index, layer_carry in enumerate(carry):
@@ -84,8 +87,9 @@ class MemoryStack(nn.Module):
                 features=self.features, name=f"layer_{index}", **dict(self.layer_kwargs)
             )
             normed = nn.LayerNorm(name=f"norm_{index}")(h)
-            layer_carry, y = layer(layer_carry, (normed, start))
-            h = h + y
+            last = index == self.num_layers - 1
+            layer_carry, y = layer(layer_carry, (normed, start), positions if last else None)
+            h = (scan_lib.at_positions(h, positions) if last else h) + y
             new_carry.append(layer_carry)
         return tuple(new_carry), nn.LayerNorm(name="out_norm")(h)
 

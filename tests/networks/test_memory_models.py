@@ -206,3 +206,22 @@ def test_ffm_context_frequencies(zero_frequency, expected):
     x = jnp.zeros((1, 1, 2))
     params = layer.init(jax.random.key(0), layer.initialize_carry(1), (x, jnp.ones((1, 1), bool)))
     np.testing.assert_allclose(np.asarray(params["params"]["omega"]), expected, rtol=1e-6)
+
+
+def test_output_at_positions_equals_the_full_output_gathered(harness):
+    """``positions [R, B]``: the output at those steps (read out there only) is the full
+    output at those steps, and the carry is unchanged; positions repeat and go out of order."""
+    positions = jnp.asarray([[0, 11, 5], [7, 7, 2], [11, 0, 9], [3, 4, 5]], jnp.int32)  # [R=4, B=3]
+    carry_full, y_full = harness.apply(harness.params, harness.identity(), (harness.x, harness.start))
+    carry_at, y_at = jax.jit(harness.model.apply)(harness.params, harness.identity(), (harness.x, harness.start),
+                                                  positions)
+    assert y_at.shape == (4, B, H)
+    _close(y_at, y_full[positions, jnp.arange(B)[None, :]], tol=1e-6)
+    _close(carry_at, carry_full, tol=0)
+
+
+def test_positions_of_the_wrong_shape_are_refused():
+    layer = make_memory("ffm", features=H)
+    x, start = jnp.zeros((T, B, F)), jnp.zeros((T, B), bool)
+    with pytest.raises(ValueError, match=r"positions must be integer time indices \[R, B\] with B = 3 .*received \(4, 2\)"):
+        layer.init(jax.random.key(0), layer.initialize_carry(B), (x, start), jnp.zeros((4, 2), jnp.int32))
