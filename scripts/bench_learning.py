@@ -36,6 +36,14 @@ def default_cpu_devices() -> int:
     return yaml.safe_load((CONFIGS / "config.yaml").read_text())["cpu_devices"]
 
 
+def split_cpu_or_exit(parser: argparse.ArgumentParser, count: int, option: str = "--cpu-devices") -> None:
+    """``split_cpu(count)`` before anything starts JAX; a count below 1 is a usage error."""
+    try:
+        split_cpu(count)
+    except ValueError as error:
+        parser.error(str(error).replace("cpu_devices", option, 1))
+
+
 def default_config(network: str, env: str = "popgym/repeat_previous", system: str = "muzero") -> dict:
     """The values scripts/train.py would compose with no overrides but network=, env= and system=."""
     from rmuzero.agent.train import SCRIPT_OPTIONS
@@ -99,10 +107,7 @@ def main() -> None:
     parser.add_argument("--cpu-devices", type=int, default=default_cpu_devices(),
                         help="JAX devices a CPU host runs as (scripts/train.py's cpu_devices; default: configs/config.yaml's)")
     args = parser.parse_args()
-    try:
-        split_cpu(args.cpu_devices)
-    except ValueError as error:
-        parser.error(str(error).replace("cpu_devices", "--cpu-devices", 1))
+    split_cpu_or_exit(parser, args.cpu_devices)
     from rmuzero.agent.config import config_from_dict
     from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache, train
     from rmuzero.metrics import read_metrics

@@ -33,9 +33,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 
-from rmuzero.distributed import split_cpu
-
-from bench_learning import apply_override, default_config
+from bench_learning import apply_override, default_config, split_cpu_or_exit
 
 # rmuzero.agent is imported where it is used: importing it starts JAX, and split_cpu must come first.
 
@@ -136,10 +134,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="override, e.g. system.rollout_length=32")
     parser.add_argument("--out", default="bench_throughput.json")
     args = parser.parse_args()
-    try:
-        split_cpu(max(args.devices))  # before anything starts JAX
-    except ValueError as error:
-        parser.error(str(error).replace("cpu_devices", "--devices", 1))
+    split_cpu_or_exit(parser, max(args.devices), "--devices")
 
     machine = f"{platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}, jax {jax.__version__}"
     print(f"# {machine}; {args.env} {args.difficulty or ''}; overrides {args.set}; median of {args.repeats}")

@@ -29,7 +29,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench_learning import apply_override, default_config, default_cpu_devices, summarise
+from bench_learning import apply_override, default_config, default_cpu_devices, split_cpu_or_exit, summarise
 
 ANCHOR_SOURCES = {
     "POPGym": "Morad et al., POPGym: Benchmarking Partially Observable Reinforcement Learning, ICLR 2023 "
@@ -240,12 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     import platform
 
-    from rmuzero.distributed import split_cpu
-
-    try:
-        split_cpu(args.cpu_devices)  # before anything starts JAX
-    except ValueError as error:
-        parser.error(str(error).replace("cpu_devices", "--cpu-devices", 1))
+    split_cpu_or_exit(parser, args.cpu_devices)
 
     from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache
     from rmuzero.envs import DIFFICULTIES, list_envs
