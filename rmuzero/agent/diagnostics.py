@@ -87,7 +87,7 @@ def diagnose_search(model: Model, env: AgentEnv, params: Params, key: chex.PRNGK
     return records
 
 
-def summarise(diagnosis: SearchDiagnosis) -> dict:
+def summarise(diagnosis: SearchDiagnosis, phases: int = 3) -> dict:
     """Accuracies against the best immediate reward, over the steps where the actions' rewards differ.
 
     Keys: ``informative_steps`` (fraction of steps where some valid action earns more than
@@ -105,7 +105,10 @@ def summarise(diagnosis: SearchDiagnosis) -> dict:
     (fraction of steps on which the agent took it) and ``next_value_by_action`` (mean over the
     steps where it is valid of gamma v(s'_a) minus its mean over that step's valid actions). An
     untaken action whose next latent the search values below the taken ones can stay untaken:
-    the dynamics never learn where it leads.
+    the dynamics never learn where it leads. ``by_episode_step``: the four accuracies again over
+    the informative steps in each of ``phases`` equal ranges of the episode step (``first`` and
+    ``last`` inclusive, ``steps`` how many): where the memory must reach back the same distance,
+    a fall over the episode means what was stored earlier blurs what is recalled later.
     """
     d = jax.tree.map(np.asarray, diagnosis)
     valid = d.valid
@@ -116,10 +119,21 @@ def summarise(diagnosis: SearchDiagnosis) -> dict:
     if not informative.any():
         raise ValueError("no step where the actions' immediate rewards differ: nothing to compare")
 
-    def top(scores):
+    def top(scores, where=informative):
         chosen = np.argmax(np.where(valid, scores, -np.inf), axis=-1)
         earned = np.take_along_axis(d.true_reward, chosen[..., None], axis=-1)[..., 0]
-        return float(np.mean((earned >= best - 1e-9)[informative]))
+        return float(np.mean((earned >= best - 1e-9)[where]))
+
+    step = d.episode_step[informative]
+    edges = np.linspace(step.min(), step.max() + 1, phases + 1)
+    by_episode_step = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        first, last = int(np.ceil(lo)), int(np.ceil(hi)) - 1
+        where = informative & (d.episode_step >= first) & (d.episode_step <= last)
+        if where.any():
+            by_episode_step.append({"first": first, "last": last, "steps": int(where.sum()),
+                                    "prior_top": top(d.prior, where), "improved_top": top(d.improved, where),
+                                    "reward_model_top": top(d.model_reward, where), "q_top": top(d.model_q, where)})
 
     def expected(policy):
         value = np.sum(np.where(valid, policy * d.true_reward, 0.0), axis=-1)
@@ -151,4 +165,5 @@ def summarise(diagnosis: SearchDiagnosis) -> dict:
                                            - np.where(valid, next_value, np.inf).min(-1))),
         "action_frequency": (np.bincount(d.action.ravel(), minlength=num_actions) / d.action.size).tolist(),
         "next_value_by_action": by_action.tolist(),
+        "by_episode_step": by_episode_step,
     }

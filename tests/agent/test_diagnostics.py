@@ -105,3 +105,27 @@ def test_summary_by_hand():
     # Q - r centred over the actions of each step: (-1/3, 2/3, -1/3), (-1/6, -1/6, 1/3),
     # (-1/3, -1/3, 2/3); their mean over the 3 steps, per action:
     np.testing.assert_allclose(s["next_value_by_action"], [-5 / 18, 1 / 18, 2 / 9])
+
+
+def test_summary_by_episode_step_by_hand():
+    # Four steps of one episode (episode steps 0..3), two actions, action 0 always right.
+    r = np.tile(np.array([1.0, -1.0]), (4, 1, 1))  # [T=4, E=1, A=2]
+    right, wrong = [0.9, 0.1], [0.1, 0.9]
+    d = SearchDiagnosis(
+        true_reward=r,
+        valid=np.ones_like(r, bool),
+        prior=np.array([[right]] * 4),
+        improved=np.array([[right], [right], [wrong], [right]]),
+        model_reward=np.array([[wrong], [right], [right], [right]]),
+        model_q=np.array([[wrong]] * 4),
+        action=np.zeros((4, 1), np.int32),
+        episode_step=np.arange(4, dtype=np.int32)[:, None],
+    )
+    phases = summarise(d, phases=2)["by_episode_step"]
+    assert [(p["first"], p["last"], p["steps"]) for p in phases] == [(0, 1, 2), (2, 3, 2)]
+    assert [p["prior_top"] for p in phases] == [1.0, 1.0]
+    assert [p["improved_top"] for p in phases] == [1.0, 0.5]
+    assert [p["reward_model_top"] for p in phases] == [0.5, 1.0]
+    assert [p["q_top"] for p in phases] == [0.0, 0.0]
+    # Three phases of episode steps 0..3: ranges [0, 1], [2, 2], [3, 3].
+    assert [(p["first"], p["last"]) for p in summarise(d)["by_episode_step"]] == [(0, 1), (2, 2), (3, 3)]
