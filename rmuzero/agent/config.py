@@ -120,7 +120,7 @@ class SystemConfig:
     learning_rate: float = 1e-3
     max_grad_norm: float = 5.0
     value_loss_weight: float = 0.5
-    reward_loss_weight: float = 1.0
+    reward_loss_weight: float = 4.0  # the memory learns what to keep mostly from the reward (configs/system/muzero.yaml)
     policy_loss_weight: float = 1.0
     consistency_loss_weight: float = 0.0  # latent consistency: the dynamics' latent k steps on against the
     #                                       encoder's at t + k (stop-gradient), 1 - centred cosine; 0: off
