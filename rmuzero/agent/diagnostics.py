@@ -110,6 +110,8 @@ def summarise(diagnosis: SearchDiagnosis, phases: int = 3) -> dict:
     ``last`` inclusive, ``steps`` how many): where the memory must reach back the same distance,
     a fall over the episode means what was stored earlier blurs what is recalled later.
     """
+    if phases < 1:
+        raise ValueError(f"phases must be at least 1 (ranges of the episode step); received {phases}")
     d = jax.tree.map(np.asarray, diagnosis)
     valid = d.valid
     true = np.where(valid, d.true_reward, -np.inf)

@@ -129,3 +129,5 @@ def test_summary_by_episode_step_by_hand():
     assert [p["q_top"] for p in phases] == [0.0, 0.0]
     # Three phases of episode steps 0..3: ranges [0, 1], [2, 2], [3, 3].
     assert [(p["first"], p["last"]) for p in summarise(d)["by_episode_step"]] == [(0, 1), (2, 2), (3, 3)]
+    with pytest.raises(ValueError, match="phases must be at least 1"):
+        summarise(d, phases=0)
