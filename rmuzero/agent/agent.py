@@ -269,6 +269,13 @@ def make_agent(
         """One learner step on a sampled batch of sequences; the actor is untouched."""
         return learn(state, sample_batch(state, key))
 
+    def prepared_updates(state: TrainState, keys) -> tuple[TrainState, tuple[LossOutput, chex.Array, chex.Array]]:
+        """``len(keys)`` learner steps whose batches are all prepared first, from ``state``
+        (``system.sample_ahead``): the same batches as ``update`` would draw with these keys
+        while the target network does not change between them."""
+        batches = jax.vmap(lambda k: sample_batch(state, k))(keys)
+        return jax.lax.scan(learn, state, batches)
+
     def collect(state: TrainState) -> tuple[TrainState, IterationMetrics]:
         key, rollout_key = jax.random.split(state.key)
         actor, records, steps = rollout(
@@ -297,9 +304,14 @@ def make_agent(
     def train_iteration(state: TrainState) -> tuple[TrainState, IterationMetrics]:
         state, metrics = collect(state)
         key, learn_key = jax.random.split(state.key)
-        state, (parts, grad_norm, outside) = jax.lax.scan(
-            update, state, jax.random.split(learn_key, system.updates_per_iteration)
-        )
+        keys = jax.random.split(learn_key, system.updates_per_iteration)
+        if system.sample_ahead == 1:
+            state, (parts, grad_norm, outside) = jax.lax.scan(update, state, keys)
+        else:
+            state, grouped = jax.lax.scan(
+                prepared_updates, state, keys.reshape((-1, system.sample_ahead) + keys.shape[1:]))
+            parts, grad_norm, outside = jax.tree.map(
+                lambda x: x.reshape((system.updates_per_iteration,) + x.shape[2:]), grouped)
         state = state._replace(key=key)
         metrics = metrics._replace(
             loss=jnp.mean(parts.total), value_loss=jnp.mean(parts.value), reward_loss=jnp.mean(parts.reward),

@@ -106,6 +106,8 @@ class SystemConfig:
     num_envs: int = 16  # environments stepped together while acting
     rollout_length: int = 16  # acting steps per environment per iteration
     updates_per_iteration: int = 32  # learner updates per iteration
+    sample_ahead: int = 1  # updates whose batches (sequences, targets, reanalysis) are prepared together from
+    #                        the state before the first of them (one vmapped call); divides updates_per_iteration
     batch_size: int = 32  # sequences per update
     sequence_length: int | None = None  # L: steps per sampled sequence; None: the task's episode length + 1
     #                                     (capped at AUTO_SEQUENCE_CAP), see resolve_sequence_length
@@ -134,9 +136,15 @@ class SystemConfig:
     def __post_init__(self):
         for name in (
             "num_envs", "rollout_length", "updates_per_iteration", "batch_size", "roots_per_sequence",
-            "num_unroll_steps", "td_steps", "replay_length_per_env", "target_update_period",
+            "num_unroll_steps", "td_steps", "replay_length_per_env", "target_update_period", "sample_ahead",
         ):
             _positive_int("system", name, getattr(self, name))
+        _require(
+            self.updates_per_iteration % self.sample_ahead == 0,
+            f"system.sample_ahead={self.sample_ahead} must divide system.updates_per_iteration="
+            f"{self.updates_per_iteration}; valid: one of "
+            f"{', '.join(str(d) for d in range(1, self.updates_per_iteration + 1) if self.updates_per_iteration % d == 0)}",
+        )
         _positive_int("system", "burn_in", self.burn_in, minimum=0)
         if self.sequence_length is not None:
             _positive_int("system", "sequence_length", self.sequence_length, minimum=2)

@@ -392,6 +392,44 @@ def test_fused_iterations_equal_separate_calls():
     assert _equal(together, separate)
 
 
+def test_sample_ahead_prepares_every_batch_from_the_state_before_them():
+    """system.sample_ahead = 4: an iteration of 4 updates equals collecting, then 4 separate
+    `sample_batch` calls on the collected state (its replay and target network), then 4 `learn`
+    steps in a row. Period 2 refreshes the target network after update 2, so `update` one at a
+    time (sample_ahead = 1) would give updates 3 and 4 other targets: checked to differ."""
+    values = _config(target_tau=1.0, target_update_period=PERIOD, reanalyse_fraction=0.5)
+    values["system"].update(updates_per_iteration=4, sample_ahead=4)
+    agent = make_agent(config_from_dict(values))
+    collect, ready = jax.jit(agent.collect), jax.jit(agent.ready)
+    state = jax.jit(agent.init)(jax.random.PRNGKey(11))
+    while not bool(ready(state)):
+        state, _ = collect(state)
+    ahead, metrics = jax.jit(agent.train_iteration)(state)
+
+    collected, _ = collect(state)
+    key, learn_key = jax.random.split(collected.key)
+    sample_batch, learn = jax.jit(agent.sample_batch), jax.jit(agent.learn)
+    batches = [sample_batch(collected, k) for k in jax.random.split(learn_key, 4)]
+    by_hand, losses = collected, []
+    for batch in batches:
+        by_hand, (parts, _, _) = learn(by_hand, batch)
+        losses.append(float(parts.total))
+    by_hand = by_hand._replace(key=key)
+    assert int(ahead.updates) == 4
+    assert not _equal(by_hand.target_params, collected.target_params)  # a refresh happened inside
+    assert _equal(ahead, by_hand)
+    np.testing.assert_allclose(float(metrics.loss), np.mean(losses), rtol=1e-6)
+
+    values["system"]["sample_ahead"] = 1
+    one_by_one, _ = jax.jit(make_agent(config_from_dict(values)).train_iteration)(state)
+    assert not _equal(one_by_one.params, ahead.params)  # updates 3 and 4 saw the refreshed target
+
+    values["system"]["sample_ahead"] = 3
+    with pytest.raises(ValueError, match=r"system.sample_ahead=3 must divide system.updates_per_iteration=4; "
+                                         r"valid: one of 1, 2, 4$"):
+        config_from_dict(values)
+
+
 def test_consistency_loss_by_hand(run):
     """consistency_loss_weight > 0: the mean over roots with a loss of sum_k (1/K) * (1 - cosine of
     the mean-centred dynamics latent after k stored actions and encoder latent of o_{t+k}), over the k whose
