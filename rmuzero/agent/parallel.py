@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flashbax.buffers.trajectory_buffer import TrajectoryBufferState
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -120,12 +121,27 @@ def shard_state_function(fn: Callable, mesh: Mesh, *, out_specs: Any, num_seeds:
     return jax.jit(sharded, donate_argnums=0 if donate else ())
 
 
+def _init_per_seed(init: Callable, num_seeds: int) -> Callable:
+    """``init`` over a leading seed axis of keys: one call per seed, stacked. Not ``jax.vmap``:
+    on several CPU devices (jax 0.10.2) the vmapped QR of the GRU / LSTM orthogonal
+    initialisers hangs under ``shard_map`` (width 128; tests/agent/test_parallel.py). It runs
+    once per run, so the copies cost only compile time."""
+    if num_seeds == 1:
+        return init
+
+    def per_seed(keys):
+        states = [init(keys[i]) for i in range(num_seeds)]
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+
+    return per_seed
+
+
 def shard_functions(agent, mesh: Mesh, *, num_seeds: int = 1) -> ShardedTraining:
     """The training functions of an agent built for one device's share, over ``mesh``.
     With ``num_seeds > 1`` every function is vmapped over a leading seed axis, which stays
     unsharded."""
     state_spec = _seeded(state_specs(), num_seeds)
-    init = jax.shard_map(jax.vmap(agent.init) if num_seeds > 1 else agent.init, mesh=mesh, in_specs=P(),
+    init = jax.shard_map(_init_per_seed(agent.init, num_seeds), mesh=mesh, in_specs=P(),
                          out_specs=state_spec, check_vma=False)
     iterations = shard_state_function(agent.train_iterations, mesh, out_specs=(STATE, P()), num_seeds=num_seeds,
                                       donate=True)

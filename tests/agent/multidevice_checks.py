@@ -10,6 +10,8 @@
 a quarter of the batch, gradients averaged): parameters, optimizer state and losses.
 ``train``: a short run on every device (4), then resumed on 2 devices.
 ``seeds``: seeds 4 and 5 vmapped on 2 devices, and seed 5 alone on 2 devices.
+``gru_seeds``: the sharded initial state of a GRU agent with seeds 4 and 5 on 2 devices, and
+each seed's parameters initialised on one device.
 ``process``: one of two processes (one CPU device each, gloo collectives) training one run.
 """
 
@@ -97,6 +99,25 @@ def check_seeds(run_dir: str) -> dict:
             "alone": read_metrics(f"{run_dir}/alone_5/metrics.jsonl")}
 
 
+def check_gru_seeds() -> dict:
+    from rmuzero.agent.agent import make_agent
+    from rmuzero.agent.config import config_from_dict
+    from rmuzero.agent.parallel import DATA_AXIS, make_mesh, shard_functions
+
+    # Width 128, the default: with 16 the QR ran (it hung at 128).
+    config = config_from_dict({**SMALL, "network": {**SMALL["network"], "memory": "gru", "features": 128},
+                               "num_seeds": 2})
+    agent = make_agent(config, num_devices=2, data_axis=DATA_AXIS)
+    keys = jnp.stack([jax.random.PRNGKey(4), jax.random.PRNGKey(5)])
+    state = shard_functions(agent, make_mesh(2), num_seeds=2).init(keys)
+    alone = [jax.jit(make_agent(config).init)(key).params for key in keys]
+    differences = [max(float(jnp.max(jnp.abs(a[i] - b))) for a, b in
+                       zip(jax.tree.leaves(state.params), jax.tree.leaves(alone[i]))) for i in range(2)]
+    between = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(*map(jax.tree.leaves, alone)))
+    return {"devices": jax.device_count(), "env_steps": np.asarray(state.env_steps).tolist(),
+            "differences": differences, "between_seeds": between}
+
+
 TWO_PROCESSES = {**SMALL, "total_env_steps": 624, "log_every": 208, "eval_every": 312, "checkpoint_every": 312}
 
 
@@ -118,5 +139,7 @@ if __name__ == "__main__":
         print(json.dumps(check_train(sys.argv[2])))
     elif sys.argv[1] == "seeds":
         print(json.dumps(check_seeds(sys.argv[2])))
+    elif sys.argv[1] == "gru_seeds":
+        print(json.dumps(check_gru_seeds()))
     else:
         print(json.dumps(check_process(*sys.argv[2:5])))

@@ -83,6 +83,18 @@ def test_vmapped_seeds_on_two_devices_reproduce_a_seed_alone(tmp_path):
             assert a[key] == expected, (a["env_steps"], key)
 
 
+def test_gru_seeds_start_on_two_devices():
+    """num_seeds=2 with a GRU on 2 CPU devices (`train.py network=gru num_seeds=3` on a 2-core
+    CPU) used to hang in its first call, the vmapped orthogonal initialisers' QR under
+    shard_map. The sharded initial state now arrives (the subprocess has 120 s; it takes
+    about 15), and each seed's parameters are the ones that seed gets on one device."""
+    out = _run("gru_seeds", devices=2, timeout=120)
+    assert out["devices"] == 2
+    assert out["env_steps"] == [0, 0]
+    assert out["between_seeds"] > 1e-3  # two seeds, two initialisations
+    assert max(out["differences"]) < 1e-6
+
+
 def test_two_processes_train_one_run(tmp_path):
     """Two processes (one CPU device each) on localhost form one run: one metrics file,
     written by process 0, lines naming 2 devices and 2 processes, one checkpoint per period;
