@@ -123,9 +123,11 @@ def shard_state_function(fn: Callable, mesh: Mesh, *, out_specs: Any, num_seeds:
 
 def _init_per_seed(init: Callable, num_seeds: int) -> Callable:
     """``init`` over a leading seed axis of keys: one call per seed, stacked. Not ``jax.vmap``:
-    on several CPU devices (jax 0.10.2) the vmapped QR of the GRU / LSTM orthogonal
-    initialisers hangs under ``shard_map`` (width 128; tests/agent/test_parallel.py). It runs
-    once per run, so the copies cost only compile time."""
+    on several CPU devices (jax 0.10.2) a vmapped GRU initialisation under ``shard_map`` never
+    returns (width 128; tests/agent/test_parallel.py). Its only custom calls are the LAPACK QR
+    of the orthogonal initialiser, yet that initialiser vmapped alone runs, so the trigger is
+    not pinned down; one seed at a time runs. It runs once per run, so the copies cost only
+    compile time."""
     if num_seeds == 1:
         return init
 

@@ -85,8 +85,8 @@ def test_vmapped_seeds_on_two_devices_reproduce_a_seed_alone(tmp_path):
 
 def test_gru_seeds_start_on_two_devices():
     """num_seeds=2 with a GRU on 2 CPU devices (`train.py network=gru num_seeds=3` on a 2-core
-    CPU) used to hang in its first call, the vmapped orthogonal initialisers' QR under
-    shard_map. The sharded initial state now arrives (the subprocess has 120 s; it takes
+    CPU) used to hang in its first call, the vmapped initialisation under shard_map (see
+    rmuzero.agent.parallel._init_per_seed). The sharded initial state now arrives (the subprocess has 120 s; it takes
     about 15), and each seed's parameters are the ones that seed gets on one device."""
     out = _run("gru_seeds", devices=2, timeout=120)
     assert out["devices"] == 2
