@@ -140,8 +140,8 @@ def _init_per_seed(init: Callable, num_seeds: int) -> Callable:
 
 def shard_functions(agent, mesh: Mesh, *, num_seeds: int = 1) -> ShardedTraining:
     """The training functions of an agent built for one device's share, over ``mesh``.
-    With ``num_seeds > 1`` every function is vmapped over a leading seed axis, which stays
-    unsharded."""
+    With ``num_seeds > 1`` every function runs over a leading seed axis, which stays
+    unsharded: vmapped, except ``init``, one seed at a time (:func:`_init_per_seed`)."""
     state_spec = _seeded(state_specs(), num_seeds)
     init = jax.shard_map(_init_per_seed(agent.init, num_seeds), mesh=mesh, in_specs=P(),
                          out_specs=state_spec, check_vma=False)
