@@ -15,6 +15,24 @@ and memory option set.
 value kind and a query kind (one-hot, 2 kinds each, as CountRecall Easy's
 colours); the label is how many of the value kinds shown so far, the current one
 included, equal the current query (0..T; exact counting, no lag).
+
+``--task count_recall`` deals as CountRecall Easy does (each sequence a shuffled deck of
+26 + 26 values and one of queries, T = 51, answers 0..26), and ``--feedback`` says what
+the learner is told at each step:
+
+- ``label``: the count itself (a linear readout, cross-entropy; as above);
+- ``every_action``: for every one of the 27 answers, whether it is right: a reward model
+  ``r(latent, answer)`` shaped as the agent's (an MLP of the min-max scaled latent and
+  the one-hot answer, LayerNorm, ReLU), trained with a logistic loss on all 27;
+- ``taken_action``: the same model told only about one answer per step, drawn uniformly:
+  what an agent's reward model learns from (the environment's reward says only whether
+  the answer given was right).
+
+Accuracy is the model's top answer against the count, on fresh deals. The loss of
+``taken_action`` is, in expectation over the uniform answer, that of ``every_action`` (a mean
+over the 27 answers): the same gradient, from 27 times fewer terms.
+
+    python scripts/bench_recall.py --task count_recall --feedback label every_action taken_action --models ffm
 """
 
 from __future__ import annotations
@@ -26,13 +44,16 @@ import time
 
 import jax
 import jax.numpy as jnp
+import flax.linen as nn
 import optax
 import yaml
 
 from rmuzero.networks import HistoryEncoder
+from rmuzero.networks.muzero import scale_latent
 
 SYMBOLS = 4
 KINDS = 2  # --task count: value / query kinds (CountRecall Easy's colours)
+DECK = 52  # --task count_recall: CountRecall Easy's deck, 26 cards of each colour
 
 
 def count_batch(key, length: int, batch: int):
@@ -40,11 +61,43 @@ def count_batch(key, length: int, batch: int):
     value_key, query_key = jax.random.split(key)
     values = jax.random.randint(value_key, (length, batch), 0, KINDS)
     queries = jax.random.randint(query_key, (length, batch), 0, KINDS)
+    return count_observations(values, queries), count_starts(length, batch), count_labels(values, queries)
+
+
+def count_labels(values, queries):
+    """[T, B] how many of values[0..t] equal queries[t] (kinds, [T, B] ints)."""
     seen = jnp.cumsum(jax.nn.one_hot(values, KINDS, dtype=jnp.int32), axis=0)  # [T, B, KINDS]
-    labels = jnp.take_along_axis(seen, queries[..., None], axis=-1)[..., 0]
-    obs = jnp.concatenate([jax.nn.one_hot(values, KINDS), jax.nn.one_hot(queries, KINDS)], axis=-1)
-    start = jnp.zeros((length, batch), bool).at[0].set(True)
-    return obs, start, labels
+    return jnp.take_along_axis(seen, queries[..., None], axis=-1)[..., 0]
+
+
+def count_observations(values, queries):
+    """[T, B, 2 KINDS]: one-hot value kind, then one-hot query kind (CountRecall's observation)."""
+    return jnp.concatenate([jax.nn.one_hot(values, KINDS), jax.nn.one_hot(queries, KINDS)], axis=-1)
+
+
+def count_starts(length: int, batch: int):
+    return jnp.zeros((length, batch), bool).at[0].set(True)
+
+
+def count_recall_batch(key, batch: int):
+    """(obs [51, B, 4], start [51, B], labels [51, B]) dealt as CountRecall Easy: shuffled decks."""
+    deck = jnp.repeat(jnp.arange(KINDS), DECK // KINDS)
+    value_key, query_key = jax.random.split(key)
+    values, queries = (jax.vmap(lambda k: jax.random.permutation(k, deck))(jax.random.split(k, batch)).T[: DECK - 1]
+                       for k in (value_key, query_key))
+    return count_observations(values, queries), count_starts(DECK - 1, batch), count_labels(values, queries)
+
+
+class RewardModel(nn.Module):
+    """``r(latent, answer)``: the logit of "this answer is right", shaped as the agent's reward MLP."""
+
+    num_answers: int
+    width: int
+
+    @nn.compact
+    def __call__(self, latent, answer):
+        x = jnp.concatenate([scale_latent(latent), jax.nn.one_hot(answer, self.num_answers)], axis=-1)
+        return nn.Dense(1)(nn.relu(nn.LayerNorm()(nn.Dense(self.width)(x))))[..., 0]
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -58,15 +111,17 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: int, blocks: int,
-        seed: int, features: int, task: str = "recall") -> dict:
+        seed: int, features: int, task: str = "recall", feedback: str = "label") -> dict:
     encoder = HistoryEncoder(memory=memory, features=features, latent_size=features, memory_kwargs=kwargs)
     head_key, data_key, init_key = jax.random.split(jax.random.PRNGKey(seed), 3)
 
-    classes = length + 1 if task == "count" else SYMBOLS
+    classes = {"count": length + 1, "count_recall": DECK // KINDS + 1}.get(task, SYMBOLS)
 
     def batch_of(key):
         if task == "count":
             return count_batch(key, length, batch)
+        if task == "count_recall":
+            return count_recall_batch(key, batch)
         symbols = jax.random.randint(key, (length, batch), 0, SYMBOLS)
         obs = jax.nn.one_hot(symbols, SYMBOLS)
         start = jnp.zeros((length, batch), bool).at[0].set(True)
@@ -74,23 +129,38 @@ def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: 
 
     obs, start, _ = batch_of(data_key)
     carry = encoder.initialize_carry(batch)
-    params = {
-        "encoder": encoder.init(init_key, carry, (obs, start)),
-        "head": {"w": jax.random.normal(head_key, (features, classes)) / jnp.sqrt(features), "b": jnp.zeros(classes)},
-    }
+    reward_model = RewardModel(classes, features)
+    params = {"encoder": encoder.init(init_key, carry, (obs, start))}
+    if feedback == "label":
+        params["head"] = {"w": jax.random.normal(head_key, (features, classes)) / jnp.sqrt(features),
+                          "b": jnp.zeros(classes)}
+    else:
+        params["head"] = reward_model.init(head_key, jnp.zeros((features,)), jnp.zeros((), jnp.int32))
     optimizer = optax.adam(1e-3)
 
-    def logits_and_labels(params, key):
+    def scores_and_labels(params, key):
+        """[T', B, classes] scores (logits, or the reward model of every answer) and [T', B] labels."""
         obs, start, labels = batch_of(key)
         _, latents = encoder.apply(params["encoder"], carry, (obs, start))
-        if task == "count":
-            return latents @ params["head"]["w"] + params["head"]["b"], labels
-        logits = latents[lag:] @ params["head"]["w"] + params["head"]["b"]
-        return logits, labels[:-lag] if lag else labels
+        if task == "recall":
+            latents, labels = latents[lag:], labels[:-lag] if lag else labels
+        if feedback == "label":
+            return latents @ params["head"]["w"] + params["head"]["b"], latents, labels
+        answers = jnp.arange(classes)
+        every = jax.vmap(lambda a: reward_model.apply(params["head"], latents, jnp.full(labels.shape, a)))(answers)
+        return jnp.moveaxis(every, 0, -1), latents, labels
 
     def loss_fn(params, key):
-        logits, labels = logits_and_labels(params, key)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        if feedback == "taken_action":  # one answer per step, uniform, and whether it was right
+            obs, start, labels = batch_of(key)
+            _, latents = encoder.apply(params["encoder"], carry, (obs, start))
+            answer = jax.random.randint(jax.random.fold_in(key, 1), labels.shape, 0, classes)
+            logit = reward_model.apply(params["head"], latents, answer)
+            return optax.sigmoid_binary_cross_entropy(logit, (answer == labels).astype(logit.dtype)).mean()
+        scores, _, labels = scores_and_labels(params, key)
+        if feedback == "every_action":
+            return optax.sigmoid_binary_cross_entropy(scores, jax.nn.one_hot(labels, classes)).mean()
+        return optax.softmax_cross_entropy_with_integer_labels(scores, labels).mean()
 
     @jax.jit
     def train_block(params, opt_state, key):
@@ -101,8 +171,8 @@ def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: 
             return (optax.apply_updates(params, updates), opt_state), loss
 
         (params, opt_state), losses = jax.lax.scan(update, (params, opt_state), jax.random.split(key, steps))
-        logits, labels = logits_and_labels(params, jax.random.fold_in(key, 1))
-        return params, opt_state, losses.mean(), jnp.mean(jnp.argmax(logits, -1) == labels)
+        scores, _, labels = scores_and_labels(params, jax.random.fold_in(key, 1))
+        return params, opt_state, losses.mean(), jnp.mean(jnp.argmax(scores, -1) == labels)
 
     opt_state = optimizer.init(params)
     curve = []
@@ -110,12 +180,15 @@ def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: 
     for block in range(blocks):
         params, opt_state, loss, accuracy = train_block(params, opt_state, jax.random.PRNGKey(1000 + block))
         curve.append({"updates": (block + 1) * steps, "loss": float(loss), "accuracy": float(accuracy)})
-    return {"memory": memory, "kwargs": kwargs, "curve": curve, "seconds": time.perf_counter() - begin}
+    return {"memory": memory, "kwargs": kwargs, "feedback": feedback, "curve": curve,
+            "seconds": time.perf_counter() - begin}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=["recall", "count"], default="recall")
+    parser.add_argument("--task", choices=["recall", "count", "count_recall"], default="recall")
+    parser.add_argument("--feedback", nargs="*", default=["label"], choices=["label", "every_action", "taken_action"],
+                        help="what the learner is told (every_action / taken_action: --task count_recall or count)")
     parser.add_argument("--lag", type=int, default=31)
     parser.add_argument("--length", type=int, default=104)
     parser.add_argument("--batch", type=int, default=32)
@@ -128,17 +201,24 @@ def main() -> None:
     parser.add_argument("--out", default="bench_recall.json")
     args = parser.parse_args()
 
-    what = f"lag {args.lag}" if args.task == "recall" else "exact count (classes 0..T)"
+    if args.task == "recall" and args.feedback != ["label"]:
+        parser.error("--feedback every_action / taken_action: with --task count_recall or count")
+    if args.task == "count_recall":
+        args.length = DECK - 1
+    what = {"recall": f"lag {args.lag}", "count": "exact count (classes 0..T)",
+            "count_recall": "CountRecall Easy's count (answers 0..26)"}[args.task]
     print(f"# {platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}; {args.task}: {what}, "
           f"T={args.length}, B={args.batch}, width {args.features}; accuracy after each {args.steps} updates")
     rows = []
     for text in [*args.models, *args.variant]:
         memory, kwargs = parse_variant(text)
-        row = run(memory, kwargs, lag=args.lag, length=args.length, batch=args.batch, steps=args.steps,
-                  blocks=args.blocks, seed=args.seed, features=args.features, task=args.task)
-        rows.append(row)
-        accuracies = " ".join(f"{point['accuracy']:.2f}" for point in row["curve"])
-        print(f"{text:40s} {accuracies}  ({row['seconds']:.0f} s)", flush=True)
+        for feedback in args.feedback:
+            row = run(memory, kwargs, lag=args.lag, length=args.length, batch=args.batch, steps=args.steps,
+                      blocks=args.blocks, seed=args.seed, features=args.features, task=args.task, feedback=feedback)
+            rows.append(row)
+            accuracies = " ".join(f"{point['accuracy']:.2f}" for point in row["curve"])
+            name = text if args.feedback == ["label"] else f"{text}, {feedback}"
+            print(f"{name:40s} {accuracies}  ({row['seconds']:.0f} s)", flush=True)
     with open(args.out, "w") as f:
         json.dump({"machine": platform.platform(), "args": vars(args), "rows": rows}, f, indent=1)
 

@@ -78,3 +78,35 @@ def test_count_probe_labels_by_hand():
             assert labels[t, b] == sum(values[i, b] == queries[t, b] for i in range(t + 1))
     assert np.asarray(start)[0].all() and not np.asarray(start)[1:].any()
     assert obs.shape == (12, 3, 2 * KINDS) and jnp.all(obs.sum(-1) == 2)
+
+
+def test_count_recall_probe_labels_are_the_answers_the_environment_rewards():
+    """bench_recall --task count_recall: labels computed from the observations of a CountRecall Easy
+    episode are the answers its reward calls right (+1/51), and the next count is called wrong; the
+    probe's own deals hold 26 cards of each colour per deck, 51 dealt."""
+    import numpy as np
+    from bench_recall import DECK, KINDS, count_labels, count_recall_batch
+
+    from rmuzero.envs.popgym.count_recall import CountRecall
+
+    env = CountRecall()
+    state, timestep = env.reset(jax.random.PRNGKey(3))
+    observations, states = [timestep.observation], [state]
+    for _ in range(DECK - 2):
+        state, timestep = env.step(state, 0)
+        observations.append(timestep.observation)
+        states.append(state)
+    obs = np.stack(observations)  # [51, 4]
+    labels = np.asarray(count_labels(obs[:, None, :KINDS].argmax(-1), obs[:, None, KINDS:].argmax(-1)))[:, 0]
+    assert labels.max() <= DECK // KINDS and labels[-1] > 0
+    for t, state in enumerate(states):
+        _, right = env.step(state, int(labels[t]))
+        _, wrong = env.step(state, int(labels[t]) + 1)
+        assert float(right.reward) == pytest.approx(1 / 51) and float(wrong.reward) == pytest.approx(-1 / 51), t
+
+    obs, start, labels = (np.asarray(x) for x in count_recall_batch(jax.random.PRNGKey(0), 5))
+    assert obs.shape == (DECK - 1, 5, 2 * KINDS) and start[0].all() and not start[1:].any()
+    dealt = obs[..., :KINDS].sum(0)  # [5, KINDS] values dealt per colour: 26 and 25 (one card is never dealt)
+    assert sorted(map(tuple, np.sort(dealt, -1))) == [(25, 26)] * 5
+    values, queries = obs[..., :KINDS].argmax(-1), obs[..., KINDS:].argmax(-1)
+    assert all(labels[t, b] == (values[: t + 1, b] == queries[t, b]).sum() for t in range(DECK - 1) for b in range(5))
