@@ -111,7 +111,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: int, blocks: int,
-        seed: int, features: int, task: str = "recall", feedback: str = "label") -> dict:
+        seed: int, features: int, task: str = "recall", feedback: str = "label", learning_rate: float = 1e-3) -> dict:
     encoder = HistoryEncoder(memory=memory, features=features, latent_size=features, memory_kwargs=kwargs)
     head_key, data_key, init_key = jax.random.split(jax.random.PRNGKey(seed), 3)
 
@@ -136,7 +136,7 @@ def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: 
                           "b": jnp.zeros(classes)}
     else:
         params["head"] = reward_model.init(head_key, jnp.zeros((features,)), jnp.zeros((), jnp.int32))
-    optimizer = optax.adam(1e-3)
+    optimizer = optax.adam(learning_rate)
 
     def scores_and_labels(params, key):
         """[T', B, classes] scores (logits, or the reward model of every answer) and [T', B] labels."""
@@ -196,6 +196,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=250, help="updates per block")
     parser.add_argument("--blocks", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam step size")
     parser.add_argument("--models", nargs="*", default=["ffm", "gru"])
     parser.add_argument("--variant", action="append", default=[], help="model:key=value,... (memory options)")
     parser.add_argument("--out", default="bench_recall.json")
@@ -208,13 +209,15 @@ def main() -> None:
     what = {"recall": f"lag {args.lag}", "count": "exact count (classes 0..T)",
             "count_recall": "CountRecall Easy's count (answers 0..26)"}[args.task]
     print(f"# {platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}; {args.task}: {what}, "
-          f"T={args.length}, B={args.batch}, width {args.features}; accuracy after each {args.steps} updates")
+          f"T={args.length}, B={args.batch}, width {args.features}, Adam {args.learning_rate:g}; accuracy after each "
+          f"{args.steps} updates")
     rows = []
     for text in [*args.models, *args.variant]:
         memory, kwargs = parse_variant(text)
         for feedback in args.feedback:
             row = run(memory, kwargs, lag=args.lag, length=args.length, batch=args.batch, steps=args.steps,
-                      blocks=args.blocks, seed=args.seed, features=args.features, task=args.task, feedback=feedback)
+                      blocks=args.blocks, seed=args.seed, features=args.features, task=args.task, feedback=feedback,
+                      learning_rate=args.learning_rate)
             rows.append(row)
             accuracies = " ".join(f"{point['accuracy']:.2f}" for point in row["curve"])
             name = text if args.feedback == ["label"] else f"{text}, {feedback}"
