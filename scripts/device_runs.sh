@@ -5,6 +5,7 @@
 # flushed line by line, so a cut run keeps its curve. Everything lands in $OUT as one
 # archive (runs.tar.gz: <task>-<difficulty>-<network>/seed_<s>/metrics.jsonl) and a log.
 #   bash scripts/device_runs.sh repeat_previous:medium:ffm:380 autoencode:easy:ffm:170
+# OVERRIDES="system.learning_rate=3.5e-4 ..." adds train.py overrides to every run.
 # On a machine without the project's dependencies, install the wheels first (README).
 set -u
 OUT=${OUT:-device_out}; mkdir -p "$OUT"
@@ -14,10 +15,10 @@ export RMUZERO_COMPILATION_CACHE=off
 for spec in "$@"; do
   IFS=: read -r task difficulty network seconds <<<"$spec"
   name=$task-$difficulty-$network
-  echo "== $name, seeds 0-2, cut at $seconds s" | tee -a "$OUT/log.txt"
+  echo "== $name, seeds 0-2, cut at $seconds s ${OVERRIDES:-}" | tee -a "$OUT/log.txt"
   timeout "$seconds" python3 -u scripts/train.py env=popgym/$task env.difficulty=$difficulty network=$network \
     num_seeds=3 total_env_steps=1000000 eval_every=20000 checkpoint_every=100000000 iterations_per_call=4 \
-    progress=false hydra.run.dir=$RUNS/$name 2>&1 | grep -v -i warn | tail -3 | tee -a "$OUT/log.txt"
+    progress=false ${OVERRIDES:-} hydra.run.dir=$RUNS/$name 2>&1 | grep -v -i warn | tail -3 | tee -a "$OUT/log.txt"
   for s in 0 1 2; do
     python3 - "$RUNS/$name/seed_$s/metrics.jsonl" <<'PY' | tee -a "$OUT/log.txt"
 import json, sys
