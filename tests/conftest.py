@@ -1,17 +1,58 @@
 """Suite-wide settings.
 
-The suite is dominated by XLA compilation of small programs on CPU, so the
-backend compiles without LLVM optimisation (measured on 2 cores: the memory
-model tests 158 s -> 57 s, the learning tests 120 s -> 70 s). Results are the
-same programs, only less optimised machine code; set XLA_FLAGS yourself to
-override.
+The suite is dominated by XLA compilation of small programs on CPU, so:
+
+- the backend compiles without LLVM optimisation (measured on 2 cores: the memory model tests
+  158 s -> 57 s, the learning tests 120 s -> 70 s). Results are the same programs, only less
+  optimised machine code; set XLA_FLAGS yourself to override. Tests that start a Python
+  process pass the same flag on (``subprocess_env``).
+- every process of one test run (both pytest workers, and the scripts and checks they start)
+  shares one persistent JAX compilation cache in a temporary directory, removed when the run
+  ends: many tests train the same tiny agent with ``train()``, which builds fresh jitted
+  functions each call, and each would otherwise compile the same programs again. A program
+  loaded from the cache is the one the compiler produced for that input (the scripts keep
+  such a cache by default, so this is the path users take too). ``RMUZERO_TEST_CACHE=off``
+  turns it off.
 """
 
 import os
+import shutil
+import tempfile
+
+OPTIMISATION_FLAG = "--xla_backend_optimization_level=0"
+CACHE_VARIABLE = "RMUZERO_TEST_CACHE"  # set by the first process of a run, inherited by the rest
 
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + OPTIMISATION_FLAG).strip()
 
-# Scripts run by the tests keep no persistent compilation cache unless a test asks for one
-# (tests/agent/test_checkpoint_evaluate.py checks the cache in a temporary directory).
-os.environ.setdefault("RMUZERO_COMPILATION_CACHE", "off")
+_created_cache = False
+if CACHE_VARIABLE not in os.environ:
+    os.environ[CACHE_VARIABLE] = tempfile.mkdtemp(prefix="rmuzero-test-jax-cache-")
+    _created_cache = True
+CACHE = os.environ[CACHE_VARIABLE]
+CACHE_ON = CACHE.strip().lower() not in ("", "off", "none")
+
+# Scripts run by the tests use the run's cache (or none), never the user's ~/.cache/rmuzero.
+os.environ["RMUZERO_COMPILATION_CACHE"] = CACHE if CACHE_ON else "off"
+
+if CACHE_ON:
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", CACHE)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a Python process started by a test: this one's, with the
+    unoptimised backend kept in XLA_FLAGS next to any flags given in ``XLA_FLAGS``."""
+    env = {**os.environ, **extra}
+    flags = env.get("XLA_FLAGS", "")
+    if "xla_backend_optimization_level" not in flags:
+        env["XLA_FLAGS"] = (flags + " " + OPTIMISATION_FLAG).strip()
+    return env
+
+
+def pytest_unconfigure(config):
+    if _created_cache and CACHE_ON and not hasattr(config, "workerinput"):
+        shutil.rmtree(CACHE, ignore_errors=True)

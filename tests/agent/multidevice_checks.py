@@ -37,6 +37,13 @@ SMALL = {
 }
 
 
+def _use_compilation_cache() -> None:
+    """The test run's compilation cache ($RMUZERO_COMPILATION_CACHE, set by tests/conftest.py), or none."""
+    from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache
+
+    enable_compilation_cache(compilation_cache_dir())
+
+
 def check_update() -> dict:
     from rmuzero.agent.agent import make_agent
     from rmuzero.agent.config import config_from_dict
@@ -124,6 +131,7 @@ TWO_PROCESSES = {**SMALL, "total_env_steps": 624, "log_every": 208, "eval_every"
 def check_process(run_dir: str, port: str, process_id: str) -> dict:
     distributed = {"coordinator_address": f"localhost:{port}", "num_processes": 2, "process_id": int(process_id)}
     initialize(DistributedConfig(**distributed))  # before jumanji's import starts JAX
+    _use_compilation_cache()
     from rmuzero.agent.config import config_from_dict
     from rmuzero.agent.train import train
 
@@ -133,6 +141,8 @@ def check_process(run_dir: str, port: str, process_id: str) -> dict:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] != "process":  # a process of a distributed run turns the cache on after joining
+        _use_compilation_cache()
     if sys.argv[1] == "update":
         print(json.dumps(check_update()))
     elif sys.argv[1] == "train":

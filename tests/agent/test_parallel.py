@@ -17,14 +17,14 @@ import pytest
 
 from rmuzero.agent.agent import make_agent
 from rmuzero.agent.config import ConfigError, config_from_dict
+from conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = ROOT / "tests" / "agent" / "multidevice_checks.py"
 
 
 def _run(*args: str, devices: int = 4, timeout: int = 600) -> dict:
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-           "PYTHONPATH": str(ROOT), "RMUZERO_COMPILATION_CACHE": "off"}
+    env = subprocess_env(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, str(CHECKS), *args], env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -102,8 +102,7 @@ def test_two_processes_train_one_run(tmp_path):
     with socket.socket() as s:
         s.bind(("localhost", 0))
         port = str(s.getsockname()[1])
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RMUZERO_COMPILATION_CACHE": "off"}
-    env.pop("XLA_FLAGS", None)
+    env = subprocess_env(XLA_FLAGS="", PYTHONPATH=str(ROOT))  # one CPU device per process
     run = str(tmp_path / "run")
     procs = [subprocess.Popen([sys.executable, str(CHECKS), "process", run, port, str(i)], env=env, cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
