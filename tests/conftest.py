@@ -12,7 +12,9 @@ The suite is dominated by XLA compilation of small programs on CPU, so:
   functions each call, and each would otherwise compile the same programs again. A program
   loaded from the cache is the one the compiler produced for that input (the scripts keep
   such a cache by default, so this is the path users take too). ``RMUZERO_TEST_CACHE=off``
-  turns it off.
+  turns it off. No file lock (JAX takes one only with a size bound, and the workers then
+  waited on each other: 15:53 against 13:42): an entry read while another process writes it
+  fails to decompress, which JAX reports as a warning and answers by compiling.
 """
 
 import os
