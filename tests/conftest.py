@@ -21,6 +21,8 @@ import os
 import shutil
 import tempfile
 
+from rmuzero.compilation_cache import COMPILATION_CACHE_VARIABLE, compilation_cache_dir, enable_compilation_cache
+
 OPTIMISATION_FLAG = "--xla_backend_optimization_level=0"
 CACHE_VARIABLE = "RMUZERO_TEST_CACHE"  # set by the first process of a run, inherited by the rest
 
@@ -31,18 +33,11 @@ _created_cache = False
 if CACHE_VARIABLE not in os.environ:
     os.environ[CACHE_VARIABLE] = tempfile.mkdtemp(prefix="rmuzero-test-jax-cache-")
     _created_cache = True
-CACHE = os.environ[CACHE_VARIABLE]
-CACHE_ON = CACHE.strip().lower() not in ("", "off", "none")
+CACHE = compilation_cache_dir(os.environ[CACHE_VARIABLE])  # None: off
 
 # Scripts run by the tests use the run's cache (or none), never the user's ~/.cache/rmuzero.
-os.environ["RMUZERO_COMPILATION_CACHE"] = CACHE if CACHE_ON else "off"
-
-if CACHE_ON:
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", CACHE)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+os.environ[COMPILATION_CACHE_VARIABLE] = "off" if CACHE is None else str(CACHE)
+enable_compilation_cache(CACHE)
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
@@ -56,5 +51,5 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 def pytest_unconfigure(config):
-    if _created_cache and CACHE_ON and not hasattr(config, "workerinput"):
+    if _created_cache and CACHE is not None and not hasattr(config, "workerinput"):
         shutil.rmtree(CACHE, ignore_errors=True)

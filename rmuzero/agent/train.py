@@ -25,6 +25,8 @@ from rmuzero.agent.config import AgentConfig, config_to_dict
 from rmuzero.agent.parallel import (DATA_AXIS, default_num_devices, initialize_distributed, make_mesh, shard_functions,
                                     to_host)
 from rmuzero.checkpoint import CheckpointError, latest_checkpoint, load_config, restore_checkpoint, save_checkpoint
+from rmuzero.compilation_cache import (COMPILATION_CACHE_VARIABLE, DEFAULT_COMPILATION_CACHE,  # noqa: F401 (the scripts import them from here)
+                                       compilation_cache_dir, enable_compilation_cache)
 from rmuzero.metrics import MetricsLogger
 from rmuzero.networks.transforms import h_inv
 
@@ -41,31 +43,6 @@ def _all_finite(tree) -> jax.Array:
 
 
 SCRIPT_OPTIONS = ("progress", "compilation_cache", "resume", "cpu_devices")  # configs/config.yaml keys for scripts/train.py, not the agent
-
-COMPILATION_CACHE_VARIABLE = "RMUZERO_COMPILATION_CACHE"
-DEFAULT_COMPILATION_CACHE = "~/.cache/rmuzero/jax"
-
-
-def compilation_cache_dir(value: str | None = None) -> Path | None:
-    """Where the scripts keep JAX's persistent compilation cache: ``value`` if given, else
-    ``$RMUZERO_COMPILATION_CACHE``, else ``~/.cache/rmuzero/jax``; None for "" / "off" / "none"."""
-    if value is None:
-        value = os.environ.get(COMPILATION_CACHE_VARIABLE, DEFAULT_COMPILATION_CACHE)
-    if str(value).strip().lower() in ("", "off", "none", "null", "false"):
-        return None
-    return Path(os.path.expanduser(str(value)))
-
-
-def enable_compilation_cache(directory: Path | None) -> None:
-    """Turns on JAX's persistent compilation cache in ``directory`` (no-op for None): a second
-    run with the same shapes loads its programs instead of compiling them."""
-    if directory is None:
-        return
-    directory.mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(directory))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
 
 def checkpoint_payload(state: TrainState) -> dict[str, Any]:
     """What a checkpoint holds: the whole training state (weights, target weights, optimizer,
