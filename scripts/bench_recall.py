@@ -26,7 +26,10 @@ the learner is told at each step:
   the one-hot answer, LayerNorm, ReLU), trained with a logistic loss on all 27;
 - ``taken_action``: the same model told only about one answer per step, drawn uniformly:
   what an agent's reward model learns from (the environment's reward says only whether
-  the answer given was right).
+  the answer given was right);
+- ``policy_action``: told about one answer per step too, but the answer an agent would
+  give: the model's own best, or with probability ``--epsilon`` a uniform one (the agent's
+  answers come from a search over its own reward model, not uniformly).
 
 Accuracy is the model's top answer against the count, on fresh deals. The loss of
 ``taken_action`` is, in expectation over the uniform answer, that of ``every_action`` (a mean
@@ -88,6 +91,15 @@ def count_recall_batch(key, batch: int):
     return count_observations(values, queries), count_starts(DECK - 1, batch), count_labels(values, queries)
 
 
+def pooled_deals(key, indices, classes: int):
+    """Deals ``indices [B]`` of an endless stream, the same whenever drawn, and the uniform answers
+    given when each was dealt: (obs [51, B, 4], start [51, B], labels [51, B], answers [51, B])."""
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices)
+    obs, start, labels = jax.vmap(lambda k: count_recall_batch(k, 1), out_axes=1)(keys)
+    answers = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 7), (DECK - 1,), 0, classes), out_axes=1)(keys)
+    return obs[:, :, 0], start[:, :, 0], labels[:, :, 0], answers
+
+
 class RewardModel(nn.Module):
     """``r(latent, answer)``: the logit of "this answer is right", shaped as the agent's reward MLP."""
 
@@ -111,7 +123,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: int, blocks: int,
-        seed: int, features: int, task: str = "recall", feedback: str = "label", learning_rate: float = 1e-3) -> dict:
+        seed: int, features: int, task: str = "recall", feedback: str = "label", learning_rate: float = 1e-3,
+        epsilon: float = 0.1, pool: int = 0, refresh: float = 0.0) -> dict:
     encoder = HistoryEncoder(memory=memory, features=features, latent_size=features, memory_kwargs=kwargs)
     head_key, data_key, init_key = jax.random.split(jax.random.PRNGKey(seed), 3)
 
@@ -150,11 +163,21 @@ def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: 
         every = jax.vmap(lambda a: reward_model.apply(params["head"], latents, jnp.full(labels.shape, a)))(answers)
         return jnp.moveaxis(every, 0, -1), latents, labels
 
-    def loss_fn(params, key):
-        if feedback == "taken_action":  # one answer per step, uniform, and whether it was right
+    def loss_fn(params, key, update):
+        if feedback in ("taken_action", "policy_action"):  # one answer per step, and whether it was right
             obs, start, labels = batch_of(key)
-            _, latents = encoder.apply(params["encoder"], carry, (obs, start))
             answer = jax.random.randint(jax.random.fold_in(key, 1), labels.shape, 0, classes)
+            if pool:  # as from a replay: deals first + [0, pool), each with the answers it was given when dealt
+                first = jnp.floor(update * refresh).astype(jnp.int32)
+                obs, start, labels, answer = pooled_deals(data_key, first + jax.random.randint(key, (batch,), 0, pool),
+                                                          classes)
+            _, latents = encoder.apply(params["encoder"], carry, (obs, start))
+            if feedback == "policy_action":  # the model's own best answer, uniform with probability epsilon
+                every = jax.vmap(lambda a: reward_model.apply(params["head"], latents, jnp.full(labels.shape, a)))(
+                    jnp.arange(classes))
+                greedy = jnp.argmax(jax.lax.stop_gradient(every), axis=0)
+                explore = jax.random.uniform(jax.random.fold_in(key, 2), labels.shape) < epsilon
+                answer = jnp.where(explore, answer, greedy)
             logit = reward_model.apply(params["head"], latents, answer)
             return optax.sigmoid_binary_cross_entropy(logit, (answer == labels).astype(logit.dtype)).mean()
         scores, _, labels = scores_and_labels(params, key)
@@ -163,14 +186,15 @@ def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: 
         return optax.softmax_cross_entropy_with_integer_labels(scores, labels).mean()
 
     @jax.jit
-    def train_block(params, opt_state, key):
-        def update(carry_, key):
+    def train_block(params, opt_state, key, block):
+        def update(carry_, xs):
             params, opt_state = carry_
-            loss, grads = jax.value_and_grad(loss_fn)(params, key)
+            loss, grads = jax.value_and_grad(loss_fn)(params, *xs)
             updates, opt_state = optimizer.update(grads, opt_state)
             return (optax.apply_updates(params, updates), opt_state), loss
 
-        (params, opt_state), losses = jax.lax.scan(update, (params, opt_state), jax.random.split(key, steps))
+        xs = (jax.random.split(key, steps), block * steps + jnp.arange(steps))
+        (params, opt_state), losses = jax.lax.scan(update, (params, opt_state), xs)
         scores, _, labels = scores_and_labels(params, jax.random.fold_in(key, 1))
         return params, opt_state, losses.mean(), jnp.mean(jnp.argmax(scores, -1) == labels)
 
@@ -178,17 +202,22 @@ def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: 
     curve = []
     begin = time.perf_counter()
     for block in range(blocks):
-        params, opt_state, loss, accuracy = train_block(params, opt_state, jax.random.PRNGKey(1000 + block))
+        params, opt_state, loss, accuracy = train_block(params, opt_state, jax.random.PRNGKey(1000 + block), block)
         curve.append({"updates": (block + 1) * steps, "loss": float(loss), "accuracy": float(accuracy)})
-    return {"memory": memory, "kwargs": kwargs, "feedback": feedback, "curve": curve,
+    return {"memory": memory, "kwargs": kwargs, "feedback": feedback, "pool": pool, "refresh": refresh, "curve": curve,
             "seconds": time.perf_counter() - begin}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=["recall", "count", "count_recall"], default="recall")
-    parser.add_argument("--feedback", nargs="*", default=["label"], choices=["label", "every_action", "taken_action"],
-                        help="what the learner is told (every_action / taken_action: --task count_recall or count)")
+    parser.add_argument("--feedback", nargs="*", default=["label"], choices=["label", "every_action", "taken_action", "policy_action"],
+                        help="what the learner is told (all but label: --task count_recall or count)")
+    parser.add_argument("--pool", type=int, default=0,
+                        help="taken_action on count_recall: draw each batch from a sliding pool of this many deals, each "
+                             "with fixed answers, as from a replay (0: fresh deals every update)")
+    parser.add_argument("--refresh", type=float, default=0.0, help="--pool: new deals per update (the pool slides)")
+    parser.add_argument("--epsilon", type=float, default=0.1, help="policy_action: probability of a uniform answer")
     parser.add_argument("--lag", type=int, default=31)
     parser.add_argument("--length", type=int, default=104)
     parser.add_argument("--batch", type=int, default=32)
@@ -203,7 +232,9 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.task == "recall" and args.feedback != ["label"]:
-        parser.error("--feedback every_action / taken_action: with --task count_recall or count")
+        parser.error("--feedback every_action / taken_action / policy_action: with --task count_recall or count")
+    if args.pool and (args.task != "count_recall" or args.feedback != ["taken_action"]):
+        parser.error("--pool: with --task count_recall --feedback taken_action only")
     if args.task == "count_recall":
         args.length = DECK - 1
     what = {"recall": f"lag {args.lag}", "count": "exact count (classes 0..T)",
@@ -217,7 +248,8 @@ def main() -> None:
         for feedback in args.feedback:
             row = run(memory, kwargs, lag=args.lag, length=args.length, batch=args.batch, steps=args.steps,
                       blocks=args.blocks, seed=args.seed, features=args.features, task=args.task, feedback=feedback,
-                      learning_rate=args.learning_rate)
+                      learning_rate=args.learning_rate, epsilon=args.epsilon, pool=args.pool,
+                      refresh=args.refresh)
             rows.append(row)
             accuracies = " ".join(f"{point['accuracy']:.2f}" for point in row["curve"])
             name = text if args.feedback == ["label"] else f"{text}, {feedback}"

@@ -110,3 +110,24 @@ def test_count_recall_probe_labels_are_the_answers_the_environment_rewards():
     assert sorted(map(tuple, np.sort(dealt, -1))) == [(25, 26)] * 5
     values, queries = obs[..., :KINDS].argmax(-1), obs[..., KINDS:].argmax(-1)
     assert all(labels[t, b] == (values[: t + 1, b] == queries[t, b]).sum() for t in range(DECK - 1) for b in range(5))
+
+
+def test_count_recall_pool_deals_the_same_cards_and_answers_whenever_an_index_is_drawn():
+    """bench_recall --pool: deal i (and the answers it was given) is the same in every batch that
+    draws it, wherever it sits in the batch, as an episode read back from a replay; its labels count
+    its own cards."""
+    import numpy as np
+    from bench_recall import DECK, KINDS, pooled_deals
+
+    key = jax.random.PRNGKey(0)
+    first = [np.asarray(x) for x in pooled_deals(key, jax.numpy.array([4, 9, 4]), 27)]
+    again = [np.asarray(x) for x in pooled_deals(key, jax.numpy.array([9, 5]), 27)]
+    for x, y in zip(first, again):
+        np.testing.assert_array_equal(x[:, 0], x[:, 2])  # index 4 twice in one batch
+        np.testing.assert_array_equal(x[:, 1], y[:, 0])  # index 9 in two batches
+    obs, start, labels, answers = first
+    assert not np.array_equal(obs[:, 0], obs[:, 1]) and not np.array_equal(answers[:, 0], answers[:, 1])
+    assert obs.shape == (DECK - 1, 3, 2 * KINDS) and start[0].all() and not start[1:].any()
+    assert answers.min() >= 0 and answers.max() < 27
+    values, queries = obs[..., :KINDS].argmax(-1), obs[..., KINDS:].argmax(-1)
+    assert all(labels[t, b] == (values[: t + 1, b] == queries[t, b]).sum() for t in range(DECK - 1) for b in range(3))
