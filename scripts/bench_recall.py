@@ -36,6 +36,13 @@ Accuracy is the model's top answer against the count, on fresh deals. The loss o
 over the 27 answers): the same gradient, from 27 times fewer terms.
 
     python scripts/bench_recall.py --task count_recall --feedback label every_action taken_action --models ffm
+
+``--pool N --refresh r`` (``taken_action`` only) draws each batch from deals i .. i + N of an
+endless stream, i = r x the update's index, each deal with the uniform answers it was given
+when first dealt: a replay of N episodes taking in r new ones per update, so the learner
+sees fewer distinct deals, each many times (fresh deals every update otherwise).
+
+    python scripts/bench_recall.py --task count_recall --feedback taken_action --models ffm --pool 640 --refresh 4.8
 """
 
 from __future__ import annotations
@@ -96,7 +103,8 @@ def pooled_deals(key, indices, classes: int):
     given when each was dealt: (obs [51, B, 4], start [51, B], labels [51, B], answers [51, B])."""
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices)
     obs, start, labels = jax.vmap(lambda k: count_recall_batch(k, 1), out_axes=1)(keys)
-    answers = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 7), (DECK - 1,), 0, classes), out_axes=1)(keys)
+    answers = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 7), (DECK - 1,), 0, classes),
+                       out_axes=1)(keys)
     return obs[:, :, 0], start[:, :, 0], labels[:, :, 0], answers
 
 
@@ -211,11 +219,12 @@ def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=["recall", "count", "count_recall"], default="recall")
-    parser.add_argument("--feedback", nargs="*", default=["label"], choices=["label", "every_action", "taken_action", "policy_action"],
+    parser.add_argument("--feedback", nargs="*", default=["label"],
+                        choices=["label", "every_action", "taken_action", "policy_action"],
                         help="what the learner is told (all but label: --task count_recall or count)")
     parser.add_argument("--pool", type=int, default=0,
-                        help="taken_action on count_recall: draw each batch from a sliding pool of this many deals, each "
-                             "with fixed answers, as from a replay (0: fresh deals every update)")
+                        help="taken_action on count_recall: draw each batch from a sliding pool of this many deals, "
+                             "each with fixed answers, as from a replay (0: fresh deals every update)")
     parser.add_argument("--refresh", type=float, default=0.0, help="--pool: new deals per update (the pool slides)")
     parser.add_argument("--epsilon", type=float, default=0.1, help="policy_action: probability of a uniform answer")
     parser.add_argument("--lag", type=int, default=31)
