@@ -127,6 +127,9 @@ class SystemConfig:
     consistency_loss_weight: float = 0.0  # latent consistency: the dynamics' latent k steps on against the
     #                                       encoder's at t + k (stop-gradient), 1 - centred cosine; 0: off
     dynamics_gradient_scale: float = 0.5  # gradient scale into the recurrent dynamics
+    prediction_gradient_scale: float = 1.0  # gradient scale from the value and policy losses into the latents
+    #                                         (encoder and dynamics); 0: those heads learn on latents that the
+    #                                         reward (and consistency) losses alone shape
     target_update_period: int = 50  # updates between target-network copies (1 with tau < 1: Polyak)
     target_tau: float = 1.0  # 1: hard copy every period; < 1: Polyak step size
     reanalyse_fraction: float = 0.25  # sequences whose policy / bootstrap targets are refreshed by search
@@ -157,6 +160,7 @@ class SystemConfig:
         for name in ("value_loss_weight", "reward_loss_weight", "policy_loss_weight", "consistency_loss_weight"):
             _real_in("system", name, getattr(self, name), 0.0, 1e6)
         _real_in("system", "dynamics_gradient_scale", self.dynamics_gradient_scale, 0.0, 1.0)
+        _real_in("system", "prediction_gradient_scale", self.prediction_gradient_scale, 0.0, 1.0)
         _real_in("system", "target_tau", self.target_tau, 0.0, 1.0, open_low=True)
         _real_in("system", "reanalyse_fraction", self.reanalyse_fraction, 0.0, 1.0)
         _real_in("system", "exploration_epsilon", self.exploration_epsilon, 0.0, 1.0)

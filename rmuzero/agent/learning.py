@@ -45,6 +45,8 @@ class LossOutput(NamedTuple):
 
 
 def _scale_gradient(x: chex.Array, scale: float) -> chex.Array:
+    if scale == 1.0:
+        return x
     return x * scale + jax.lax.stop_gradient(x) * (1.0 - scale)
 
 
@@ -163,7 +165,8 @@ class Learner:
             unroll_step, latents, jnp.moveaxis(actions, -1, 0)
         )  # step_latents [K, S, R, D], reward_logits [K, S, R, S_r]
         all_latents = jnp.concatenate([step_latents, last[None]], axis=0)  # [K+1, S, R, D]
-        heads = model.network.apply(params, all_latents, method=MuZeroNetwork.predict)
+        heads = model.network.apply(params, _scale_gradient(all_latents, system.prediction_gradient_scale),
+                                    method=MuZeroNetwork.predict)
         value_logits = jnp.moveaxis(heads.value_logits, 0, 2)  # [S, R, K+1, S_v]
         policy_logits = jnp.moveaxis(heads.policy_logits, 0, 2)  # [S, R, K+1, A]
         reward_logits = jnp.moveaxis(reward_logits, 0, 2)  # [S, R, K, S_r]

@@ -50,7 +50,7 @@ MIDDLE, LAST, FIRST, NONE = range(4)
 REANALYSED = 2  # reanalyse_fraction 0.5 of batch_size 4
 
 
-def _config(*, target_tau: float, target_update_period: int, reanalyse_fraction: float = 0.5) -> dict:
+def _config(*, target_tau: float, target_update_period: int, reanalyse_fraction: float = 0.5, **system) -> dict:
     return {
         "env": {"name": "popgym/repeat_previous", "difficulty": "easy"},
         "network": {"memory": "ffm", "features": 16, "latent_size": 16, "head_sizes": [32],
@@ -60,7 +60,7 @@ def _config(*, target_tau: float, target_update_period: int, reanalyse_fraction:
                    "roots_per_sequence": WINDOW - BURN_IN, "burn_in": BURN_IN, "num_unroll_steps": K, "td_steps": TD, "discount": GAMMA,
                    "replay_length_per_env": 128, "updates_per_iteration": 1, "reanalyse_fraction": reanalyse_fraction,
                    "learning_rate": 1e-2, "target_tau": target_tau,
-                   "target_update_period": target_update_period},
+                   "target_update_period": target_update_period, **system},
         "eval_episodes": 2,
     }
 
@@ -225,6 +225,32 @@ def test_loss_is_finite_and_gradients_reach_every_parameter(run):
             "policy_head", "value_head"} <= modules, modules
     dead = [jax.tree_util.keystr(path) for path, g in flat if not np.any(np.asarray(g) != 0)]
     assert not dead, f"parameters without gradient: {dead}"
+
+
+def test_prediction_gradient_scale_0_leaves_the_latents_to_the_reward_loss(run):
+    """``prediction_gradient_scale=0``: the encoder, dynamics and reward modules get exactly the
+    gradient of the loss with the value and policy weights at 0 (the reward loss alone), and the
+    prediction trunk and heads the gradient they get with the scale at 1; at 1 the encoder's differs."""
+    unroll, _ = run.targets(run.target_params, run.windows, run.key)
+
+    def gradients(**system):
+        agent = make_agent(config_from_dict(_config(target_tau=1.0, target_update_period=PERIOD, **system)))
+        grad = jax.jit(jax.grad(lambda p: agent.loss(p, run.windows, unroll, ALL_ROOTS).total))(run.params)
+        return {path[1].key + jax.tree_util.keystr(path[2:]): np.asarray(g)
+                for path, g in jax.tree_util.tree_flatten_with_path(grad)[0]}
+
+    cut = gradients(prediction_gradient_scale=0.0)
+    reward_only = gradients(value_loss_weight=0.0, policy_loss_weight=0.0)
+    _, full = run.loss_and_grad(run.params, run.windows, unroll, ALL_ROOTS)
+    full = {path[1].key + jax.tree_util.keystr(path[2:]): np.asarray(g)
+            for path, g in jax.tree_util.tree_flatten_with_path(full)[0]}
+    heads = ("prediction_trunk", "policy_head", "value_head")
+    for name, g in cut.items():
+        expected = full[name] if name.startswith(heads) else reward_only[name]
+        np.testing.assert_allclose(g, expected, rtol=1e-5, atol=1e-7, err_msg=name)
+    encoder = [name for name in cut if name.startswith("encoder")]
+    assert encoder and any(np.any(g != 0) for name, g in cut.items() if name.startswith("encoder"))
+    assert any(not np.allclose(full[name], reward_only[name], rtol=1e-3, atol=1e-6) for name in encoder)
 
 
 def _perturb(unroll, field: str, where: np.ndarray, amount: float):
