@@ -227,6 +227,12 @@ def test_loss_is_finite_and_gradients_reach_every_parameter(run):
     assert not dead, f"parameters without gradient: {dead}"
 
 
+def _by_name(grads) -> dict[str, np.ndarray]:
+    """Gradient leaves by module and parameter path, e.g. "encoder['Dense_0']['kernel']"."""
+    return {path[1].key + jax.tree_util.keystr(path[2:]): np.asarray(g)
+            for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]}
+
+
 def test_prediction_gradient_scale_0_leaves_the_latents_to_the_reward_loss(run):
     """``prediction_gradient_scale=0``: the encoder, dynamics and reward modules get exactly the
     gradient of the loss with the value and policy weights at 0 (the reward loss alone), and the
@@ -235,21 +241,17 @@ def test_prediction_gradient_scale_0_leaves_the_latents_to_the_reward_loss(run):
 
     def gradients(**system):
         agent = make_agent(config_from_dict(_config(target_tau=1.0, target_update_period=PERIOD, **system)))
-        grad = jax.jit(jax.grad(lambda p: agent.loss(p, run.windows, unroll, ALL_ROOTS).total))(run.params)
-        return {path[1].key + jax.tree_util.keystr(path[2:]): np.asarray(g)
-                for path, g in jax.tree_util.tree_flatten_with_path(grad)[0]}
+        return _by_name(jax.jit(jax.grad(lambda p: agent.loss(p, run.windows, unroll, ALL_ROOTS).total))(run.params))
 
     cut = gradients(prediction_gradient_scale=0.0)
     reward_only = gradients(value_loss_weight=0.0, policy_loss_weight=0.0)
-    _, full = run.loss_and_grad(run.params, run.windows, unroll, ALL_ROOTS)
-    full = {path[1].key + jax.tree_util.keystr(path[2:]): np.asarray(g)
-            for path, g in jax.tree_util.tree_flatten_with_path(full)[0]}
+    full = _by_name(run.loss_and_grad(run.params, run.windows, unroll, ALL_ROOTS)[1])
     heads = ("prediction_trunk", "policy_head", "value_head")
     for name, g in cut.items():
         expected = full[name] if name.startswith(heads) else reward_only[name]
         np.testing.assert_allclose(g, expected, rtol=1e-5, atol=1e-7, err_msg=name)
     encoder = [name for name in cut if name.startswith("encoder")]
-    assert encoder and any(np.any(g != 0) for name, g in cut.items() if name.startswith("encoder"))
+    assert encoder and any(np.any(cut[name] != 0) for name in encoder)
     assert any(not np.allclose(full[name], reward_only[name], rtol=1e-3, atol=1e-6) for name in encoder)
 
 
