@@ -11,7 +11,8 @@ Layout on disk, one directory per saved step:
                                      path, shape, dtype, kind ("array", "key",
                                      "scalar")
     <directory>/<step>/state/        orbax StandardCheckpointer data: a flat
-                                     dict {"leaf_00000": array, ...}
+                                     dict {"leaf_00000": array, ...} (an empty
+                                     array is left out: tree.json says it all)
 
 A step directory is written under a hidden temporary name in the same
 directory and renamed into place only after orbax has finished and both JSON
@@ -205,7 +206,8 @@ def _flatten_for_saving(state: PyTree) -> tuple[dict[str, np.ndarray], list[dict
                     f"leaf {jax.tree_util.keystr(path)} is a {type(leaf).__name__}; "
                     "only arrays, typed PRNG keys and Python scalars can be checkpointed"
                 )
-        arrays[_leaf_name(i)] = data
+        if data.size:  # orbax refuses empty arrays; tree.json alone holds their shape and dtype
+            arrays[_leaf_name(i)] = data
         manifest.append(
             {
                 "path": jax.tree_util.keystr(path),
@@ -378,7 +380,8 @@ def restore_checkpoint(step_dir: str | os.PathLike[str], target: PyTree) -> PyTr
             raise CheckpointError(
                 f"dtype mismatch at leaf {name}: checkpoint {saved_dtype.name}, target {dtype.name}"
             )
-        abstract[_leaf_name(i)] = jax.ShapeDtypeStruct(saved_shape, saved_dtype)
+        if np.prod(saved_shape, dtype=int):
+            abstract[_leaf_name(i)] = jax.ShapeDtypeStruct(saved_shape, saved_dtype)
 
     checkpointer = _this_process_checkpointer()
     try:
@@ -391,10 +394,11 @@ def restore_checkpoint(step_dir: str | os.PathLike[str], target: PyTree) -> PyTr
     finally:
         checkpointer.close()
 
-    leaves = [
-        _as_target_leaf(arrays[_leaf_name(i)], leaf, entry)
-        for i, ((_, leaf), entry) in enumerate(zip(with_paths, manifest))
-    ]
+    leaves = []
+    for i, ((_, leaf), entry) in enumerate(zip(with_paths, manifest)):
+        name = _leaf_name(i)  # an empty array was never given to orbax (_flatten_for_saving)
+        value = arrays[name] if name in abstract else np.zeros(tuple(entry["shape"]), np.dtype(entry["dtype"]))
+        leaves.append(_as_target_leaf(value, leaf, entry))
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 

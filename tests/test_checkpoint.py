@@ -285,3 +285,17 @@ def test_bfloat16_and_python_scalars_round_trip(tmp_path):
     np.testing.assert_array_equal(np.asarray(restored["w"], np.float32), [1.5, -2.0, 0.0078125])
     assert (type(restored["lr"]), restored["lr"]) == (float, 0.001)
     assert (type(restored["done"]), restored["done"]) == (bool, True)
+
+
+def test_empty_arrays_round_trip_from_the_manifest_alone(tmp_path):
+    """Orbax refuses zero-size arrays (replay without carries stores them): tree.json keeps their
+    shape and dtype, and a target of another shape is still refused."""
+    state = {"carry": jnp.zeros((2, 5, 0, 3), jnp.float32), "count": jnp.zeros((2, 5, 0), jnp.int32),
+             "w": jnp.arange(4.0)}
+    step_dir = save_checkpoint(tmp_path, 0, state, {})
+    restored = restore_checkpoint(step_dir, jax.tree.map(jnp.ones_like, state))
+    for name in state:
+        assert (restored[name].shape, restored[name].dtype) == (state[name].shape, state[name].dtype)
+    np.testing.assert_array_equal(restored["w"], [0.0, 1.0, 2.0, 3.0])
+    with pytest.raises(CheckpointError, match=r"shape mismatch at leaf \['carry'\]: checkpoint \(2, 5, 0, 3\)"):
+        restore_checkpoint(step_dir, {**state, "carry": jnp.zeros((2, 5, 3))})

@@ -26,7 +26,8 @@ episode from its first step, so a loss at any step reaches, through the
 memory, every observation of that episode before it. Roots are drawn uniformly
 over the positions that carry a loss (all of them for a sequence that begins
 at a start flag; those from ``burn_in`` on for a segment of a longer episode,
-which starts from the actor's stored carry). Targets come from
+which starts from the actor's stored carry; replay keeps carries only where such
+segments can exist, ``system.store_all_carries``). Targets come from
 ``rmuzero.replay.targets`` (the one place for the target math), which makes
 everything past an episode boundary absorbing.
 """
@@ -224,12 +225,16 @@ def make_agent(
     model = make_model(config, num_actions)
     learner = Learner(model=model, system=system, num_actions=num_actions,
                       roots_per_sequence=roots_for(system, length))
+    max_episode_length = getattr(task, "max_episode_length", None)
     replay = make_replay(
         num_envs=system.num_envs,
         sequence_length=length,
         max_length_per_env=system.replay_length_per_env,
         sample_batch_size=system.batch_size,
         burn_in=system.burn_in,
+        # A stored carry is read only where a sequence begins mid-episode: never when every
+        # episode fits the sequence (its observations are at most max_episode_length).
+        store_carries=system.store_all_carries or max_episode_length is None or max_episode_length > length,
     )
     optimizer = optax.chain(
         optax.clip_by_global_norm(system.max_grad_norm), optax.adam(system.learning_rate)

@@ -119,6 +119,8 @@ class SystemConfig:
     td_lambda: float | None = None  # TD(lambda) value targets instead of n-step when set, in [0, 1]
     discount: float = 0.99  # gamma, also the search tree's discount
     replay_length_per_env: int = 2048  # steps kept per environment
+    store_all_carries: bool = False  # keep every step's memory carry in replay; False: only where a sequence can
+    #                                  begin at one, none when the task's episodes fit the sequence length
     learning_rate: float = 1e-3
     max_grad_norm: float = 5.0
     value_loss_weight: float = 0.5
@@ -149,6 +151,8 @@ class SystemConfig:
             f"{', '.join(str(d) for d in range(1, self.updates_per_iteration + 1) if self.updates_per_iteration % d == 0)}",
         )
         _positive_int("system", "burn_in", self.burn_in, minimum=0)
+        _require(isinstance(self.store_all_carries, bool),
+                 f"system.store_all_carries={self.store_all_carries!r}; valid: true | false")
         if self.sequence_length is not None:
             _positive_int("system", "sequence_length", self.sequence_length, minimum=2)
             self.check_sequence_length(self.sequence_length)
@@ -281,7 +285,8 @@ def config_from_dict(values: Mapping[str, Any]) -> AgentConfig:
 
 # Options whose default changed, with the value that reproduces a config saved before they
 # existed (a checkpoint's config.json lacks them): (section, key) -> that value.
-_BEFORE_OPTION = {("network", "separate_reward_trunk"): False}
+_BEFORE_OPTION = {("network", "separate_reward_trunk"): False,
+                  ("system", "store_all_carries"): True}
 
 
 def saved_config_from_dict(values: Mapping[str, Any]) -> AgentConfig:

@@ -30,6 +30,12 @@ A sequence never crosses the write position and never reads an unwritten step.
 As the buffer wraps, an episode whose first step is overwritten can no longer
 be sampled from its start: only its later segment boundaries (if it is longer
 than L) remain eligible, with their stored carries.
+
+Only a segment boundary reads its stored carry: a start flag clears the memory
+before the first step. Where every episode fits a sequence (no boundary can
+exist), `make_replay(store_carries=False)` keeps no carries: their leaves are
+stored behind a zero-length axis (shape and dtype kept, no bytes), `sample`
+returns zeros in their place, and only start flags are eligible.
 """
 
 from __future__ import annotations
@@ -141,6 +147,7 @@ def make_replay(
     max_length_per_env: int,
     sample_batch_size: int,
     burn_in: int = 0,
+    store_carries: bool = True,
 ) -> Replay:
     """Builds the replay of per-step records.
 
@@ -152,6 +159,9 @@ def make_replay(
       burn_in: leading steps of a sequence that begins mid-episode (at a stored
         carry) which only warm up the memory; 0 <= burn_in < L. It sets the
         segment boundaries of episodes longer than L (module docstring).
+      store_carries: keep each step's memory carry. False where no episode is
+        longer than L: sequences then begin at start flags only (which clear
+        the memory), and the carries, most of a record's bytes, are not kept.
 
     Raises:
       ValueError: one line naming the bad size and what is valid.
@@ -176,9 +186,18 @@ def make_replay(
     )
     stride = sequence_length - burn_in  # episode steps between segment boundaries
 
+    def kept(records: StepRecord, axis: int) -> StepRecord:
+        """`records` as stored: without `store_carries`, each carry leaf [..., *shape] becomes
+        an empty [..., 0, *shape] (the zero-length axis after the first `axis` axes)."""
+        if store_carries:
+            return records
+        return records.replace(carry=jax.tree.map(
+            lambda x: jnp.zeros(jnp.shape(x)[:axis] + (0,) + jnp.shape(x)[axis:], jnp.result_type(x)),
+            records.carry))
+
     def init(example_record: StepRecord) -> ReplayState:
         _check_example(example_record)
-        return buffer.init(example_record)
+        return buffer.init(kept(example_record, 0))
 
     def add(state: ReplayState, records: StepRecord) -> ReplayState:
         if not isinstance(records, StepRecord) or (
@@ -186,7 +205,7 @@ def make_replay(
             raise ValueError("add expects a StepRecord with the structure given to init; "
                              f"expected {_describe(state.experience, drop=2)}, "
                              f"got {_describe(records)}")
-        records = jax.tree.map(jnp.asarray, records)
+        records = kept(jax.tree.map(jnp.asarray, records), 2)
         given = [(x.shape, x.dtype) for x in jax.tree.leaves(records)]
         steps = given[0][0][1] if len(given[0][0]) >= 2 else 0
         wanted = [((num_envs, steps) + x.shape[2:], x.dtype)
@@ -209,7 +228,7 @@ def make_replay(
         after = (slot[:, None] + jnp.arange(1, burn_in + 1)[None, :]) % max_length_per_env  # [N, burn_in]
         episode_goes_on = ~jnp.any(start[:, after], axis=-1)  # [B, N]: no start in the burn-in
         boundary = (episode_step > 0) & (episode_step % stride == 0) & episode_goes_on
-        return fits[None, :] & (start | boundary)
+        return fits[None, :] & (start | (boundary & store_carries))
 
     def sample(state: ReplayState, key: chex.PRNGKey) -> Sequences:
         count = jnp.cumsum(eligible(state).reshape(-1).astype(jnp.int32))  # [B * N]
@@ -219,7 +238,11 @@ def make_replay(
         positions = (first[:, None] + jnp.arange(sequence_length)[None, :]) % max_length_per_env
         experience = state.experience
         steps = jax.tree.map(lambda x: x[row[:, None], positions], experience.replace(carry=None))
-        carry = jax.tree.map(lambda x: x[row, first], experience.carry)
+        if store_carries:
+            carry = jax.tree.map(lambda x: x[row, first], experience.carry)
+        else:  # every sequence begins at a start flag, which clears whatever carry comes in
+            carry = jax.tree.map(lambda x: jnp.zeros((sample_batch_size,) + x.shape[3:], x.dtype),
+                                 experience.carry)
         return Sequences(steps=steps, carry=carry)
 
     def can_sample(state: ReplayState) -> chex.Array:

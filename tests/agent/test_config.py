@@ -64,6 +64,9 @@ def test_a_saved_config_without_a_newer_option_keeps_the_network_it_was_saved_wi
     assert saved_config_from_dict({"network": {"memory": "ffm"}}).network.separate_reward_trunk is False
     kept = saved_config_from_dict({"network": {"separate_reward_trunk": True}})
     assert kept.network.separate_reward_trunk is True
+    # Replay kept every step's carry before store_all_carries existed: a resumed run restores that layout.
+    assert config_from_dict({}).system.store_all_carries is False
+    assert saved_config_from_dict({"system": {"num_envs": 16}}).system.store_all_carries is True
 
 
 def test_roots_are_at_most_the_positions_every_sequence_has_with_a_loss():

@@ -39,6 +39,8 @@ class MatchState:
 
 
 class DelayedMatch(jumanji.Environment):
+    max_episode_length = LENGTH  # steps per episode: every episode fits a sequence, replay keeps no carries
+
     def __init__(self):
         super().__init__()
 

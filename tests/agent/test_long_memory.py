@@ -88,3 +88,20 @@ def test_loss_at_step_100_reaches_step_2_and_nothing_across_a_start_flag(memory)
     np.testing.assert_array_equal(grad[1, :NEW_EPISODE], 0.0, err_msg="gradient crossed the start flag")
     assert grad[1, NEW_EPISODE] > 0.0  # the new episode's first step is remembered
     np.testing.assert_array_equal(grad[:, ROOT + 1:], 0.0, err_msg="a root saw observations after it")
+
+
+@pytest.mark.parametrize("system, stored", [
+    ({}, False),  # 51-step episodes fit L = 128: every sequence begins at a start flag
+    ({"sequence_length": 32, "replay_length_per_env": 32}, True),  # segments begin at stored carries
+    ({"store_all_carries": True}, True),
+])
+def test_replay_keeps_carries_only_where_a_sequence_can_begin_at_one(system, stored):
+    config = _config("ffm")
+    config["system"].update(system)
+    agent = make_agent(config_from_dict(config))
+    state = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
+    num_envs, length = 2, config["system"]["replay_length_per_env"]
+    carry = agent.network.initialize_carry(1)
+    for kept, one in zip(jax.tree.leaves(state.replay.experience.carry), jax.tree.leaves(carry)):
+        whole = (num_envs, length) + one.shape[1:]
+        assert kept.shape == (whole if stored else (num_envs, length, 0) + one.shape[1:])

@@ -171,3 +171,37 @@ def test_bad_records_raise():
         REPLAY.add(state, jax.tree.map(lambda x: jnp.concatenate([x, x, x], axis=1), chunk))
     with pytest.raises(ValueError, match="structure given to init"):
         REPLAY.add(state, chunk.replace(action_mask=None))
+
+
+def test_without_carries_sequences_begin_at_start_flags_and_the_rest_is_kept():
+    """`store_carries=False` (every episode fits a sequence): the same adds hold the same records
+    but no carry bytes; only start flags are eligible (env 1's boundaries 3 and 6 would need
+    their carries), and a sequence's carry is zeros of the stored carry's shape and dtype."""
+    replay = make_replay(num_envs=NUM_ENVS, sequence_length=SEQUENCE, max_length_per_env=MAX_LEN,
+                         sample_batch_size=SAMPLES, burn_in=BURN_IN, store_carries=False)
+    state = replay.init(_record(0, 0))
+    with_carries = REPLAY.init(_record(0, 0))
+    for i in range(NUM_CHUNKS):
+        state = jax.jit(replay.add)(state, _chunk(i * CHUNK))
+        with_carries = ADD(with_carries, _chunk(i * CHUNK))
+    assert sum(x.nbytes for x in jax.tree.leaves(state.experience.carry)) == 0
+    for name in ("obs", "start", "action", "reward", "discount", "search_policy", "search_value",
+                 "episode_step", "action_mask"):
+        np.testing.assert_array_equal(getattr(state.experience, name), getattr(with_carries.experience, name))
+    eligible = np.asarray(replay.eligible(state))
+    steps_held = np.asarray(state.experience.obs[..., 1]).astype(int)
+    assert {env: set(steps_held[env][eligible[env]].tolist()) for env in range(NUM_ENVS)} == {0: {4, 8}, 1: {10}}
+
+    sequences = jax.jit(replay.sample)(state, jax.random.PRNGKey(0))
+    env, step = (np.asarray(sequences.steps.obs[..., i]).astype(int) for i in (0, 1))
+    assert set(zip(env[:, 0].tolist(), step[:, 0].tolist())) == {(0, 4), (0, 8), (1, 10)}
+    assert bool(np.all(sequences.steps.start[:, 0]))
+    expected = jax.vmap(jax.vmap(_record))(env, step)
+    np.testing.assert_array_equal(sequences.steps.reward, expected.reward)
+    stored = SAMPLE(with_carries, jax.random.PRNGKey(0)).carry
+    for leaf, like in zip(jax.tree.leaves(sequences.carry), jax.tree.leaves(stored)):
+        assert leaf.shape == like.shape and leaf.dtype == like.dtype
+        np.testing.assert_array_equal(leaf, 0)
+    with pytest.raises(ValueError, match="per-step shapes/dtypes"):  # a wrong carry is still refused
+        replay.add(state, _chunk(0).replace(carry={"h": jnp.zeros((NUM_ENVS, CHUNK, 3)),
+                                                   "count": jnp.zeros((NUM_ENVS, CHUNK), jnp.int32)}))
