@@ -118,7 +118,8 @@ class SystemConfig:
     td_steps: int = 5  # n of the n-step value target (used when td_lambda is None)
     td_lambda: float | None = None  # TD(lambda) value targets instead of n-step when set, in [0, 1]
     discount: float = 0.99  # gamma, also the search tree's discount
-    replay_length_per_env: int = 2048  # steps kept per environment
+    replay_length_per_env: int = 8192  # steps kept per environment (CountRecall learnt the count from 16 x 8192,
+    #                                    not from 16 x 2048: README "A replay four times as large")
     store_all_carries: bool = False  # keep every step's memory carry in replay; False: only where a sequence can
     #                                  begin at one, none when the task's episodes fit the sequence length
     learning_rate: float = 1e-3
@@ -129,7 +130,7 @@ class SystemConfig:
     consistency_loss_weight: float = 0.0  # latent consistency: the dynamics' latent k steps on against the
     #                                       encoder's at t + k (stop-gradient), 1 - centred cosine; 0: off
     dynamics_gradient_scale: float = 0.5  # gradient scale into the recurrent dynamics
-    prediction_gradient_scale: float = 1.0  # gradient scale from the value and policy losses into the latents
+    prediction_gradient_scale: float = 0.0  # gradient scale from the value and policy losses into the latents
     #                                         (encoder and dynamics); 0: those heads learn on latents that the
     #                                         reward (and consistency) losses alone shape
     target_update_period: int = 50  # updates between target-network copies (1 with tau < 1: Polyak)
@@ -286,7 +287,8 @@ def config_from_dict(values: Mapping[str, Any]) -> AgentConfig:
 # Options whose default changed, with the value that reproduces a config saved before they
 # existed (a checkpoint's config.json lacks them): (section, key) -> that value.
 _BEFORE_OPTION = {("network", "separate_reward_trunk"): False,
-                  ("system", "store_all_carries"): True}
+                  ("system", "store_all_carries"): True,
+                  ("system", "prediction_gradient_scale"): 1.0}
 
 
 def saved_config_from_dict(values: Mapping[str, Any]) -> AgentConfig:

@@ -67,6 +67,9 @@ def test_a_saved_config_without_a_newer_option_keeps_the_network_it_was_saved_wi
     # Replay kept every step's carry before store_all_carries existed: a resumed run restores that layout.
     assert config_from_dict({}).system.store_all_carries is False
     assert saved_config_from_dict({"system": {"num_envs": 16}}).system.store_all_carries is True
+    # The value and policy gradients reached the latents before prediction_gradient_scale existed.
+    assert config_from_dict({}).system.prediction_gradient_scale == 0.0
+    assert saved_config_from_dict({"system": {"num_envs": 16}}).system.prediction_gradient_scale == 1.0
 
 
 def test_roots_are_at_most_the_positions_every_sequence_has_with_a_loss():

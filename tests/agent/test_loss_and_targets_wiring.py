@@ -60,7 +60,9 @@ def _config(*, target_tau: float, target_update_period: int, reanalyse_fraction:
                    "roots_per_sequence": WINDOW - BURN_IN, "burn_in": BURN_IN, "num_unroll_steps": K, "td_steps": TD, "discount": GAMMA,
                    "replay_length_per_env": 128, "updates_per_iteration": 1, "reanalyse_fraction": reanalyse_fraction,
                    "learning_rate": 1e-2, "target_tau": target_tau,
-                   "target_update_period": target_update_period, **system},
+                   "target_update_period": target_update_period,
+                   "prediction_gradient_scale": 1.0,  # every loss reaches the latents, so each one's wiring shows
+                   **system},
         "eval_episodes": 2,
     }
 
