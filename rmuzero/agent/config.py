@@ -132,7 +132,8 @@ class SystemConfig:
     dynamics_gradient_scale: float = 0.5  # gradient scale into the recurrent dynamics
     prediction_gradient_scale: float = 0.0  # gradient scale from the value and policy losses into the latents
     #                                         (encoder and dynamics); 0: those heads learn on latents that the
-    #                                         reward (and consistency) losses alone shape
+    #                                         reward (and consistency) losses alone shape; a reward that comes more
+    #                                         than num_unroll_steps after its action needs 1 (README)
     target_update_period: int = 50  # updates between target-network copies (1 with tau < 1: Polyak)
     target_tau: float = 1.0  # 1: hard copy every period; < 1: Polyak step size
     reanalyse_fraction: float = 0.25  # sequences whose policy / bootstrap targets are refreshed by search
