@@ -220,12 +220,12 @@ def make_agent(
     env = build_env(system.num_envs)
     task = environment if environment is not None else rmuzero_envs.make(
         config.env.name, difficulty=config.env.difficulty)
-    length = resolve_sequence_length(system, getattr(task, "max_episode_length", None))
+    max_episode_length = getattr(task, "max_episode_length", None)
+    length = resolve_sequence_length(system, max_episode_length)
     num_actions = env.num_actions
     model = make_model(config, num_actions)
     learner = Learner(model=model, system=system, num_actions=num_actions,
                       roots_per_sequence=roots_for(system, length))
-    max_episode_length = getattr(task, "max_episode_length", None)
     replay = make_replay(
         num_envs=system.num_envs,
         sequence_length=length,
