@@ -105,7 +105,7 @@ class NetworkConfig:
 class SystemConfig:
     num_envs: int = 16  # environments stepped together while acting
     rollout_length: int = 16  # acting steps per environment per iteration
-    updates_per_iteration: int = 32  # learner updates per iteration
+    updates_per_iteration: int = 8  # learner updates per iteration
     sample_ahead: int = 1  # updates whose batches (sequences, targets, reanalysis) are prepared together from
     #                        the state before the first of them (one vmapped call); divides updates_per_iteration
     batch_size: int = 32  # sequences per update
