@@ -91,6 +91,18 @@ def test_identity_is_neutral_and_start_discards_the_left(name):
     _assert_tree_close(flagged, b)
 
 
+def test_ffm_combine_decays_by_the_complex_exponential_of_the_steps():
+    """Against numpy in complex128: X exp(t' log_decay) + X' for t' = 0, 1, 5, 40 (the associative
+    scan's inner combines carry t' > 1)."""
+    steps = jnp.array([0, 1, 5, 40], jnp.int32)
+    a = FFMState(_complex(jax.random.key(7), (4, 3, 2)), jnp.array([3, 0, 2, 9], jnp.int32))
+    b = FFMState(_complex(jax.random.key(8), (4, 3, 2)), steps)
+    combined = FFMMonoid(FFM_LOG_DECAY).combine(a, b)
+    decay = np.exp(np.asarray(steps, np.float64)[:, None, None] * np.asarray(FFM_LOG_DECAY, np.complex128))
+    np.testing.assert_allclose(np.asarray(combined.memory), np.asarray(a.memory) * decay + np.asarray(b.memory), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(combined.steps), [3, 1, 7, 49])
+
+
 def _loop_ffm(carry_memory, inputs, start, log_decay):
     """FFM as a plain loop: S_t = S_{t-1} * exp(log_decay) + x_t, zeroed where start."""
     decay = np.exp(np.asarray(log_decay))
