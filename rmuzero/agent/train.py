@@ -12,6 +12,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -310,7 +311,13 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
         if bar is not None:
             bar.update(env_steps)
 
+    # Evaluation's programs compile on a thread while the first training call compiles its
+    # own (XLA releases the GIL; two compilations, two cores): the first evaluation finds them
+    # in jit's cache instead of compiling then.
+    compiling = _compile_in_background([(evaluate, (state.params, eval_key)), (all_finite, (state.params,))])
+
     def run_eval(state) -> None:
+        compiling.join()
         evaluation = to_host(evaluate(state.params, eval_key))
         for i, log in enumerate(logs):
             log.log_evaluation(env_steps, per_seed(evaluation, i))
@@ -373,6 +380,29 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     if many:
         return {"env_steps": env_steps, "seeds": [{"seed": s, **log.summary} for s, log in zip(seeds, logs)]}
     return logs[0].summary
+
+
+def _compile_in_background(calls: list[tuple[Any, tuple]]) -> threading.Thread:
+    """Starts a thread that compiles each jitted function for its arguments' shapes and
+    shardings (``jit(f).lower(...).compile()`` fills the cache that ``jit(f)(...)`` reads). The
+    arguments are read here, before the caller may donate them; an uncommitted array (one jit
+    may move, like a fresh key) keeps no sharding. A failure is left to the first call, which
+    compiles again and raises there."""
+    def spec(x):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding if x.committed else None)
+
+    specs = [(jitted, jax.tree.map(spec, args)) for jitted, args in calls]
+
+    def compile_all() -> None:
+        for jitted, args in specs:
+            try:
+                jitted.lower(*args).compile()
+            except Exception:  # noqa: BLE001 (the real call compiles again and reports it)
+                pass
+
+    thread = threading.Thread(target=compile_all, name="rmuzero-compile", daemon=True)
+    thread.start()
+    return thread
 
 
 def _resumable_checkpoint(directory: Path, config: AgentConfig) -> Path:
