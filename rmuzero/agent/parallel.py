@@ -26,6 +26,7 @@ so a checkpoint restores on any device count that divides the global sizes.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -41,8 +42,8 @@ from rmuzero.distributed import DistributedConfig, initialize
 
 DATA_AXIS = "data"
 
-__all__ = ["DATA_AXIS", "STATE", "ShardedTraining", "shard_state_function", "initialize_distributed", "make_mesh", "shard_functions", "state_specs",
-           "to_host"]
+__all__ = ["DATA_AXIS", "STATE", "ShardedTraining", "abstract_state", "shard_state_function", "initialize_distributed", "make_mesh",
+           "shard_functions", "state_specs", "to_host"]
 
 
 def initialize_distributed(distributed: DistributedConfig) -> None:
@@ -96,6 +97,7 @@ class ShardedTraining(NamedTuple):
     init: Callable[[Any], TrainState]  # key -> TrainState of global arrays
     train_iterations: Callable[[TrainState], tuple]  # state (donated) -> (state, metrics [k])
     place: Callable[[TrainState], TrainState]  # a host state (a restored checkpoint) onto the mesh
+    shardings: Any  # the state's shardings (a TrainState prefix tree of NamedSharding)
 
 
 STATE = object()  # in shard_state_function's out_specs: "partitioned like the training state"
@@ -151,9 +153,30 @@ def shard_functions(agent, mesh: Mesh, *, num_seeds: int = 1) -> ShardedTraining
 
     def place(state: TrainState) -> TrainState:
         return jax.tree.map(lambda x, s: jax.make_array_from_callback(np.shape(x), s, lambda i: np.asarray(x)[i]),
-                            state, _expand(shardings, state))
+                            state, _leaf_shardings(shardings, state))
 
-    return ShardedTraining(jax.jit(init), iterations, place)
+    return ShardedTraining(jax.jit(init), iterations, place, shardings)
+
+
+def abstract_state(shapes: Any, shardings: Any = None) -> Any:
+    """``shapes`` (a ``jax.eval_shape`` of the state) as ``ShapeDtypeStruct`` leaves carrying the
+    shardings the real state will have (a prefix tree, as :class:`ShardedTraining` holds), or
+    none (``shardings=None``: one device, uncommitted arrays): what lowering a state function
+    ahead of the state needs for jit's cache to serve the real call."""
+    def spec(x, sharding=None):  # weak types kept: a weak-typed leaf lowers to another program
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=x.weak_type, sharding=sharding)
+
+    if shardings is None:
+        return jax.tree.map(spec, shapes)
+    return jax.tree.map(spec, shapes, _leaf_shardings(shardings, shapes))
+
+
+def _leaf_shardings(shardings: Any, tree: Any) -> Any:
+    """The prefix tree ``shardings`` as one sharding per leaf of ``tree``, an empty leaf (a
+    replay without stored carries) replicated: jax returns it so whatever its spec, and a
+    state placed otherwise would make jit compile the training step again."""
+    return jax.tree.map(lambda x, s: NamedSharding(s.mesh, P()) if math.prod(np.shape(x)) == 0 else s,
+                        tree, _expand(shardings, tree))
 
 
 def _shardings(mesh: Mesh, spec_tree: Any) -> Any:

@@ -23,8 +23,8 @@ import numpy as np
 
 from rmuzero.agent.agent import Agent, TrainState, make_agent
 from rmuzero.agent.config import AgentConfig, config_to_dict
-from rmuzero.agent.parallel import (DATA_AXIS, default_num_devices, initialize_distributed, make_mesh, shard_functions,
-                                    to_host)
+from rmuzero.agent.parallel import (DATA_AXIS, abstract_state, default_num_devices, initialize_distributed, make_mesh,
+                                    shard_functions, to_host)
 from rmuzero.checkpoint import CheckpointError, latest_checkpoint, load_config, restore_checkpoint, save_checkpoint
 from rmuzero.compilation_cache import (COMPILATION_CACHE_VARIABLE, DEFAULT_COMPILATION_CACHE,  # noqa: F401 (the scripts import them from here)
                                        compilation_cache_dir, enable_compilation_cache)
@@ -239,6 +239,7 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     ``seed_<s>/metrics.jsonl`` and ``seed_<s>/checkpoints/``; the summary then holds one
     summary per seed under ``"seeds"``.
     """
+    begin = time.perf_counter()  # wall_time counts from here: building, initialising, compiling included
     initialize_distributed(config.distributed)
     run_dir = Path(run_dir)
     dirs = seed_dirs(config, run_dir)
@@ -260,9 +261,8 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     if num_devices == 1 and jax.process_count() == 1:
         agent = agent or make_agent(config)
         # Every leaf its own buffer (init shares params with target_params): the state is donated.
-        state = jax.tree.map(jnp.copy, batched(agent.init)(keys))
-        if resume:
-            state = jax.tree.map(jnp.copy, _restore_state(agent, state, resumed_from, many))
+        init = lambda keys: jax.tree.map(jnp.copy, batched(agent.init)(keys))  # noqa: E731
+        shardings = None  # one device: the state's arrays are uncommitted
         # One call: config.iterations_per_call iterations, the training state donated (updated in place).
         train_iterations = jax.jit(batched(agent.train_iterations), donate_argnums=0)
     else:  # data parallel over the mesh (rmuzero.agent.parallel)
@@ -272,10 +272,17 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
             raise ValueError("train(agent=...) is for one device; leave it out to train on several")
         agent = make_agent(config, num_devices=num_devices, data_axis=DATA_AXIS)
         sharded = shard_functions(agent, mesh, num_seeds=config.num_seeds)
-        train_iterations = sharded.train_iterations
-        state = sharded.init(keys)
-        if resume:
-            state = sharded.place(_restore_state(agent, to_host(state), resumed_from, many, host=True))
+        init, shardings, train_iterations = sharded.init, sharded.shardings, sharded.train_iterations
+    # The training call's program compiles on a thread from the state's shapes while this one
+    # makes the state (compiles and runs init, reads a checkpoint): XLA releases the GIL, so
+    # the two compilations share the cores. The first call waits for it (compiling_training).
+    compiling_training = _compile_in_background(
+        [(train_iterations, (abstract_state(jax.eval_shape(init, keys), shardings),))])
+    state = init(keys)
+    if resume and shardings is None:
+        state = jax.tree.map(jnp.copy, _restore_state(agent, state, resumed_from, many))
+    elif resume:
+        state = sharded.place(_restore_state(agent, to_host(state), resumed_from, many, host=True))
     layout = {"num_devices": num_devices, "num_processes": jax.process_count()}
     evaluate = jax.jit(batched(agent.evaluate))
     all_finite = jax.jit(batched(_all_finite))
@@ -292,7 +299,6 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
 
         bar = tqdm(total=config.total_env_steps, unit="step", dynamic_ncols=True)
 
-    begin = time.perf_counter()
     env_steps = int(per_seed(to_host(state.env_steps), 0))
     if resume and writer:  # metrics.jsonl reads as one run: drop what the killed run wrote after its checkpoint
         last_evals = []
@@ -336,6 +342,7 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     # The next multiple of each period after the steps already taken (0 for a fresh run).
     next_log, next_eval, next_checkpoint = (
         (env_steps // every + 1) * every for every in (config.log_every, config.eval_every, config.checkpoint_every))
+    compiling_training.join()
     try:
         while env_steps < config.total_env_steps:
             state, metrics = train_iterations(state)
@@ -389,7 +396,10 @@ def _compile_in_background(calls: list[tuple[Any, tuple]]) -> threading.Thread:
     may move, like a fresh key) keeps no sharding. A failure is left to the first call, which
     compiles again and raises there."""
     def spec(x):
-        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding if x.committed else None)
+        if isinstance(x, jax.ShapeDtypeStruct):  # already a spec (rmuzero.agent.parallel.abstract_state)
+            return x
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=x.weak_type,
+                                    sharding=x.sharding if x.committed else None)
 
     specs = [(jitted, jax.tree.map(spec, args)) for jitted, args in calls]
 

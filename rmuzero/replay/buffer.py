@@ -197,7 +197,9 @@ def make_replay(
 
     def init(example_record: StepRecord) -> ReplayState:
         _check_example(example_record)
-        return buffer.init(kept(example_record, 0))
+        # No weakly typed leaf (flashbax's write position is one, a record's may be): a jitted
+        # step compiled from the state's shapes and called with the state must see one type.
+        return jax.tree.map(lambda x: jnp.asarray(x, x.dtype), buffer.init(kept(example_record, 0)))
 
     def add(state: ReplayState, records: StepRecord) -> ReplayState:
         if not isinstance(records, StepRecord) or (

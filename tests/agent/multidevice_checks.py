@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 
+from compile_log import by_program, compilations
 from rmuzero.distributed import DistributedConfig, initialize
 
 SMALL = {
@@ -85,11 +86,14 @@ def check_train(run_dir: str) -> dict:
 
     values = {**SMALL, "system": {**SMALL["system"], "num_envs": 8}, "total_env_steps": 832, "log_every": 208,
               "eval_every": 416, "checkpoint_every": 416}
-    train(config_from_dict(values), run_dir, progress=False)
+    with compilations() as fresh:
+        train(config_from_dict(values), run_dir, progress=False)
     first = read_metrics(f"{run_dir}/metrics.jsonl")
-    train(config_from_dict({**values, "total_env_steps": 1248, "num_devices": 2}), run_dir, progress=False,
-          resume=True)
-    return {"devices": jax.device_count(), "first": first, "resumed": read_metrics(f"{run_dir}/metrics.jsonl")}
+    with compilations() as again:
+        train(config_from_dict({**values, "total_env_steps": 1248, "num_devices": 2}), run_dir, progress=False,
+              resume=True)
+    return {"devices": jax.device_count(), "first": first, "resumed": read_metrics(f"{run_dir}/metrics.jsonl"),
+            "compiled": [by_program(counts, "jit(train_iterations)") for counts in (fresh, again)]}
 
 
 def check_seeds(run_dir: str) -> dict:
@@ -99,9 +103,10 @@ def check_seeds(run_dir: str) -> dict:
 
     values = {**SMALL, "system": {**SMALL["system"], "num_envs": 8}, "total_env_steps": 520, "log_every": 104,
               "eval_every": 520, "checkpoint_every": 520, "num_devices": 2, "seed": 4}
-    train(config_from_dict({**values, "num_seeds": 2}), f"{run_dir}/both", progress=False)
+    with compilations() as both:
+        train(config_from_dict({**values, "num_seeds": 2}), f"{run_dir}/both", progress=False)
     train(config_from_dict({**values, "seed": 5}), f"{run_dir}/alone_5", progress=False)
-    return {"devices": jax.device_count(),
+    return {"devices": jax.device_count(), "compiled": by_program(both, "jit(train_iterations)"),
             "together": read_metrics(f"{run_dir}/both/seed_5/metrics.jsonl"),
             "alone": read_metrics(f"{run_dir}/alone_5/metrics.jsonl")}
 

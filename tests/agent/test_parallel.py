@@ -61,6 +61,9 @@ def test_training_on_four_devices_then_resumed_on_two(tmp_path):
     assert [line["env_steps"] for line in later if "episode_return" in line] == [1040, 1248]
     assert all(line["num_devices"] == 2 for line in later)
     assert (tmp_path / "run" / "checkpoints" / "1248").is_dir()
+    # The sharded training step compiled once per run, on train()'s thread from the state's
+    # shapes and shardings (tests/agent/compile_log.py): the real state matched them.
+    assert out["compiled"] == [{"rmuzero-compile": 1}, {"rmuzero-compile": 1}]
 
 
 def test_vmapped_seeds_on_two_devices_reproduce_a_seed_alone(tmp_path):
@@ -76,6 +79,7 @@ def test_vmapped_seeds_on_two_devices_reproduce_a_seed_alone(tmp_path):
                         if "episode_return" in line] for name in ("together", "alone"))
     assert [line["env_steps"] for line in together] == [104, 208, 312, 416, 520]
     assert together[3]["episodes"] > 0 and together[4]["updates"] > 0  # episodes ended; it learnt
+    assert out["compiled"] == {"rmuzero-compile": 1}  # the vmapped step, from the seeds' stacked shapes
     assert [sorted(line) for line in together] == [sorted(line) for line in alone]
     for a, b in zip(together, alone):
         for key in a:

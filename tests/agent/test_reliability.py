@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import pytest
 from jumanji.types import termination, transition
 
+from compile_log import by_program, compilations
 from rmuzero.agent.agent import make_agent
 from rmuzero.agent.config import config_from_dict
 from rmuzero.agent.train import TrainingError, train
@@ -182,13 +183,16 @@ def test_a_killed_run_resumed_ends_with_the_metrics_of_the_uninterrupted_run(tmp
     stopped after its checkpoint at 4 iterations, having written a line for iteration 5, half a
     line and a half-written checkpoint directory. resume=True continues from the checkpoint at 4:
     the metrics file ends equal to the uninterrupted one; keep_checkpoints=2 (a change resume
-    allows) leaves the two newest checkpoints."""
+    allows) leaves the two newest checkpoints. The training, evaluation and finiteness programs
+    each compile once, on train()'s compile thread (compile_log: a second compilation would
+    show a state whose types changed between calls, or specs unlike the real state)."""
     every = 2 * STEPS_PER_ITERATION
     values = _config(total_env_steps=6 * STEPS_PER_ITERATION, log_every=every, eval_every=every,
                      checkpoint_every=every, seed=2)
     config = config_from_dict(values)
     agent = make_agent(config, environment=DelayedMatch())
-    train(config, tmp_path / "whole", progress=False, agent=agent)
+    with compilations() as whole:
+        train(config, tmp_path / "whole", progress=False, agent=agent)
 
     killed = tmp_path / "killed"
     train(config_from_dict({**values, "total_env_steps": 4 * STEPS_PER_ITERATION}), killed, progress=False,
@@ -199,7 +203,16 @@ def test_a_killed_run_resumed_ends_with_the_metrics_of_the_uninterrupted_run(tmp
     (killed / "checkpoints" / ".tmp-interrupted").mkdir()
     # keep_checkpoints may change on resume: only the two newest checkpoints stay.
     resumed = config_from_dict({**values, "keep_checkpoints": 2})
-    summary = train(resumed, killed, progress=False, agent=agent, resume=True)
+    with compilations() as again:
+        summary = train(resumed, killed, progress=False, agent=agent, resume=True)
+    # The agent's programs compiled once, on the compile thread (train_iterations from the state's
+    # shapes while init ran); none on the main thread (_all_finite may be in memory already from
+    # an earlier test); the resumed run's restored state needs no program the first run lacked.
+    for program in ("jit(train_iterations)", "jit(evaluate)"):
+        assert by_program(whole, program) == {"rmuzero-compile": 1}, (program, dict(whole))
+    for program in ("jit(train_iterations)", "jit(evaluate)", "jit(_all_finite)"):
+        assert by_program(whole, program).get("MainThread", 0) == 0, (program, dict(whole))
+        assert by_program(again, program).get("MainThread", 0) == 0, (program, dict(again))
     assert summary["env_steps"] == 6 * STEPS_PER_ITERATION
     assert _metrics(killed / "metrics.jsonl") == _metrics(tmp_path / "whole" / "metrics.jsonl")
     steps = sorted(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit())

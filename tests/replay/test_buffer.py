@@ -205,3 +205,17 @@ def test_without_carries_sequences_begin_at_start_flags_and_the_rest_is_kept():
     with pytest.raises(ValueError, match="per-step shapes/dtypes"):  # a wrong carry is still refused
         replay.add(state, _chunk(0).replace(carry={"h": jnp.zeros((NUM_ENVS, CHUNK, 3)),
                                                    "count": jnp.zeros((NUM_ENVS, CHUNK), jnp.int32)}))
+
+
+def test_the_state_keeps_its_types_through_adds(filled):
+    """No leaf of the replay state is weakly typed (flashbax's init makes the write position
+    one), and adds keep every leaf's dtype: train() compiles the training step from the state's
+    shapes on a thread, and a weak leaf made the real call compile it a second time
+    (tests/agent/test_reliability.py counts the compilations)."""
+    history, _ = filled
+
+    def types(state):
+        return [(x.dtype, x.weak_type) for x in jax.tree.leaves(state)]
+
+    assert not any(weak for _, weak in types(history[0]))
+    assert all(types(state) == types(history[0]) for state in history[1:])
