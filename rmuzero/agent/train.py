@@ -275,7 +275,8 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
         init, shardings, train_iterations = sharded.init, sharded.shardings, sharded.train_iterations
     # The training call's program compiles on a thread from the state's shapes while this one
     # makes the state (compiles and runs init, reads a checkpoint): XLA releases the GIL, so
-    # the two compilations share the cores. The first call waits for it (compiling_training).
+    # the two compilations can share a host's cores (on 2 cores no gain was measurable:
+    # benchmarks/2026-12-04-cpu-compile-ahead/). The first call waits for it (compiling_training).
     compiling_training = _compile_in_background(
         [(train_iterations, (abstract_state(jax.eval_shape(init, keys), shardings),))])
     state = init(keys)
