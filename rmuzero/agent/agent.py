@@ -306,8 +306,8 @@ def make_agent(
         )
         return state, metrics
 
-    def train_iteration(state: TrainState) -> tuple[TrainState, IterationMetrics]:
-        state, metrics = collect(state)
+    def learn_updates(state: TrainState, metrics: IterationMetrics) -> tuple[TrainState, IterationMetrics]:
+        """The ``updates_per_iteration`` learner updates that follow a collect, and their metrics."""
         key, learn_key = jax.random.split(state.key)
         keys = jax.random.split(learn_key, system.updates_per_iteration)
         if system.sample_ahead == 1:
@@ -327,6 +327,9 @@ def make_agent(
         )
         return state, metrics
 
+    def train_iteration(state: TrainState) -> tuple[TrainState, IterationMetrics]:
+        return learn_updates(*collect(state))
+
     def ready(state: TrainState) -> chex.Array:
         """[] bool: the replay can be sampled (on every device, when there are several)."""
         can = replay.can_sample(state.replay)
@@ -335,7 +338,10 @@ def make_agent(
         return can
 
     def step(state: TrainState) -> tuple[TrainState, IterationMetrics]:
-        return jax.lax.cond(ready(state), train_iteration, collect, state)
+        """``train_iteration`` if the replay could be sampled before acting, else ``collect``: the
+        acting is outside the branch, so its program is compiled once, not once per branch."""
+        learns = ready(state)
+        return jax.lax.cond(learns, learn_updates, lambda *collected: collected, *collect(state))
 
     def train_iterations(state: TrainState) -> tuple[TrainState, IterationMetrics]:
         """``config.iterations_per_call`` steps in one program (metrics stacked, [k])."""
