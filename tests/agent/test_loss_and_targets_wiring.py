@@ -422,6 +422,25 @@ def test_fused_iterations_equal_separate_calls():
     assert _equal(together, separate)
 
 
+def test_step_learns_when_the_replay_was_ready_before_acting():
+    """`step` is `train_iteration` when sequences could be sampled *before* its acting, else
+    `collect`, bit for bit, through the iteration where acting makes the replay ready (that
+    iteration only collects: deciding after acting would learn one iteration early)."""
+    agent = make_agent(config_from_dict(_config(target_tau=1.0, target_update_period=PERIOD)))
+    step, collect = jax.jit(agent.step), jax.jit(agent.collect)
+    train_iteration, ready = jax.jit(agent.train_iteration), jax.jit(agent.ready)
+    state, decided = jax.jit(agent.init)(jax.random.PRNGKey(5)), []
+    for _ in range(3):
+        was_ready = bool(ready(state))
+        expected, expected_metrics = (train_iteration if was_ready else collect)(state)
+        state, metrics = step(state)
+        assert _equal((state, metrics), (expected, expected_metrics))
+        decided.append((was_ready, bool(ready(state)), int(metrics.updates)))
+    # Not ready before the first call, ready after its acting (8 steps fill an 8-step sequence):
+    # it only collects; the next ones learn.
+    assert decided == [(False, True, 0), (True, True, 1), (True, True, 1)]
+
+
 def test_sample_ahead_prepares_every_batch_from_the_state_before_them():
     """system.sample_ahead = 4: an iteration of 4 updates equals collecting, then 4 separate
     `sample_batch` calls on the collected state (its replay and target network), then 4 `learn`
