@@ -118,6 +118,11 @@ def measure(values: dict, repeats: int, num_devices: int = 1) -> dict:
     }
 
 
+# Config keys the grid sets at every point, and the option that sets them.
+GRID_KEYS = {"system.num_envs": "--num-envs", "system.batch_size": "--batch-sizes",
+             "search.num_simulations": "--simulations"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="popgym/repeat_previous")
@@ -134,6 +139,11 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="override, e.g. system.rollout_length=32")
     parser.add_argument("--out", default="bench_throughput.json")
     args = parser.parse_args()
+    for assignment in args.set:
+        key = assignment.partition("=")[0]
+        if key in GRID_KEYS:
+            parser.error(f"--set {assignment}: {key} is a grid axis here; valid: {GRID_KEYS[key]} (the grid would "
+                         f"replace it)")
     split_cpu_or_exit(parser, max(args.devices), "--devices")
 
     machine = f"{platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}, jax {jax.__version__}"

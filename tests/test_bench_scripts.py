@@ -131,3 +131,17 @@ def test_count_recall_pool_deals_the_same_cards_and_answers_whenever_an_index_is
     assert answers.min() >= 0 and answers.max() < 27
     values, queries = obs[..., :KINDS].argmax(-1), obs[..., KINDS:].argmax(-1)
     assert all(labels[t, b] == (values[: t + 1, b] == queries[t, b]).sum() for t in range(DECK - 1) for b in range(3))
+
+
+def test_throughput_refuses_a_set_that_its_grid_would_replace():
+    """`bench_throughput.py --set system.batch_size=16` once measured batch 32 (the grid's default)
+    while its table said nothing: a key the grid sets is refused, naming the grid's option."""
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench_throughput.py"), "--set", "system.batch_size=16"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "error: --set system.batch_size=16: system.batch_size is a grid axis here; valid: --batch-sizes "
+        "(the grid would replace it)")
