@@ -6,8 +6,9 @@
 # final line's eval_return says whether it did). Cold: into an empty compilation cache; warm: the
 # same command again from that cache. Run alone on the machine, from the repository root:
 #   bash benchmarks/2026-12-04-cpu-compile-ahead/ab.sh <before-commit> <after-commit> [rounds] [steps]
+# (OUT=<folder> writes ab.txt there instead)
 set -u
-BEFORE=$1; AFTER=$2; ROUNDS=${3:-2}; STEPS=${4:-35072}; OUT=$PWD/benchmarks/2026-12-04-cpu-compile-ahead
+BEFORE=$1; AFTER=$2; ROUNDS=${3:-2}; STEPS=${4:-35072}; OUT=${OUT:-$PWD/benchmarks/2026-12-04-cpu-compile-ahead}
 for v in before after; do
   commit=$BEFORE; [ $v = after ] && commit=$AFTER
   rm -rf /tmp/ab_$v; git worktree add -f --detach /tmp/ab_$v "$commit" > /dev/null 2>&1

@@ -68,7 +68,7 @@ class DiscreteSupport:
 
 def h(x: chex.Array) -> chex.Array:
     """h(x) = sign(x) (sqrt(|x| + 1) - 1) + eps x, elementwise (rlax.signed_hyperbolic's formula;
-    written here so that importing the library does not import rlax and distrax, about 0.4 s)."""
+    written here so that importing the library does not import rlax, distrax and tfp: 0.8 s of 3.2)."""
     x = jnp.asarray(x, jnp.float32)
     return jnp.sign(x) * (jnp.sqrt(jnp.abs(x) + 1.0) - 1.0) + H_EPS * x
 
