@@ -170,8 +170,9 @@ class FFM(_Memoroid):
     63 unchanged. In the agent (README "Results"; 2-core CPU) CountRecall Easy
     reached 0.5 at 200k / 225k / 200k env steps (seeds 0 / 1 / 2; without it
     525k, then not within 1M twice) and RepeatPrevious Hard 0.9 at 200k / 180k
-    (without it 520k / 700k); Easy took 25% more env steps (median of 8 seeds). The frequencies are trained parameters: only the initialisation
-    differs, so a checkpoint saved without it restores unchanged.
+    (without it 520k / 700k); Easy took 25% more env steps (median of 8 seeds).
+    The frequencies are trained parameters: only the initialisation differs, so
+    a checkpoint saved without it restores unchanged.
     """
 
     memory_size: int = 16
