@@ -123,14 +123,24 @@ GRID_KEYS = {"system.num_envs": "--num-envs", "system.batch_size": "--batch-size
              "search.num_simulations": "--simulations"}
 
 
+def fill_grid_defaults(args: argparse.Namespace, values: dict) -> None:
+    """Grid axes not given take the config's value (configs/), so the default point is the default run."""
+    for key, option in GRID_KEYS.items():
+        attribute = option.lstrip("-").replace("-", "_")
+        if getattr(args, attribute) is None:
+            group, field = key.split(".")
+            setattr(args, attribute, [values[group][field]])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="popgym/repeat_previous")
     parser.add_argument("--difficulty", default=None)
     parser.add_argument("--networks", nargs="+", default=["ffm"])
-    parser.add_argument("--num-envs", nargs="+", type=int, default=[16])
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32])
-    parser.add_argument("--simulations", nargs="+", type=int, default=[16])
+    parser.add_argument("--num-envs", nargs="+", type=int, default=None, help="default: the config's system.num_envs")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=None, help="default: the config's system.batch_size")
+    parser.add_argument("--simulations", nargs="+", type=int, default=None,
+                        help="default: the config's search.num_simulations")
     parser.add_argument("--pairs", action="store_true",
                         help="zip --num-envs with --batch-sizes (grow both together) instead of every pair")
     parser.add_argument("--devices", nargs="+", type=int, default=[1],
@@ -144,6 +154,7 @@ def main() -> None:
         if key in GRID_KEYS:
             parser.error(f"--set {assignment}: {key} is a grid axis here; valid: {GRID_KEYS[key]} (the grid would "
                          f"replace it)")
+    fill_grid_defaults(args, default_config("ffm", args.env))
     split_cpu_or_exit(parser, max(args.devices), "--devices")
 
     machine = f"{platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}, jax {jax.__version__}"

@@ -145,3 +145,19 @@ def test_throughput_refuses_a_set_that_its_grid_would_replace():
     assert result.stderr.strip().splitlines()[-1].endswith(
         "error: --set system.batch_size=16: system.batch_size is a grid axis here; valid: --batch-sizes "
         "(the grid would replace it)")
+
+
+def test_throughput_grid_defaults_are_the_configs():
+    """With no --num-envs / --batch-sizes / --simulations the grid is the default run's point (read
+    here from the yaml files), and a given axis stays as given."""
+    import argparse
+
+    import yaml
+    from bench_throughput import fill_grid_defaults
+
+    system = yaml.safe_load((SCRIPTS.parent / "configs" / "system" / "muzero.yaml").read_text())
+    search = yaml.safe_load((SCRIPTS.parent / "configs" / "search" / "gumbel.yaml").read_text())
+    args = argparse.Namespace(num_envs=None, batch_sizes=[8, 64], simulations=None)
+    fill_grid_defaults(args, default_config("ffm"))
+    assert args.num_envs == [system["num_envs"]] and args.simulations == [search["num_simulations"]]
+    assert args.batch_sizes == [8, 64]
