@@ -105,10 +105,10 @@ class NetworkConfig:
 class SystemConfig:
     num_envs: int = 16  # environments stepped together while acting
     rollout_length: int = 16  # acting steps per environment per iteration
-    updates_per_iteration: int = 8  # learner updates per iteration
+    updates_per_iteration: int = 16  # learner updates per iteration (configs/system/muzero.yaml: why 16 of 16)
     sample_ahead: int = 1  # updates whose batches (sequences, targets, reanalysis) are prepared together from
     #                        the state before the first of them (one vmapped call); divides updates_per_iteration
-    batch_size: int = 32  # sequences per update
+    batch_size: int = 16  # sequences per update
     sequence_length: int | None = None  # L: steps per sampled sequence; None: the task's episode length + 1
     #                                     (capped at AUTO_SEQUENCE_CAP), see resolve_sequence_length
     roots_per_sequence: int = 20  # R: unroll roots drawn per sequence (uniform over its loss positions;
