@@ -19,8 +19,8 @@ timeout "$HARD_SECONDS" python3 -u scripts/train.py env.difficulty=hard num_seed
   hydra.run.dir=/tmp/bench_device_hard 2>&1 | grep -v -i warn | tail -5
 for s in 0 1 2; do cp /tmp/bench_device_hard/seed_$s/metrics.jsonl "$OUT/hard_seed$s.jsonl" 2>/dev/null; done
 
-# 2. Throughput grid on Easy: the default width, the preset, 4x the preset.
-timeout 170 python3 -u scripts/bench_throughput.py --num-envs 16 64 256 --batch-sizes 32 128 512 \
+# 2. Throughput grid on Easy: the default width (16 envs, 16 sequences per update), 4x and 16x.
+timeout 170 python3 -u scripts/bench_throughput.py --num-envs 16 64 256 --batch-sizes 16 64 256 \
   --pairs --repeats 3 --out "$OUT/throughput.json" 2>&1 | grep -v Warning
 
 # 3. Memory scans at T=1024 (B=32, width 128): FFM against LRU and S5.
