@@ -1,18 +1,42 @@
-"""Eval policy vs acting policy on one checkpoint: argmax(action_weights) against the search's own action."""
-import sys, json
-sys.path.insert(0, "/work/main/scripts")
-import jax, numpy as np
-from evaluate import load_checkpoint
-import rmuzero.agent.evaluation as ev
-from rmuzero.agent.train import evaluation_summary
-path = sys.argv[1]
-agent, params, step_dir = load_checkpoint(path, eval_envs=32)
-original = ev.select_action
-res = {}
-for name in ("argmax_weights", "search_action"):
-    if name == "search_action":
-        ev.select_action = lambda key, out, temperature: out.action.astype(jax.numpy.int32)
-    agent2, params2, _ = load_checkpoint(path, eval_envs=32)
-    f = jax.jit(agent2.evaluate)
-    res[name] = [round(evaluation_summary(*jax.tree.map(np.asarray, f(params2, jax.random.PRNGKey(s))))["eval_return"], 3) for s in range(3)]
-print(step_dir, json.dumps(res))
+"""One checkpoint, two evaluation policies: the library's greedy choice (argmax of the search's
+improved policy, ``action_weights``) against the action the search itself selects (Gumbel
+MuZero's sequential-halving winner, what the agent plays while training). 32 episodes per
+evaluation, evaluation keys 0, 1, 2; the same search and memory resets otherwise.
+
+    PYTHONPATH=. RMUZERO_COMPILATION_CACHE=off python3 benchmarks/2026-12-04-cpu-batch-16-defaults/eval_policy.py <checkpoint dir>
+
+Prints the checkpoint and one JSON object: the three returns under each policy (eval_policy.txt).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from evaluate import load_checkpoint  # noqa: E402
+
+import rmuzero.agent.evaluation as evaluation  # noqa: E402
+from rmuzero.agent.train import evaluation_summary  # noqa: E402
+
+
+def search_action(key, out, temperature):
+    """The search's own selection, ignoring the greedy choice's key and temperature."""
+    return out.action.astype(jax.numpy.int32)
+
+
+def returns(path: str) -> list[float]:
+    agent, params, _ = load_checkpoint(path, eval_envs=32)  # the evaluation is traced at the jit below
+    evaluate = jax.jit(agent.evaluate)
+    return [round(evaluation_summary(*jax.tree.map(np.asarray, evaluate(params, jax.random.PRNGKey(seed))))["eval_return"], 3)
+            for seed in range(3)]
+
+
+if __name__ == "__main__":
+    path = sys.argv[1]
+    result = {"argmax_weights": returns(path)}
+    evaluation.select_action = search_action  # make_evaluate's loop looks the name up when it is traced
+    result["search_action"] = returns(path)
+    print(path, json.dumps(result))
