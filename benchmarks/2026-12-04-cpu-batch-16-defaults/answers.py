@@ -1,59 +1,89 @@
 """Which of three choices answers right, step by step, on one checkpoint: the search's own action
-(it drives the 32 environments, from reset), the greedy choice (argmax of the improved policy)
-and the policy head's prior (argmax of its logits); then the model's reward r(s, a),\nthe value after it and their one-step Q for every action. The right answer at a step is the action whose
-reward is highest, read by stepping a copy of the environments with each action (scored: steps
-where the actions' rewards differ). 103 steps (one Medium episode; Hard's 155 are cut).
+(it drives 32 environments from reset), the greedy choice (argmax of the improved policy) and the
+policy head's prior (argmax of its logits); then, for every action, the model's reward r(s, a),
+the value after it and their one-step Q. The right answer at a step is the action with the highest
+reward, read by stepping a copy of the environments with each action (scored: steps where the
+actions' rewards differ). 103 steps (one Medium episode; Hard's 155 are cut).
 
     PYTHONPATH=. RMUZERO_COMPILATION_CACHE=off python3 benchmarks/2026-12-04-cpu-batch-16-defaults/answers.py <checkpoint dir>
 """
+
 import sys
 from pathlib import Path
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import jax, jax.numpy as jnp, numpy as np
-from evaluate import load_checkpoint
-from rmuzero.agent.acting import invalid_actions
-from rmuzero.envs import make_agent_env
-path = sys.argv[1]
-agent, params, _ = load_checkpoint(path, eval_envs=32)
-model, cfg = agent.model, agent.config
-E = 32
-env = make_agent_env(cfg.env.name, difficulty=cfg.env.difficulty, num_envs=E)
-A = env.num_actions
 
-@jax.jit
-def step(env_state, st, carry, key):
-    carry, latent = model.encode(params, carry, st.obs[None], st.start[None])
-    out = model.search(params, key, latent[0], invalid_actions(st))
-    rewards = jax.vmap(lambda a: env.step(env_state, jnp.full((E,), a, jnp.int32))[1].reward)(jnp.arange(A))  # [A, E]
-    env_state2, st2 = env.step(env_state, out.action.astype(jnp.int32))
-    transitions = jax.vmap(lambda a: model.dynamics(params, latent[0], jnp.full((E,), a, jnp.int32)))(jnp.arange(A))
-    next_values = jax.vmap(lambda z: model.predict(params, z).value)(transitions.next_latent)  # [A, E]
-    return env_state2, st2, carry, (out.action, out.action_weights, out.prior_logits, rewards.T, transitions.reward.T,
-                                    next_values.T)
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from evaluate import load_checkpoint  # noqa: E402
 
-env_state, st = env.reset(jax.random.PRNGKey(5))
-carry = model.network.initialize_carry(E)
-key = jax.random.PRNGKey(7)
-rec = []
-for t in range(103):
-    key, k = jax.random.split(key)
-    env_state, st, carry, r = step(env_state, st, carry, k)
-    rec.append(jax.tree.map(np.asarray, r))
-act = np.stack([r[0] for r in rec]); w = np.stack([r[1] for r in rec]); lg = np.stack([r[2] for r in rec]); rw = np.stack([r[3] for r in rec]); pr = np.stack([r[4] for r in rec]); nv = np.stack([r[5] for r in rec])
-best = rw.argmax(-1); scored = rw.max(-1) > rw.min(-1)  # steps where the answer matters
-g = w.argmax(-1); p = lg.argmax(-1)
-m = scored
-print(path)
-print("steps scored", m.sum(), "search right", (act == best)[m].mean().round(3), "greedy right", (g == best)[m].mean().round(3), "prior right", (p == best)[m].mean().round(3))
-d = m & (g != act)
-print("greedy != search:", d.sum(), "of which greedy == prior argmax", (g == p)[d].mean().round(3), "search right there", (act == best)[d].mean().round(3))
-srt = np.sort(lg, -1); print("prior logit gap top1-top2 median", np.median((srt[..., -1] - srt[..., -2])[m]).round(2))
-ws = np.sort(w, -1); print("weights top1-top2 median", np.median((ws[..., -1] - ws[..., -2])[m]).round(3), "frac of greedy-wrong steps where top weight < 0.5", (ws[..., -1] < 0.5)[m & (g != best)].mean().round(3))
-r = pr.argmax(-1); print("reward model's argmax right", (r == best)[m].mean().round(3),
-      "| mean predicted reward, right action", pr[m][np.arange(m.sum()), best[m]].mean().round(4),
-      "other actions", ((pr[m].sum(-1) - pr[m][np.arange(m.sum()), best[m]]) / (A - 1)).mean().round(4),
-      "| true reward right / wrong", rw[m].max(-1).mean().round(4), rw[m].min(-1).mean().round(4))
-q = pr + cfg.system.discount * nv  # one-step Q of every action: the model's reward plus the discounted value after it
-print("one-step Q's argmax right", (q.argmax(-1) == best)[m].mean().round(3),
-      "| spread (max - min over actions) of the next value, median", np.median((nv.max(-1) - nv.min(-1))[m]).round(4),
-      "of the predicted reward", np.median((pr.max(-1) - pr.min(-1))[m]).round(4))
+from rmuzero.agent.acting import invalid_actions  # noqa: E402
+from rmuzero.envs import make_agent_env  # noqa: E402
+
+ENVS, STEPS = 32, 103
+
+
+def record(path: str) -> dict:
+    """Per step [T, E, ...]: the three choices, the search's weights, the prior's logits, and per
+    action the true reward, the model's reward and the value after the model's next latent."""
+    agent, params, _ = load_checkpoint(path, eval_envs=ENVS)
+    model, config = agent.model, agent.config
+    env = make_agent_env(config.env.name, difficulty=config.env.difficulty, num_envs=ENVS)
+    every = jnp.arange(env.num_actions)
+
+    @jax.jit
+    def step(env_state, timestep, carry, key):
+        carry, latent = model.encode(params, carry, timestep.obs[None], timestep.start[None])
+        out = model.search(params, key, latent[0], invalid_actions(timestep))
+        each = lambda a: jnp.full((ENVS,), a, jnp.int32)  # noqa: E731
+        reward = jax.vmap(lambda a: env.step(env_state, each(a))[1].reward)(every)  # [A, E]
+        transition = jax.vmap(lambda a: model.dynamics(params, latent[0], each(a)))(every)
+        next_value = jax.vmap(lambda z: model.predict(params, z).value)(transition.next_latent)  # [A, E]
+        env_state, timestep = env.step(env_state, out.action.astype(jnp.int32))
+        return env_state, timestep, carry, dict(
+            search=out.action, weights=out.action_weights, logits=out.prior_logits,
+            reward=reward.T, model_reward=transition.reward.T, next_value=next_value.T)
+
+    env_state, timestep = env.reset(jax.random.PRNGKey(5))
+    carry, key = model.network.initialize_carry(ENVS), jax.random.PRNGKey(7)
+    steps = []
+    for _ in range(STEPS):
+        key, search_key = jax.random.split(key)
+        env_state, timestep, carry, out = step(env_state, timestep, carry, search_key)
+        steps.append(jax.tree.map(np.asarray, out))
+    recorded = {k: np.stack([s[k] for s in steps]) for k in steps[0]}
+    recorded["discount"] = config.system.discount
+    return recorded
+
+
+def report(r: dict) -> None:
+    best = r["reward"].argmax(-1)
+    m = r["reward"].max(-1) > r["reward"].min(-1)  # steps where the answer matters
+    search, greedy, prior = r["search"], r["weights"].argmax(-1), r["logits"].argmax(-1)
+    right = lambda choice: (choice == best)[m].mean().round(3)  # noqa: E731
+    print("steps scored", m.sum(), "search right", right(search), "greedy right", right(greedy),
+          "prior right", right(prior))
+    d = m & (greedy != search)
+    print("greedy != search:", d.sum(), "of which greedy == prior argmax", (greedy == prior)[d].mean().round(3),
+          "search right there", (search == best)[d].mean().round(3))
+    logits, weights = np.sort(r["logits"], -1), np.sort(r["weights"], -1)
+    print("prior logit gap top1-top2 median", np.median((logits[..., -1] - logits[..., -2])[m]).round(2))
+    print("weights top1-top2 median", np.median((weights[..., -1] - weights[..., -2])[m]).round(3),
+          "frac of greedy-wrong steps where top weight < 0.5", (weights[..., -1] < 0.5)[m & (greedy != best)].mean().round(3))
+    predicted, true, actions = r["model_reward"][m], r["reward"][m], r["reward"].shape[-1]
+    on_best = predicted[np.arange(m.sum()), best[m]]
+    print("reward model's argmax right", right(r["model_reward"].argmax(-1)),
+          "| mean predicted reward, right action", on_best.mean().round(4),
+          "other actions", ((predicted.sum(-1) - on_best) / (actions - 1)).mean().round(4),
+          "| true reward right / wrong", true.max(-1).mean().round(4), true.min(-1).mean().round(4))
+    q = r["model_reward"] + r["discount"] * r["next_value"]  # one-step Q: the model's reward plus the value after it
+    spread = lambda x: np.median((x.max(-1) - x.min(-1))[m]).round(4)  # noqa: E731
+    print("one-step Q's argmax right", right(q.argmax(-1)),
+          "| spread (max - min over actions) of the next value, median", spread(r["next_value"]),
+          "of the predicted reward", spread(r["model_reward"]))
+
+
+if __name__ == "__main__":
+    print(sys.argv[1])
+    report(record(sys.argv[1]))

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 from evaluate import load_checkpoint  # noqa: E402
 
 import rmuzero.agent.evaluation as evaluation  # noqa: E402
+from rmuzero.agent.agent import make_agent  # noqa: E402
 from rmuzero.agent.train import evaluation_summary  # noqa: E402
 
 
@@ -27,8 +28,8 @@ def search_action(key, out, temperature):
     return out.action.astype(jax.numpy.int32)
 
 
-def returns(path: str) -> list[float]:
-    agent, params, _ = load_checkpoint(path, eval_envs=32)  # the evaluation is traced at the jit below
+def returns(agent, params) -> list[float]:
+    """eval_return of ``agent.evaluate`` (traced here) under evaluation keys 0, 1, 2."""
     evaluate = jax.jit(agent.evaluate)
     return [round(evaluation_summary(*jax.tree.map(np.asarray, evaluate(params, jax.random.PRNGKey(seed))))["eval_return"], 3)
             for seed in range(3)]
@@ -36,7 +37,8 @@ def returns(path: str) -> list[float]:
 
 if __name__ == "__main__":
     path = sys.argv[1]
-    result = {"argmax_weights": returns(path)}
-    evaluation.select_action = search_action  # make_evaluate's loop looks the name up when it is traced
-    result["search_action"] = returns(path)
+    agent, params, _ = load_checkpoint(path, eval_envs=32)
+    result = {"argmax_weights": returns(agent, params)}
+    evaluation.select_action = search_action  # make_evaluate's loop looks the name up when it is traced,
+    result["search_action"] = returns(make_agent(agent.config, eval_envs=32), params)  # so a new agent: a new trace
     print(path, json.dumps(result))
