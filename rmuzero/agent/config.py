@@ -137,8 +137,9 @@ class SystemConfig:
     target_update_period: int = 50  # updates between target-network copies (1 with tau < 1: Polyak)
     target_tau: float = 1.0  # 1: hard copy every period; < 1: Polyak step size
     reanalyse_fraction: float = 0.25  # sequences whose policy / bootstrap targets are refreshed by search
-    exploration_epsilon: float = 0.0  # acting: each step, with this probability, a uniform valid action
-    #                                   replaces the search's (its policy target stays the search's)
+    exploration_epsilon: float = 0.05  # acting: each step, with this probability, a uniform valid action
+    #                                    replaces the search's (its policy target stays the search's); 0.05
+    #                                    since 2026-12-05 (README "Wrong answers kept in the replay")
 
     def __post_init__(self):
         for name in (
@@ -289,7 +290,8 @@ def config_from_dict(values: Mapping[str, Any]) -> AgentConfig:
 # existed (a checkpoint's config.json lacks them): (section, key) -> that value.
 _BEFORE_OPTION = {("network", "separate_reward_trunk"): False,
                   ("system", "store_all_carries"): True,
-                  ("system", "prediction_gradient_scale"): 1.0}
+                  ("system", "prediction_gradient_scale"): 1.0,
+                  ("system", "exploration_epsilon"): 0.0}
 
 
 def saved_config_from_dict(values: Mapping[str, Any]) -> AgentConfig:

@@ -56,7 +56,10 @@ CONFIG = {
     "search": {"policy": "gumbel_muzero", "num_simulations": 4, "max_num_considered_actions": 4},
     "system": {"num_envs": 4, "rollout_length": ROLLOUT, "batch_size": 4, "sequence_length": WINDOW,
                "roots_per_sequence": 10, "burn_in": 2, "num_unroll_steps": 3, "td_steps": 3, "replay_length_per_env": 128,
-               "updates_per_iteration": 1, "reanalyse_fraction": 0.5},
+               "updates_per_iteration": 1, "reanalyse_fraction": 0.5,
+               # The stored action is the search's here, so the replay below can check it;
+               # exploration's replaced actions are checked in test_exploration.py.
+               "exploration_epsilon": 0.0},
     "eval_episodes": 2,
 }
 

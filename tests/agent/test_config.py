@@ -70,6 +70,10 @@ def test_a_saved_config_without_a_newer_option_keeps_the_network_it_was_saved_wi
     # The value and policy gradients reached the latents before prediction_gradient_scale existed.
     assert config_from_dict({}).system.prediction_gradient_scale == 0.0
     assert saved_config_from_dict({"system": {"num_envs": 16}}).system.prediction_gradient_scale == 1.0
+    # Acting took the search's action every step before exploration_epsilon existed.
+    assert config_from_dict({}).system.exploration_epsilon == 0.05
+    assert saved_config_from_dict({"system": {"num_envs": 16}}).system.exploration_epsilon == 0.0
+    assert saved_config_from_dict({"system": {"exploration_epsilon": 0.05}}).system.exploration_epsilon == 0.05
 
 
 def test_roots_are_at_most_the_positions_every_sequence_has_with_a_loss():
