@@ -44,8 +44,27 @@ ANCHORS = {
     ("count_recall", "easy"): [("GRU", 0.177, "POPGym"), ("best: LSTM", 0.509, "POPGym")],
     ("autoencode", "easy"): [("every PPO model", "< 0", "POPGym")],
 }
+# Presets: a named, documented set of runs (--preset NAME); options given beside it override its own.
+POPGYM_FAMILIES = (  # every POPGym family; those without a learning result before the preset run first
+    "higher_lower", "multiarmed_bandit", "minesweeper", "concentration", "battleship", "labyrinth_escape",
+    "labyrinth_explore", "position_only_cartpole", "velocity_only_cartpole", "noisy_position_only_cartpole",
+    "position_only_pendulum", "noisy_position_only_pendulum",
+    "repeat_first", "repeat_previous", "count_recall", "autoencode",
+)
+PRESETS = {
+    "popgym-easy": {
+        "about": "every POPGym family at Easy, the defaults with FFM, one seed, up to 1M env steps each; a run "
+                 "stops early once its evaluations have all been 1.0 (the best possible return) for 100k env steps",
+        "tasks": [f"{family}:easy" for family in POPGYM_FAMILIES],
+        "networks": ["ffm"],
+        "seeds": [0],
+        "set": ["total_env_steps=1000000", "eval_every=10000", "checkpoint_every=50000", "keep_checkpoints=1",
+                "early_stop_return=1.0", "early_stop_env_steps=100000"],
+        "out": "results/popgym-easy",
+    },
+}
 CSV_FIELDS = ["task", "difficulty", "network", "seed", "env_steps", "best_eval_return", "final_eval_return",
-              "steps_to_threshold", "seconds_to_threshold", "env_steps_per_second"]
+              "steps_to_threshold", "seconds_to_threshold", "env_steps_per_second", "stopped_early"]
 
 
 def parse_task(text: str) -> tuple[str, str]:
@@ -55,6 +74,19 @@ def parse_task(text: str) -> tuple[str, str]:
 
 def run_dir(out: Path, task: str, difficulty: str, network: str) -> Path:
     return out / "runs" / f"{task}-{difficulty}" / network
+
+
+def git_commit() -> str:
+    """HEAD's hash, with ``+dirty`` when tracked files differ from it; ``unknown`` outside git."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def seed_groups(seeds: list[int]) -> list[list[int]]:
@@ -92,12 +124,18 @@ def run_one(out: Path, task: str, difficulty: str, network: str, seeds: list[int
     for assignment in overrides:
         apply_override(values, assignment)
     config = config_from_dict(values)
+    from rmuzero.agent.config import config_to_dict
+
     resume = all((d / "checkpoints").is_dir() and any((d / "checkpoints").iterdir()) for d in dirs)
     if not resume:
         for d in dirs:
             if d.exists():
                 _set_aside(d)
     print(f"{'resuming' if resume else 'training'}: {task}:{difficulty} {network} seeds {seeds}", flush=True)
+    for d in dirs:  # the resolved config and the commit it ran at, beside the run's metrics
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "config.json").write_text(json.dumps(config_to_dict(config), indent=1) + "\n")
+        (d / "commit.txt").write_text(git_commit() + "\n")
     if len(seeds) == 1:
         summary = train(config, dirs[0], progress=False, resume=resume)
         summaries = [summary]
@@ -121,7 +159,9 @@ def collect_rows(out: Path, tasks: list[tuple[str, str]], networks: list[str], s
                 if not metrics.is_file():
                     continue
                 lines = read_metrics(metrics)
-                rows.append({"task": task, "difficulty": difficulty, "network": network, "seed": seed,
+                done = metrics.parent / "done.json"
+                stopped = json.loads(done.read_text()).get("stopped_early", False) if done.is_file() else ""
+                rows.append({"stopped_early": stopped, "task": task, "difficulty": difficulty, "network": network, "seed": seed,
                              "env_steps": max((line["env_steps"] for line in lines), default=0),
                              **{k: v for k, v in summarise(lines, threshold).items() if k in CSV_FIELDS}})
     return rows
@@ -146,7 +186,7 @@ def _mean_spread(values: list[float]) -> str:
 def write_markdown(rows: list[dict], path: Path, *, threshold: float, command: str, machine: str) -> None:
     lines = [
         "# rmuzero suite results", "",
-        f"Machine: {machine}  ", f"Command: `{command}`", "",
+        f"Machine: {machine}  ", f"Command: `{command}`  ", f"Commit: {git_commit()}", "",
         f"Eval return: greedy search, mean over the evaluation episodes; mean ± sample std over seeds. "
         f"Steps to {threshold}: median over the seeds that reached it (reached / seeds).", "",
         "| task | network | seeds | env steps | final eval | best eval | steps to " f"{threshold} | POPGym |",
@@ -228,16 +268,26 @@ def write_results(out: Path, tasks, networks, seeds, *, threshold: float, comman
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", default=["repeat_previous:easy"],
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="; ".join(f"{name}: {preset['about']}" for name, preset in PRESETS.items()))
+    parser.add_argument("--tasks", nargs="+", default=None,
                         help="<env under configs/env/popgym/>:<difficulty>, e.g. count_recall:medium")
-    parser.add_argument("--networks", nargs="+", default=["ffm", "gru"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--networks", nargs="+", default=None, help="default: ffm gru")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2")
     parser.add_argument("--threshold", type=float, default=0.95)
     parser.add_argument("--set", action="append", default=[], help="train.py override for every run")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", help="required without --preset")
     parser.add_argument("--cpu-devices", type=int, default=default_cpu_devices(),
                         help="JAX devices a CPU host runs as (scripts/train.py's cpu_devices; default: configs/config.yaml's)")
     args = parser.parse_args(argv)
+    preset = PRESETS.get(args.preset, {})
+    args.tasks = args.tasks or preset.get("tasks", ["repeat_previous:easy"])
+    args.networks = args.networks or preset.get("networks", ["ffm", "gru"])
+    args.seeds = args.seeds if args.seeds is not None else preset.get("seeds", [0, 1, 2])
+    args.set = preset.get("set", []) + args.set
+    args.out = args.out or preset.get("out")
+    if args.out is None:
+        parser.error("--out is required without --preset")
     import platform
 
     split_cpu_or_exit(parser, args.cpu_devices)

@@ -232,6 +232,9 @@ class AgentConfig:
     num_seeds: int = 1  # seeds seed .. seed + N - 1 trained together, vmapped, in one process
     num_devices: int | None = None  # devices the training step is split over (data parallel); None: the most visible ones
     #                                 num_envs and batch_size divide over (every device with several processes)
+    early_stop_return: float | None = None  # stop once every evaluation for early_stop_env_steps has been at least
+    #                                         this (within 1e-4); None: train to total_env_steps
+    early_stop_env_steps: int = 100_000  # how long the evaluations must hold early_stop_return
 
     def __post_init__(self):
         _positive_int("config", "seed", self.seed, minimum=0)
@@ -244,6 +247,9 @@ class AgentConfig:
             _positive_int("config", "num_devices", self.num_devices)
         if self.keep_checkpoints is not None:
             _positive_int("config", "keep_checkpoints", self.keep_checkpoints)
+        if self.early_stop_return is not None:
+            _real_in("config", "early_stop_return", self.early_stop_return, -1e9, 1e9)
+        _positive_int("config", "early_stop_env_steps", self.early_stop_env_steps)
         _require(
             self.search.discount == self.system.discount,
             f"search.discount={self.search.discount} must equal system.discount={self.system.discount} "

@@ -52,7 +52,7 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
     return state._asdict()
 
 
-RESUMABLE_CHANGES = ("total_env_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "logger.tensorboard",
+RESUMABLE_CHANGES = ("total_env_steps", "early_stop_return", "early_stop_env_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "logger.tensorboard",
                      "num_devices", "distributed.coordinator_address", "distributed.num_processes",
                      "distributed.process_id")  # may differ on resume (the state is global, the layout is not)
 
@@ -95,6 +95,23 @@ def evaluation_summary(returns: np.ndarray, lengths: np.ndarray, finished: np.nd
     }
 
 
+EARLY_STOP_TOLERANCE = 1e-4  # an evaluation within this of early_stop_return counts as reaching it (float32 sums)
+
+
+def held_for(evaluations: list[tuple[int, float | None]], threshold: float) -> int:
+    """Env steps over which the latest evaluations have all been >= ``threshold`` (within
+    ``EARLY_STOP_TOLERANCE``): the newest evaluation's step minus that of the first one of
+    the unbroken run that ends with it; -1 when the newest is below (or has no finished episode).
+
+    ``evaluations``: ``(env_steps, eval_return)`` in the order they were taken."""
+    start = None
+    for steps, value in reversed(evaluations):
+        if value is None or value < threshold - EARLY_STOP_TOLERANCE:
+            break
+        start = steps
+    return -1 if start is None else evaluations[-1][0] - start
+
+
 class _NoLogger:
     """What a process other than process 0 writes: nothing."""
 
@@ -123,6 +140,7 @@ class _RunLog:
             self.tensorboard = SummaryWriter(str(run_dir))
         self.begin = begin
         self.summary: dict = {}
+        self.evaluations: list[tuple[int, float | None]] = []  # (env_steps, eval_return), for early stopping
         self.reset()
 
     def reset(self) -> None:
@@ -188,6 +206,7 @@ class _RunLog:
             "wall_time": time.perf_counter() - self.begin,
             **self.layout,
         }
+        self.evaluations.append((env_steps, self.summary["eval_return"]))
         self.logger.log(self.summary)
         self._scalars("eval", self.summary)
         return self.summary
@@ -302,7 +321,7 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
 
     env_steps = int(per_seed(to_host(state.env_steps), 0))
     if resume and writer:  # metrics.jsonl reads as one run: drop what the killed run wrote after its checkpoint
-        last_evals = []
+        last_evals, past_evals = [], []
         for directory in dirs:
             kept = _kept_metrics(directory / "metrics.jsonl", env_steps)
             tmp = directory / ".metrics.jsonl.resume"
@@ -310,11 +329,12 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
             os.replace(tmp, directory / "metrics.jsonl")
             evals = [json.loads(line) for line in kept if "eval_return" in json.loads(line)]
             last_evals.append(evals[-1] if evals else {})
+            past_evals.append([(e["env_steps"], e["eval_return"]) for e in evals])
     logs = [_RunLog(directory, begin, config.network.support_bound, layout, write=writer,
                     tensorboard=config.logger.tensorboard) for directory in dirs]
     if resume and writer:
-        for log, last in zip(logs, last_evals):
-            log.summary = last
+        for log, last, past in zip(logs, last_evals, past_evals):
+            log.summary, log.evaluations = last, past
         if bar is not None:
             bar.update(env_steps)
 
@@ -343,9 +363,14 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     # The next multiple of each period after the steps already taken (0 for a fresh run).
     next_log, next_eval, next_checkpoint = (
         (env_steps // every + 1) * every for every in (config.log_every, config.eval_every, config.checkpoint_every))
+    def stop_early() -> bool:  # every seed's evaluations have held early_stop_return long enough
+        return config.early_stop_return is not None and all(
+            held_for(log.evaluations, config.early_stop_return) >= config.early_stop_env_steps for log in logs)
+
+    stopped_early = False
     compiling_training.join()
     try:
-        while env_steps < config.total_env_steps:
+        while env_steps < config.total_env_steps and not (stopped_early := stop_early()):
             state, metrics = train_iterations(state)
             metrics = to_host(metrics)  # fields [k] ([N, k] for N seeds), one transfer
             finite = np.atleast_1d(to_host(all_finite(state.params)))
@@ -385,9 +410,14 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
             log.close()
         if bar is not None:
             bar.close()
+    if stopped_early:
+        message = (f"stopped early at env_steps={env_steps}: every evaluation since "
+                   f"{env_steps - config.early_stop_env_steps} was >= early_stop_return={config.early_stop_return}")
+        print(message, flush=True)
     if many:
-        return {"env_steps": env_steps, "seeds": [{"seed": s, **log.summary} for s, log in zip(seeds, logs)]}
-    return logs[0].summary
+        return {"env_steps": env_steps, "stopped_early": stopped_early,
+                "seeds": [{"seed": s, **log.summary, "stopped_early": stopped_early} for s, log in zip(seeds, logs)]}
+    return {**logs[0].summary, "stopped_early": stopped_early}
 
 
 def _compile_in_background(calls: list[tuple[Any, tuple]]) -> threading.Thread:
