@@ -17,7 +17,7 @@ only on steps where some environment finished (fixed-length tasks: once per
 episode; with many environments of random lengths it runs on most steps,
 costing what jumanji's stack costs).
 
-Start flag (DESIGN.md section 2), owned by :func:`start_flag`:
+Start flag (docs/design.md section 2), owned by :func:`start_flag`:
 ``start_t = timestep.first() | timestep.last()``. It marks the observation that
 begins an episode: the first observation after ``reset`` and every auto-reset
 timestep, whose observation is the *new* episode's first observation while its

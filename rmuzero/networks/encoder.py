@@ -5,7 +5,7 @@ width, D latent size.
 
 ``s_t = project(memory(embed(o_t [, one_hot(a_{t-1}), r_{t-1}])))``, with the
 memory reset where ``start`` is set. Same calling convention as every memory
-model (DESIGN.md section 3), so it runs over a whole window in one scan while
+model (docs/design.md section 3), so it runs over a whole window in one scan while
 learning and one step at a time while acting::
 
     import jax, jax.numpy as jnp

@@ -3,7 +3,7 @@
 Dimensions: T time, B batch, F input features, H output features, and each
 model's own state sizes (M memory, C context, N state, K heads, D head size).
 
-Every layer follows one calling convention (DESIGN.md section 3)::
+Every layer follows one calling convention (docs/design.md section 3)::
 
     carry = layer.initialize_carry(batch_size)        # identity state, leaves [B, ...]
     carry, y = layer.apply(params, carry, (x, start))  # x [T, B, F], start [T, B] bool

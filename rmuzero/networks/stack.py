@@ -5,7 +5,7 @@ Dimensions: T time, B batch, F input features, H features.
 ``MemoryStack`` projects the input to ``H``, then runs ``num_layers`` memory
 layers as pre-norm residual blocks (``h = h + layer(LayerNorm(h))``) and ends
 with a LayerNorm. Its carry is a tuple with one entry per layer. It follows the
-same calling convention as every layer (DESIGN.md section 3).
+same calling convention as every layer (docs/design.md section 3).
 """
 
 from __future__ import annotations

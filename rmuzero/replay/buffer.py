@@ -57,7 +57,7 @@ class StepRecord:
     """What the actor stores for step t (shapes of one unbatched record).
 
     Rewards and discounts are those of the transition taken from `obs` with
-    `action` (DESIGN.md section 2).
+    `action` (docs/design.md section 2).
     """
 
     obs: chex.Array  # [F] observation o_t (float32)

@@ -7,7 +7,7 @@ The one place that owns the target math. Dimensions:
   A  number of actions
   n  TD steps of the n-step return
 
-Per-step record convention (DESIGN.md section 2), for position j of a window:
+Per-step record convention (docs/design.md section 2), for position j of a window:
   start_t[j]            o_j begins an episode (memory is cleared before o_j);
   reward_t[j]           reward of the transition taken from o_j (action a_j);
   discount_t[j]         discount of that transition (0 on termination);

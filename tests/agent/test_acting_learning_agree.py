@@ -1,4 +1,4 @@
-"""Acting and learning see the same latents (rmuzero.agent.agent, DESIGN.md sections 2 and 4).
+"""Acting and learning see the same latents (rmuzero.agent.agent, docs/design.md sections 2 and 4).
 
 Dimensions: B environments, T steps stored per environment, L window length,
 S windows, D latent size, A actions.

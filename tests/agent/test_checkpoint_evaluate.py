@@ -1,5 +1,5 @@
 """A tiny training run end to end: metrics.jsonl, checkpoints, evaluation in a fresh process,
-refusal to train into a run directory that already holds checkpoints (DESIGN.md section 6).
+refusal to train into a run directory that already holds checkpoints (docs/design.md section 6).
 
 Setup: RepeatPrevious Easy (every episode is 51 steps, returns in [-1, 1]), 4 environments,
 8 steps per iteration, 256 environment steps (64 per environment, so each environment ends

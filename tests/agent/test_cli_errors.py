@@ -1,5 +1,5 @@
 """Bad command lines of scripts/train.py, evaluate.py and diagnose_search.py fail fast with one clear error
-(DESIGN.md section 6; STYLE: "bad input gets a one-line error saying what was wrong and what is
+(docs/design.md section 6; STYLE: "bad input gets a one-line error saying what was wrong and what is
 valid").
 
 Each case runs the script in a fresh process (repository root as cwd, ``HYDRA_FULL_ERROR``

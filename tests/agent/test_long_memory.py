@@ -1,4 +1,4 @@
-"""Long memory: what the learner's loss can reach (rmuzero.agent.agent, DESIGN.md section 4).
+"""Long memory: what the learner's loss can reach (rmuzero.agent.agent, docs/design.md section 4).
 
 Dimensions: S sequences, L sequence length, R roots, F observation size.
 

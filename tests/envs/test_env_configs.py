@@ -1,6 +1,6 @@
 """Tests of the hydra ``env`` group (``configs/env/popgym/*.yaml``): every file
 composes, names its own path and a registered environment, and the
-command-line overrides of DESIGN.md section 6 resolve."""
+command-line overrides of docs/design.md section 6 resolve."""
 
 from __future__ import annotations
 

@@ -367,7 +367,7 @@ CASES: dict[str, Case] = {
     ),
 }
 
-# Known facts (DESIGN.md section 5): episode length, best and worst return.
+# Known facts (docs/design.md section 5): episode length, best and worst return.
 EXPECTED = {
     ("repeat_previous", "easy"): dict(length=51, best=1.0, worst=-1.0),
     ("repeat_previous", "medium"): dict(length=103, best=1.0, worst=-1.0),

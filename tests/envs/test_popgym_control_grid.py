@@ -266,7 +266,7 @@ def test_control_parameters_match_reference(family, difficulty):
         assert env.action_spec.num_values == ref.action_space.n == 2
 
 
-# DESIGN.md section 5: PositionOnlyCartPole truncates at L = 200/400/600 with
+# docs/design.md section 5: PositionOnlyCartPole truncates at L = 200/400/600 with
 # reward 1/L, a full episode returns 1.0; NoisyStatelessCartPole has L = 200
 # and sigma 0.1/0.2/0.3.
 @pytest.mark.parametrize("difficulty,limit", [("easy", 200), ("medium", 400), ("hard", 600)])

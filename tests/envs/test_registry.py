@@ -90,5 +90,5 @@ def test_jumanji_auto_reset_and_vmap_wrappers_run(name):
     assert reward.shape == discount.shape == (num_steps, num_envs)
     assert np.isfinite(obs).all() and np.isfinite(reward).all()
     assert ((discount == 0) | (discount == 1)).all()
-    # Every return lies in about [-1, 1] (DESIGN.md section 5): per step, too.
+    # Every return lies in about [-1, 1] (docs/design.md section 5): per step, too.
     assert (np.abs(reward) <= 1.0 + 1e-6).all(), reward
