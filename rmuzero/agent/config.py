@@ -119,7 +119,7 @@ class SystemConfig:
     td_lambda: float | None = None  # TD(lambda) value targets instead of n-step when set, in [0, 1]
     discount: float = 0.99  # gamma, also the search tree's discount
     replay_length_per_env: int = 8192  # steps kept per environment (CountRecall learnt the count from 16 x 8192,
-    #                                    not from 16 x 2048: README "A replay four times as large")
+    #                                    not from 16 x 2048: docs/experiments/2026-12-03-prediction-gradient-and-replay.md)
     store_all_carries: bool = False  # keep every step's memory carry in replay; False: only where a sequence can
     #                                  begin at one, none when the task's episodes fit the sequence length
     learning_rate: float = 1e-3
@@ -133,13 +133,14 @@ class SystemConfig:
     prediction_gradient_scale: float = 0.0  # gradient scale from the value and policy losses into the latents
     #                                         (encoder and dynamics); 0: those heads learn on latents that the
     #                                         reward (and consistency) losses alone shape; a reward that comes more
-    #                                         than num_unroll_steps after its action needs 1 (README)
+    #                                         than num_unroll_steps after its action needs 1 (docs/experiments/
+    #                                         2026-12-03-prediction-gradient-and-replay.md)
     target_update_period: int = 50  # updates between target-network copies (1 with tau < 1: Polyak)
     target_tau: float = 1.0  # 1: hard copy every period; < 1: Polyak step size
     reanalyse_fraction: float = 0.25  # sequences whose policy / bootstrap targets are refreshed by search
     exploration_epsilon: float = 0.05  # acting: each step, with this probability, a uniform valid action
     #                                    replaces the search's (its policy target stays the search's); 0.05
-    #                                    since 2026-12-05 (README "Wrong answers kept in the replay")
+    #                                    keeps wrong answers in the replay (docs/experiments/2026-12-05-exploration.md)
 
     def __post_init__(self):
         for name in (

@@ -167,7 +167,7 @@ class FFM(_Memoroid):
     count probe (``bench_recall.py --task count``, T = 52, 2 seeds) it reached
     0.73 / 0.76 accuracy after 500 updates where the frequencies from period 2
     reached 0.19 / 0.24 (both about 0.96 after 2000), with recall at lag 31 and
-    63 unchanged. In the agent (README "Results"; 2-core CPU) CountRecall Easy
+    63 unchanged. In the agent (docs/experiments/2026-12-04-zero-frequency.md) CountRecall Easy
     reached 0.5 at 200k / 225k / 200k env steps (seeds 0 / 1 / 2; without it
     525k, then not within 1M twice) and RepeatPrevious Hard 0.9 at 200k / 180k
     (without it 520k / 700k); Easy took 25% more env steps (median of 8 seeds).

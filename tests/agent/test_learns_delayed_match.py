@@ -77,8 +77,8 @@ CONFIG = {
     # default before it existed): with a single unroll step and a reward MLP of its own, the
     # trunk of the next latent learns from the next step's value and policy alone, and over
     # 300 iterations (6 seeds, eval every 60) one seed never left 0 where one trunk learnt all
-    # six; this test is about the targets and start flags, not that choice (README, "The reward
-    # leaked into the next latent's value").
+    # six; this test is about the targets and start flags, not that choice
+    # (docs/experiments/2026-11-26-separate-reward-trunk.md).
     "network": {"memory": "ffm", "features": 32, "latent_size": 32, "head_sizes": [32],
                 "value_bins": 21, "reward_bins": 21, "support_bound": 1.0, "separate_reward_trunk": False},
     "search": {"num_simulations": 4, "max_num_considered_actions": 2},
@@ -90,7 +90,7 @@ CONFIG = {
                # step: only value targets can teach the dynamics which first action pays, and with
                # the default prediction_gradient_scale of 0 they do not reach it (eval 0.00 after
                # 120 iterations, measured 2026-12-03; 0.1 reaches 1.00 by 120 on seeds 0 and 1,
-               # benchmarks/2026-12-04-cpu-delayed-match/; README "The defaults since").
+               # benchmarks/2026-12-04-cpu-delayed-match/; docs/experiments/2026-12-03-prediction-gradient-and-replay.md).
                "prediction_gradient_scale": 1.0},
     "eval_episodes": 32,
 }
