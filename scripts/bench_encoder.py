@@ -8,20 +8,26 @@ actor does every environment step. Memoroids are timed under every scan
 strategy (``ffm[sequential]``, ``ffm[associative]``, ``ffm[chunked]``), so the
 ``auto`` choice per backend is a measured one.
 
-    python scripts/bench_encoder.py --out bench_encoder.json
+    python scripts/bench_encoder.py out=bench_encoder.json
+    python scripts/bench_encoder.py models=[gru,ffm,lru,s5] lengths=[1024] strategies=[associative] repeats=7
+
+Options: ``models=`` (default: every memory model), ``lengths=``, ``batch=``, ``width=``,
+``step_batch=`` (the batch of the single-step call), ``repeats=``, ``strategies=`` (the
+memoroids' scan strategies), ``out=``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
 import time
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
 
+from rmuzero import cli
 from rmuzero.networks import MEMORY_MODELS, make_memory
 from rmuzero.networks.scan import resolve_strategy
 
@@ -59,17 +65,23 @@ def bench_model(name: str, strategy: str | None, *, length: int, batch: int, wid
     return seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=sorted(MEMORY_MODELS), choices=sorted(MEMORY_MODELS))
-    parser.add_argument("--lengths", nargs="+", type=int, default=[64, 256, 1024, 4096])
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--step-batch", type=int, default=1024, help="batch of the single-step (acting) call")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--strategies", nargs="+", default=["sequential", "associative", "chunked"])
-    parser.add_argument("--out", default="bench_encoder.json")
-    args = parser.parse_args()
+USAGE = ("usage: python scripts/bench_encoder.py [models=[...]] [lengths=[...]] [batch=B] [width=W] [step_batch=B] "
+         "[repeats=N] [strategies=[...]] [out=<file>]")
+OPTIONS = {"models": sorted(MEMORY_MODELS), "lengths": [64, 256, 1024, 4096], "batch": 32, "width": 128,
+           "step_batch": 1024, "repeats": 7, "strategies": ["sequential", "associative", "chunked"],
+           "out": "bench_encoder.json"}
+STRATEGIES = ("sequential", "associative", "chunked", "auto")
+
+
+def main(argv: list[str]) -> int:
+    args = SimpleNamespace(**cli.parse_args(argv, OPTIONS, usage=USAGE, doc=__doc__)[0])
+    for name in args.models:
+        if name not in MEMORY_MODELS:
+            raise cli.UsageError(f"models: {name}; valid: {', '.join(sorted(MEMORY_MODELS))}")
+    for name in args.strategies:
+        if name not in STRATEGIES:
+            raise cli.UsageError(f"strategies: {name}; valid: {', '.join(STRATEGIES)}")
+    cli.at_least(vars(args), 1, "lengths", "batch", "width", "step_batch", "repeats")
 
     rows = []
     variants = []
@@ -109,9 +121,10 @@ def main() -> None:
         print(f"{label:28s} {'1':>6s} {1e3 * seconds['forward']:10.3f}", flush=True)
 
     with open(args.out, "w") as f:
-        json.dump({"machine": machine, "args": vars(args), "rows": rows}, f, indent=1)
+        json.dump({"machine": machine, "commit": cli.git_commit(), "args": vars(args), "rows": rows}, f, indent=1)
     print(f"\nwrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

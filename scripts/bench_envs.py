@@ -13,15 +13,18 @@ For each family (at one difficulty):
 
 Prints a table (family, jax steps/s, jumanji-stack steps/s, reference
 steps/s, ratio = jax / reference) and writes it,
-with the machine and settings, as JSON to ``--out``.
+with the machine and settings, as JSON to ``out``.
 
-    python scripts/bench_envs.py --num-envs 1024 --steps 128 --repeats 5 \
-        --families repeat_previous,count_recall --out bench_envs.json
+    python scripts/bench_envs.py num_envs=1024 steps=128 repeats=5 \
+        families=[repeat_previous,count_recall] out=bench_envs.json
+
+Options: ``num_envs=`` (B, JAX environments stepped together), ``steps=`` (steps per jitted
+scan), ``ref_steps=`` (steps per timed run of the reference), ``repeats=`` (timed runs per
+measurement, median), ``difficulty=``, ``families=`` (default: every registered one), ``out=``.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import importlib
 import inspect
@@ -30,11 +33,13 @@ import os
 import platform
 import statistics
 import time
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
 from jumanji.wrappers import AutoResetWrapper, VmapWrapper
 
+from rmuzero import cli
 from rmuzero.envs import DIFFICULTIES, list_envs, make
 from rmuzero.envs.wrappers import make_agent_env
 
@@ -127,34 +132,29 @@ def reference_steps_per_second(family: str, difficulty: str, *, steps: int, repe
     return steps / statistics.median(seconds)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-envs", type=int, default=1024, help="B, JAX environments stepped together")
-    parser.add_argument("--steps", type=int, default=128, help="steps per jitted scan (JAX)")
-    parser.add_argument("--ref-steps", type=int, default=2000, help="steps per timed run (reference)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
-    parser.add_argument("--difficulty", default="easy", choices=DIFFICULTIES)
-    parser.add_argument(
-        "--families", default="", help="comma-separated family names (default: every registered one)"
-    )
-    parser.add_argument("--out", default="bench_envs.json", help="JSON output path")
-    args = parser.parse_args()
+USAGE = ("usage: python scripts/bench_envs.py [num_envs=B] [steps=N] [ref_steps=N] [repeats=N] "
+         "[difficulty=<easy|medium|hard>] [families=[...]] [out=<file>]")
+OPTIONS = {"num_envs": 1024, "steps": 128, "ref_steps": 2000, "repeats": 5, "difficulty": "easy", "families": [],
+           "out": "bench_envs.json"}
 
+
+def main(argv: list[str]) -> int:
+    args = SimpleNamespace(**cli.parse_args(argv, OPTIONS, usage=USAGE, doc=__doc__)[0])
     registered = [name.split("/", 1)[1] for name in list_envs()]
-    families = [f.strip() for f in args.families.split(",") if f.strip()] or registered
-    unknown = sorted(set(families) - set(registered))
+    args.families = [f.strip() for item in args.families for f in str(item).split(",") if f.strip()] or registered
+    unknown = sorted(set(args.families) - set(registered))
     if unknown:
-        parser.error(f"unknown families {unknown}; valid: {', '.join(registered)}")
-    for flag in ("num_envs", "steps", "ref_steps", "repeats"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+        raise cli.UsageError(f"families: unknown {', '.join(unknown)}; valid: {', '.join(registered)}")
+    if args.difficulty not in DIFFICULTIES:
+        raise cli.UsageError(f"difficulty={args.difficulty}; valid: {', '.join(DIFFICULTIES)}")
+    cli.at_least(vars(args), 1, "num_envs", "steps", "ref_steps", "repeats")
 
     rows = []
     print(
         f"{'family':<30} {'jax steps/s':>13} {'jumanji stack':>14} {'ref steps/s':>12} {'ratio':>8}",
         flush=True,
     )
-    for family in families:
+    for family in args.families:
         name = f"popgym/{family}"
         jax_sps = jax_steps_per_second(
             name, args.difficulty, num_envs=args.num_envs, steps=args.steps, repeats=args.repeats
@@ -181,6 +181,7 @@ def main() -> None:
         )
 
     result = {
+        "commit": cli.git_commit(),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),
@@ -203,7 +204,8 @@ def main() -> None:
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
     print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -7,17 +7,23 @@ of the symbol at t - k, for every t >= k. Reports the accuracy on fresh
 sequences after each block of updates (chance is 0.25), side by side per model
 and memory option set.
 
-    python scripts/bench_recall.py --lag 31 --length 104 --models ffm gru
-    python scripts/bench_recall.py --lag 31 --variant ffm:context_size=16
-    python scripts/bench_recall.py --task count --length 52 --models ffm gru lru
+    python scripts/bench_recall.py lag=31 length=104 models=[ffm,gru]
+    python scripts/bench_recall.py lag=31 variant=ffm:context_size=16
+    python scripts/bench_recall.py task=count length=52 models=[ffm,gru,lru]
 
-``--task count`` is the RL-free core of CountRecall instead: each step shows a
+Options: ``task=`` (recall | count | count_recall), ``feedback=`` (below), ``pool=``,
+``refresh=``, ``epsilon=``, ``lag=``, ``length=`` (T), ``batch=``, ``features=`` (the width),
+``steps=`` (updates per block), ``blocks=``, ``seed=``, ``learning_rate=`` (Adam's step size),
+``models=``, ``variant=`` (memory options, ``model:key=value``; a list, quoted where one has
+several: ``'variant=["ffm:context_size=16,max_period=128"]'``), ``out=``.
+
+``task=count`` is the RL-free core of CountRecall instead: each step shows a
 value kind and a query kind (one-hot, 2 kinds each, as CountRecall Easy's
 colours); the label is how many of the value kinds shown so far, the current one
 included, equal the current query (0..T; exact counting, no lag).
 
-``--task count_recall`` deals as CountRecall Easy does (each sequence a shuffled deck of
-26 + 26 values and one of queries, T = 51, answers 0..26), and ``--feedback`` says what
+``task=count_recall`` deals as CountRecall Easy does (each sequence a shuffled deck of
+26 + 26 values and one of queries, T = 51, answers 0..26), and ``feedback=`` says what
 the learner is told at each step:
 
 - ``label``: the count itself (a linear readout, cross-entropy; as above);
@@ -28,42 +34,42 @@ the learner is told at each step:
   what an agent's reward model learns from (the environment's reward says only whether
   the answer given was right);
 - ``policy_action``: told about one answer per step too, but the answer an agent would
-  give: the model's own best, or with probability ``--epsilon`` a uniform one (the agent's
+  give: the model's own best, or with probability ``epsilon`` a uniform one (the agent's
   answers come from a search over its own reward model, not uniformly).
 
 Accuracy is the model's top answer against the count, on fresh deals. The loss of
 ``taken_action`` is, in expectation over the uniform answer, that of ``every_action`` (a mean
 over the 27 answers): the same gradient, from 27 times fewer terms.
 
-    python scripts/bench_recall.py --task count_recall --feedback label every_action taken_action --models ffm
+    python scripts/bench_recall.py task=count_recall feedback=[label,every_action,taken_action] models=[ffm]
 
-``--pool N --refresh r`` (``taken_action`` only) draws each batch from deals i .. i + N of an
+``pool=N refresh=r`` (``taken_action`` only) draws each batch from deals i .. i + N of an
 endless stream, i = r x the update's index, each deal with the uniform answers it was given
 when first dealt: a replay of N episodes taking in r new ones per update, so the learner
 sees fewer distinct deals, each many times (fresh deals every update otherwise).
 
-    python scripts/bench_recall.py --task count_recall --feedback taken_action --models ffm --pool 640 --refresh 4.8
+    python scripts/bench_recall.py task=count_recall feedback=taken_action models=[ffm] pool=640 refresh=4.8
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
 import optax
-import yaml
 
+from rmuzero import cli
 from rmuzero.networks import HistoryEncoder
 from rmuzero.networks.muzero import scale_latent
 
 SYMBOLS = 4
-KINDS = 2  # --task count: value / query kinds (CountRecall Easy's colours)
-DECK = 52  # --task count_recall: CountRecall Easy's deck, 26 cards of each colour
+KINDS = 2  # task=count: value / query kinds (CountRecall Easy's colours)
+DECK = 52  # task=count_recall: CountRecall Easy's deck, 26 cards of each colour
 
 
 def count_batch(key, length: int, batch: int):
@@ -126,7 +132,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
     kwargs = {}
     for item in filter(None, options.split(",")):
         key, _, value = item.partition("=")
-        kwargs[key] = yaml.safe_load(value)
+        kwargs[key] = cli.parse_value(value)
     return name, kwargs
 
 
@@ -216,34 +222,27 @@ def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: 
             "seconds": time.perf_counter() - begin}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=["recall", "count", "count_recall"], default="recall")
-    parser.add_argument("--feedback", nargs="*", default=["label"],
-                        choices=["label", "every_action", "taken_action", "policy_action"],
-                        help="what the learner is told (all but label: --task count_recall or count)")
-    parser.add_argument("--pool", type=int, default=0,
-                        help="taken_action on count_recall: draw each batch from a sliding pool of this many deals, "
-                             "each with fixed answers, as from a replay (0: fresh deals every update)")
-    parser.add_argument("--refresh", type=float, default=0.0, help="--pool: new deals per update (the pool slides)")
-    parser.add_argument("--epsilon", type=float, default=0.1, help="policy_action: probability of a uniform answer")
-    parser.add_argument("--lag", type=int, default=31)
-    parser.add_argument("--length", type=int, default=104)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--features", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=250, help="updates per block")
-    parser.add_argument("--blocks", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam step size")
-    parser.add_argument("--models", nargs="*", default=["ffm", "gru"])
-    parser.add_argument("--variant", action="append", default=[], help="model:key=value,... (memory options)")
-    parser.add_argument("--out", default="bench_recall.json")
-    args = parser.parse_args()
+USAGE = ("usage: python scripts/bench_recall.py [task=recall|count|count_recall] [feedback=[...]] [lag=K] [length=T] "
+         "[models=[...]] [variant=[model:key=value,...]] [key=value ...]")
+OPTIONS = {"task": "recall", "feedback": ["label"], "pool": 0, "refresh": 0.0, "epsilon": 0.1, "lag": 31, "length": 104,
+           "batch": 32, "features": 128, "steps": 250, "blocks": 8, "seed": 0, "learning_rate": 1e-3,
+           "models": ["ffm", "gru"], "variant": [], "out": "bench_recall.json"}
+TASKS = ("recall", "count", "count_recall")
+FEEDBACK = ("label", "every_action", "taken_action", "policy_action")
 
+
+def main(argv: list[str]) -> int:
+    args = SimpleNamespace(**cli.parse_args(argv, OPTIONS, usage=USAGE, doc=__doc__)[0])
+    if args.task not in TASKS:
+        raise cli.UsageError(f"task={args.task}; valid: {', '.join(TASKS)}")
+    for feedback in args.feedback:
+        if feedback not in FEEDBACK:
+            raise cli.UsageError(f"feedback: {feedback}; valid: {', '.join(FEEDBACK)}")
+    cli.at_least(vars(args), 1, "lag", "length", "batch", "features", "steps", "blocks")
     if args.task == "recall" and args.feedback != ["label"]:
-        parser.error("--feedback every_action / taken_action / policy_action: with --task count_recall or count")
+        raise cli.UsageError("feedback=every_action / taken_action / policy_action: with task=count_recall or count")
     if args.pool and (args.task != "count_recall" or args.feedback != ["taken_action"]):
-        parser.error("--pool: with --task count_recall --feedback taken_action only")
+        raise cli.UsageError("pool=: with task=count_recall feedback=taken_action only")
     if args.task == "count_recall":
         args.length = DECK - 1
     what = {"recall": f"lag {args.lag}", "count": "exact count (classes 0..T)",
@@ -264,8 +263,10 @@ def main() -> None:
             name = text if args.feedback == ["label"] else f"{text}, {feedback}"
             print(f"{name:40s} {accuracies}  ({row['seconds']:.0f} s)", flush=True)
     with open(args.out, "w") as f:
-        json.dump({"machine": platform.platform(), "args": vars(args), "rows": rows}, f, indent=1)
+        json.dump({"machine": platform.platform(), "commit": cli.git_commit(), "args": vars(args), "rows": rows}, f,
+                  indent=1)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

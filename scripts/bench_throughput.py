@@ -1,21 +1,27 @@
 """Training throughput: env steps/s, learner updates/s and sequences/s over a grid.
 
-For each point of ``--num-envs`` x ``--batch-sizes`` x ``--simulations`` x
-``--networks`` (everything else the default config, RepeatPrevious Easy unless
-``--env`` / ``--difficulty`` / ``--set`` say otherwise) it builds the agent,
-fills the replay until sequences can be sampled, then times
+For each point of ``num_envs`` x ``batch_sizes`` x ``simulations`` x ``networks`` (everything
+else the default config, RepeatPrevious Easy unless overrides say otherwise) it builds the
+agent, fills the replay until sequences can be sampled, then times
 
   * ``iteration``: one jitted ``train_iteration`` (act ``num_envs x
     rollout_length`` steps, then ``updates_per_iteration`` updates);
   * ``collect``: acting and storing alone, so learning = iteration - collect;
 
-median of ``--repeats`` calls after one warm-up call. Compilation (first call)
+median of ``repeats`` calls after one warm-up call. Compilation (first call)
 is reported separately. Prints a table and writes JSON with the machine named.
 
-    python scripts/bench_throughput.py --num-envs 16 64 --batch-sizes 32 128 --simulations 16
-    python scripts/bench_throughput.py --devices 1 2 4     # data parallel over local devices
+    python scripts/bench_throughput.py num_envs=[16,64] batch_sizes=[32,128] simulations=16
+    python scripts/bench_throughput.py num_envs=[16,64,256] batch_sizes=[16,64,256] pairs=true repeats=3
+    python scripts/bench_throughput.py devices=[1,2,4]     # data parallel over local devices
 
-``--devices`` splits each point over that many devices as training does (global
+Options: ``networks=``, ``num_envs=``, ``batch_sizes=``, ``simulations=`` (the grid's axes; an
+axis not given is the config's value), ``pairs=true`` (zip num_envs with batch_sizes instead of
+every pair), ``devices=``, ``repeats=``, ``out=``. Any other ``key=value`` is a
+``scripts/train.py`` override for every point (``env.difficulty=hard``,
+``system.rollout_length=32`` ...), but not of a key the grid sets.
+
+``devices`` splits each point over that many devices as training does (global
 ``num_envs`` and batch). A CPU host runs as the largest of them (``split_cpu``, at most
 its cores, as scripts/train.py's ``cpu_devices``; ``XLA_FLAGS=--xla_force_host_platform_device_count=N``
 wins, e.g. to run 4 devices on 2 cores, which shows the sharded program runs, not a speed-up).
@@ -23,7 +29,6 @@ wins, e.g. to run 4 devices on 2 cores, which shows the sharded program runs, no
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import platform
@@ -33,7 +38,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 
-from bench_learning import apply_override, default_config, split_cpu_or_exit
+from rmuzero import cli
 
 # rmuzero.agent is imported where it is used: importing it starts JAX, and split_cpu must come first.
 
@@ -86,10 +91,8 @@ def _functions(config, num_devices: int) -> Timed:
                  lambda state: bool(to_host(ready(state))))
 
 
-def measure(values: dict, repeats: int, num_devices: int = 1) -> dict:
-    from rmuzero.agent.config import config_from_dict
-
-    config = config_from_dict(values)
+def measure(config, repeats: int, num_devices: int = 1) -> dict:
+    """The timings of one grid point: ``config`` (an AgentConfig) on ``num_devices`` devices."""
     agent, init, collect, iteration, can_sample = _functions(config, num_devices)
     state = init(jax.random.PRNGKey(config.seed))
     collect_compile, collect_s, state = _timed(collect, state, 1)
@@ -119,73 +122,70 @@ def measure(values: dict, repeats: int, num_devices: int = 1) -> dict:
 
 
 # Config keys the grid sets at every point, and the option that sets them.
-GRID_KEYS = {"system.num_envs": "--num-envs", "system.batch_size": "--batch-sizes",
-             "search.num_simulations": "--simulations"}
+GRID_KEYS = {"system.num_envs": "num_envs", "system.batch_size": "batch_sizes",
+             "search.num_simulations": "simulations", "network": "networks"}
+USAGE = ("usage: python scripts/bench_throughput.py [networks=[...]] [num_envs=[...]] [batch_sizes=[...]] "
+         "[simulations=[...]] [pairs=true] [devices=[...]] [repeats=N] [out=<file>] [train.py key=value ...]")
+OPTIONS = {"networks": ["ffm"], "num_envs": [], "batch_sizes": [], "simulations": [], "pairs": False,
+           "devices": [1], "repeats": 3, "out": "bench_throughput.json"}  # an empty axis: the config's value
+ALIASES = {"difficulty": "env.difficulty"}  # the old --difficulty
 
 
-def fill_grid_defaults(args: argparse.Namespace, values: dict) -> None:
+def fill_grid_defaults(args: dict, values: dict) -> None:
     """Grid axes not given take the config's value (configs/), so the default point is the default run."""
     for key, option in GRID_KEYS.items():
-        attribute = option.lstrip("-").replace("-", "_")
-        if getattr(args, attribute) is None:
+        if "." in key and not args[option]:
             group, field = key.split(".")
-            setattr(args, attribute, [values[group][field]])
+            args[option] = [values[group][field]]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="popgym/repeat_previous")
-    parser.add_argument("--difficulty", default=None)
-    parser.add_argument("--networks", nargs="+", default=["ffm"])
-    parser.add_argument("--num-envs", nargs="+", type=int, default=None, help="default: the config's system.num_envs")
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=None, help="default: the config's system.batch_size")
-    parser.add_argument("--simulations", nargs="+", type=int, default=None,
-                        help="default: the config's search.num_simulations")
-    parser.add_argument("--pairs", action="store_true",
-                        help="zip --num-envs with --batch-sizes (grow both together) instead of every pair")
-    parser.add_argument("--devices", nargs="+", type=int, default=[1],
-                        help="device counts to split each point over (data parallel, as training does)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--set", action="append", default=[], help="override, e.g. system.rollout_length=32")
-    parser.add_argument("--out", default="bench_throughput.json")
-    args = parser.parse_args()
-    for assignment in args.set:
-        key = assignment.partition("=")[0]
+def point_overrides(network: str, num_envs: int, batch: int, sims: int, overrides: list[str]) -> list[str]:
+    return [f"network={network}", *overrides, f"system.num_envs={num_envs}", f"system.batch_size={batch}",
+            f"search.num_simulations={sims}"]
+
+
+def main(argv: list[str]) -> int:
+    args, overrides = cli.parse_args(argv, OPTIONS, usage=USAGE, overrides=True, aliases=ALIASES, doc=__doc__)
+    for token in overrides:
+        key = token.partition("=")[0].lstrip("+~")
         if key in GRID_KEYS:
-            parser.error(f"--set {assignment}: {key} is a grid axis here; valid: {GRID_KEYS[key]} (the grid would "
-                         f"replace it)")
-    fill_grid_defaults(args, default_config("ffm", args.env))
-    split_cpu_or_exit(parser, max(args.devices), "--devices")
+            raise cli.UsageError(f"{token}: {key} is a grid axis here; valid: {GRID_KEYS[key]}=[...] (the grid "
+                                 "would replace it)")
+    cli.at_least(args, 1, "devices", "repeats")
+    values = cli.compose(overrides)
+    fill_grid_defaults(args, values)
+    if args["pairs"] and len(args["num_envs"]) != len(args["batch_sizes"]):
+        raise cli.UsageError(f"pairs=true needs as many num_envs ({len(args['num_envs'])}) as batch_sizes "
+                             f"({len(args['batch_sizes'])})")
+    try:
+        cli.start_devices(max(args["devices"]))
+    except cli.UsageError as error:
+        raise cli.UsageError(str(error).replace("cpu_devices", "devices", 1)) from None
 
     machine = f"{platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}, jax {jax.__version__}"
-    print(f"# {machine}; {args.env} {args.difficulty or ''}; overrides {args.set}; median of {args.repeats}")
+    env = values["env"]
+    print(f"# {machine}; {env['name']} {env['difficulty']}; overrides {overrides}; median of {args['repeats']}")
     header = (f"{'network':8s} {'dev':>3s} {'envs':>5s} {'batch':>5s} {'sims':>4s} {'L':>4s} {'iter s':>7s} {'act s':>6s} "
               f"{'learn s':>7s} {'env st/s':>9s} {'upd/s':>6s} {'seq/s':>7s} {'compile s':>9s}")
     print(header)
     rows = []
-    if args.pairs and len(args.num_envs) != len(args.batch_sizes):
-        parser.error(f"--pairs needs as many --num-envs ({len(args.num_envs)}) as --batch-sizes ({len(args.batch_sizes)})")
-    widths = list(zip(args.num_envs, args.batch_sizes)) if args.pairs else list(itertools.product(args.num_envs, args.batch_sizes))
+    widths = (list(zip(args["num_envs"], args["batch_sizes"])) if args["pairs"]
+              else list(itertools.product(args["num_envs"], args["batch_sizes"])))
     for network, devices, (num_envs, batch), sims in itertools.product(
-            args.networks, args.devices, widths, args.simulations):
-        values = default_config(network, args.env)
-        if args.difficulty is not None:
-            values["env"]["difficulty"] = args.difficulty
-        for assignment in args.set:
-            apply_override(values, assignment)
-        values["system"]["num_envs"] = num_envs
-        values["system"]["batch_size"] = batch
-        values["search"]["num_simulations"] = sims
-        row = measure(values, args.repeats, devices)
+            args["networks"], args["devices"], widths, args["simulations"]):
+        config = cli.agent_config(cli.compose(point_overrides(network, num_envs, batch, sims, overrides)))
+        row = measure(config, args["repeats"], devices)
         rows.append(row)
         print(f"{network:8s} {devices:3d} {num_envs:5d} {batch:5d} {sims:4d} {row['sequence_length']:4d} "
               f"{row['iteration_s']:7.3f} {row['collect_s']:6.3f} {row['learn_s']:7.3f} "
               f"{row['env_steps_per_second']:9.0f} {row['updates_per_second']:6.1f} "
               f"{row['sequences_per_second']:7.0f} {row['compile_s']:9.1f}", flush=True)
-    with open(args.out, "w") as f:
-        json.dump({"machine": machine, "platform": platform.platform(), "args": vars(args), "rows": rows}, f, indent=1)
-    print(f"wrote {args.out}")
+    with open(args["out"], "w") as f:
+        json.dump({"machine": machine, "platform": platform.platform(), "commit": cli.git_commit(),
+                   "args": {**args, "overrides": overrides}, "rows": rows}, f, indent=1)
+    print(f"wrote {args['out']}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

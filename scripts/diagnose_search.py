@@ -15,33 +15,23 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 
-from evaluate import load_checkpoint, parse_options
+from rmuzero import cli
 
 USAGE = "usage: python scripts/diagnose_search.py checkpoint=<run or checkpoint dir> [steps=N] [envs=E] [seed=S]"
-OPTIONS = {"checkpoint": str, "steps": int, "envs": int, "seed": int}
-
-
-def parse(argv: list[str]) -> dict:
-    return parse_options(argv, OPTIONS, {"steps": 200, "envs": 64, "seed": 0}, ("steps", "envs"))
+OPTIONS = {"checkpoint": cli.REQUIRED, "steps": 200, "envs": 64, "seed": 0}
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = parse(argv)
-    except ValueError as error:
-        print(f"error: {error}\n{USAGE}", file=sys.stderr)
-        return 2
+    args, _ = cli.parse_args(argv, OPTIONS, usage=USAGE, doc=__doc__)
+    cli.at_least(args, 1, "steps", "envs")
+    cli.at_least(args, 0, "seed")
     import jax
 
+    agent, params, step_dir = cli.load_checkpoint(args["checkpoint"])
     from rmuzero.agent.diagnostics import diagnose_search, summarise
     from rmuzero.envs.wrappers import make_agent_env
 
-    loaded = load_checkpoint(args["checkpoint"])
-    if loaded is None:
-        return 2
-    agent, params, step_dir = loaded
     config = agent.config
     env = make_agent_env(config.env.name, difficulty=config.env.difficulty, num_envs=args["envs"],
                          prev_action=config.env.prev_action, prev_reward=config.env.prev_reward)
@@ -55,4 +45,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    cli.run(main)

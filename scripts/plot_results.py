@@ -9,15 +9,17 @@ steps (thin) and their mean at the env steps every seed evaluated (thick), with 
 target as a dashed line. Only the metrics files are read, so the figure is the same on any
 machine; the machine that trained the runs is named in each folder's ``results.md``.
 
-Options (``key=value``): ``out`` the image (default ``results/curves.png``); ``dirs`` the
-folders, comma-separated (default: the current defaults' folders below, in that order).
+Options (``key=value``, rmuzero.cli): ``out`` the image (default ``results/curves.png``); ``dirs``
+the folders, a list (``dirs=[a,b]`` or ``dirs=a,b``; default: the current defaults' folders
+below, in that order).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
+
+from rmuzero import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 # folder -> (panel title, target return): the targets the README's results table reports
@@ -30,14 +32,8 @@ DEFAULTS = {
 }
 
 
-def parse_options(argv: list[str]) -> dict[str, str]:
-    options = {"out": "results/curves.png", "dirs": ",".join(DEFAULTS)}
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in options:
-            raise SystemExit(f"error: {arg!r}; valid: out=<image path>, dirs=<folder>[,<folder>...]")
-        options[key] = value
-    return options
+USAGE = "usage: python scripts/plot_results.py [out=<image>] [dirs=[<folder>,...]]"
+OPTIONS = {"out": "results/curves.png", "dirs": list(DEFAULTS)}
 
 
 def eval_curves(folder: Path) -> dict[str, list[tuple[list[int], list[float]]]]:
@@ -64,7 +60,7 @@ def plot(folders: list[Path], out: Path) -> None:
                                      (folder.name, None))
         curves = eval_curves(folder)
         if not curves:
-            raise SystemExit(f"error: no <network>/seed_<s>/metrics.jsonl under {folder}")
+            raise cli.UsageError(f"no <network>/seed_<s>/metrics.jsonl under {folder}; valid: a folder that holds them")
         for network, seeds in sorted(curves.items()):
             shared = sorted(set.intersection(*(set(steps) for steps, _ in seeds)))
             colour = None
@@ -88,13 +84,14 @@ def plot(folders: list[Path], out: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> None:
-    options = parse_options(sys.argv[1:] if argv is None else argv)
-    folders = [(ROOT / d).resolve() if not Path(d).is_absolute() else Path(d) for d in options["dirs"].split(",") if d]
+def main(argv: list[str]) -> int:
+    options, _ = cli.parse_args(argv, OPTIONS, usage=USAGE, doc=__doc__)
+    folders = [(ROOT / d).resolve() if not Path(d).is_absolute() else Path(d) for d in options["dirs"] if d]
     out = Path(options["out"])
     plot(folders, out if out.is_absolute() else ROOT / out)
     print(f"wrote {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -1,35 +1,40 @@
 """Every task x network x seed, then a results table and learning curves.
 
-    python scripts/suite.py --tasks repeat_previous:easy count_recall:medium --networks ffm gru \\
-        --seeds 0 1 2 --set total_env_steps=600000 --out results/suite
+    python scripts/suite.py preset=popgym-easy
+    python scripts/suite.py tasks=[repeat_previous:easy,count_recall:medium] networks=[ffm,gru] \\
+        seeds=[0,1,2] out=results/suite total_env_steps=600000
 
-Each ``--set key=value`` is a ``scripts/train.py`` override for every run. The seeds of one
-task and network train together in one process (``num_seeds``, vmapped) when they are
-consecutive, one after the other otherwise. Writes, under ``--out``:
+Options: ``preset=`` (a named set of runs, below: its tasks, networks, seeds, overrides and out;
+options given beside it win, overrides given beside it come after its own), ``tasks=``
+(``<env under configs/env/popgym/>:<difficulty>``), ``networks=``, ``seeds=``, ``threshold=`` and
+``out=`` (required without a preset). Any other ``key=value`` is a ``scripts/train.py`` override
+for every run (``cpu_devices=`` and ``compilation_cache=`` included); ``env``, ``network``,
+``seed`` and ``num_seeds`` are the suite's to set. The seeds of one task and network train
+together in one process (``num_seeds``, vmapped) when they are consecutive, one after the other
+otherwise. Writes, under ``out``:
 
-  runs/<task>-<difficulty>/<network>/seed_<s>/   metrics.jsonl, checkpoints/ of each run
+  runs/<task>-<difficulty>/<network>/seed_<s>/   metrics.jsonl, checkpoints/ of each run, with
+                 config.json (its resolved config) and commit.txt (the commit it ran at)
   results.csv    one row per run: best and final eval return, env steps and seconds to
-                 ``--threshold`` (empty if never reached), median env steps/s
+                 ``threshold`` (empty if never reached), median env steps/s
   results.md     per task and network, mean and spread over seeds, beside the published
                  anchors (column POPGym, with sources)
   curves.png     eval return against env steps, a panel per task, a line per network
                  (mean over seeds, the seeds' range shaded)
 
-Rerunning with the same ``--out`` skips runs that finished and resumes the others from
+Rerunning with the same ``out`` skips runs that finished and resumes the others from
 their latest checkpoint (a run that never reached one starts again; its partial
 files are kept beside it as ``<dir>.interrupted-<n>``).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import statistics
-import sys
 from pathlib import Path
 
-from bench_learning import apply_override, default_config, default_cpu_devices, split_cpu_or_exit, summarise
+from rmuzero import cli
 
 ANCHOR_SOURCES = {
     "POPGym": "Morad et al., POPGym: Benchmarking Partially Observable Reinforcement Learning, ICLR 2023 "
@@ -44,7 +49,7 @@ ANCHORS = {
     ("count_recall", "easy"): [("GRU", 0.177, "POPGym"), ("best: LSTM", 0.509, "POPGym")],
     ("autoencode", "easy"): [("every PPO model", "< 0", "POPGym")],
 }
-# Presets: a named, documented set of runs (--preset NAME); options given beside it override its own.
+# Presets: a named, documented set of runs (preset=NAME); options given beside it override its own.
 POPGYM_FAMILIES = (  # every POPGym family; those without a learning result before the preset run first
     "higher_lower", "multiarmed_bandit", "minesweeper", "concentration", "battleship", "labyrinth_escape",
     "labyrinth_explore", "position_only_cartpole", "velocity_only_cartpole", "noisy_position_only_cartpole",
@@ -76,19 +81,6 @@ def run_dir(out: Path, task: str, difficulty: str, network: str) -> Path:
     return out / "runs" / f"{task}-{difficulty}" / network
 
 
-def git_commit() -> str:
-    """HEAD's hash, with ``+dirty`` when tracked files differ from it; ``unknown`` outside git."""
-    import subprocess
-
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
 def seed_groups(seeds: list[int]) -> list[list[int]]:
     """Runs of consecutive seeds (each trains in one vmapped process)."""
     groups: list[list[int]] = []
@@ -107,10 +99,15 @@ def _set_aside(directory: Path) -> None:
     directory.rename(directory.with_name(f"{directory.name}.interrupted-{n}"))
 
 
+def run_overrides(task: str, difficulty: str, network: str, seeds: list[int], overrides: list[str]) -> list[str]:
+    """The scripts/train.py overrides of one run: its task, network and seeds, then ``overrides``."""
+    return [f"env=popgym/{task}", f"env.difficulty={difficulty}", f"network={network}", f"seed={seeds[0]}",
+            f"num_seeds={len(seeds)}", *overrides]
+
+
 def run_one(out: Path, task: str, difficulty: str, network: str, seeds: list[int], overrides: list[str]) -> None:
     """Trains seeds ``seeds`` (consecutive) of one task and network, unless already done."""
-    from rmuzero.agent.config import config_from_dict
-    from rmuzero.agent.train import train
+    from rmuzero.agent import config_to_dict, train
 
     base = run_dir(out, task, difficulty, network)
     dirs = [base / f"seed_{s}" for s in seeds]
@@ -118,14 +115,7 @@ def run_one(out: Path, task: str, difficulty: str, network: str, seeds: list[int
     if all(path.exists() for path in done):
         print(f"done already: {task}:{difficulty} {network} seeds {seeds}", flush=True)
         return
-    values = default_config(network, f"popgym/{task}")
-    values["env"]["difficulty"] = difficulty
-    values["seed"], values["num_seeds"] = seeds[0], len(seeds)
-    for assignment in overrides:
-        apply_override(values, assignment)
-    config = config_from_dict(values)
-    from rmuzero.agent.config import config_to_dict
-
+    config = cli.agent_config(cli.compose(run_overrides(task, difficulty, network, seeds, overrides)))
     resume = all((d / "checkpoints").is_dir() and any((d / "checkpoints").iterdir()) for d in dirs)
     if not resume:
         for d in dirs:
@@ -135,7 +125,7 @@ def run_one(out: Path, task: str, difficulty: str, network: str, seeds: list[int
     for d in dirs:  # the resolved config and the commit it ran at, beside the run's metrics
         d.mkdir(parents=True, exist_ok=True)
         (d / "config.json").write_text(json.dumps(config_to_dict(config), indent=1) + "\n")
-        (d / "commit.txt").write_text(git_commit() + "\n")
+        (d / "commit.txt").write_text(cli.git_commit() + "\n")
     if len(seeds) == 1:
         summary = train(config, dirs[0], progress=False, resume=resume)
         summaries = [summary]
@@ -163,7 +153,7 @@ def collect_rows(out: Path, tasks: list[tuple[str, str]], networks: list[str], s
                 stopped = json.loads(done.read_text()).get("stopped_early", False) if done.is_file() else ""
                 rows.append({"stopped_early": stopped, "task": task, "difficulty": difficulty, "network": network, "seed": seed,
                              "env_steps": max((line["env_steps"] for line in lines), default=0),
-                             **{k: v for k, v in summarise(lines, threshold).items() if k in CSV_FIELDS}})
+                             **{k: v for k, v in cli.summarise_metrics(lines, threshold).items() if k in CSV_FIELDS}})
     return rows
 
 
@@ -186,7 +176,7 @@ def _mean_spread(values: list[float]) -> str:
 def write_markdown(rows: list[dict], path: Path, *, threshold: float, command: str, machine: str) -> None:
     lines = [
         "# rmuzero suite results", "",
-        f"Machine: {machine}  ", f"Command: `{command}`  ", f"Commit: {git_commit()}", "",
+        f"Machine: {machine}  ", f"Command: `{command}`  ", f"Commit: {cli.git_commit()}", "",
         f"Eval return: greedy search, mean over the evaluation episodes; mean ± sample std over seeds. "
         f"Steps to {threshold}: median over the seeds that reached it (reached / seeds).", "",
         "| task | network | seeds | env steps | final eval | best eval | steps to " f"{threshold} | POPGym |",
@@ -266,58 +256,83 @@ def write_results(out: Path, tasks, networks, seeds, *, threshold: float, comman
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=sorted(PRESETS),
-                        help="; ".join(f"{name}: {preset['about']}" for name, preset in PRESETS.items()))
-    parser.add_argument("--tasks", nargs="+", default=None,
-                        help="<env under configs/env/popgym/>:<difficulty>, e.g. count_recall:medium")
-    parser.add_argument("--networks", nargs="+", default=None, help="default: ffm gru")
-    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2")
-    parser.add_argument("--threshold", type=float, default=0.95)
-    parser.add_argument("--set", action="append", default=[], help="train.py override for every run")
-    parser.add_argument("--out", help="required without --preset")
-    parser.add_argument("--cpu-devices", type=int, default=default_cpu_devices(),
-                        help="JAX devices a CPU host runs as (scripts/train.py's cpu_devices; default: configs/config.yaml's)")
-    args = parser.parse_args(argv)
-    preset = PRESETS.get(args.preset, {})
-    args.tasks = args.tasks or preset.get("tasks", ["repeat_previous:easy"])
-    args.networks = args.networks or preset.get("networks", ["ffm", "gru"])
-    args.seeds = args.seeds if args.seeds is not None else preset.get("seeds", [0, 1, 2])
-    args.set = preset.get("set", []) + args.set
-    args.out = args.out or preset.get("out")
-    if args.out is None:
-        parser.error("--out is required without --preset")
+USAGE = ("usage: python scripts/suite.py [preset=<name>] [tasks=[<task>:<difficulty>,...]] [networks=[...]] "
+         "[seeds=[...]] [threshold=T] [out=<dir>] [train.py key=value ...]")
+OPTIONS = {"preset": None, "tasks": ["repeat_previous:easy"], "networks": ["ffm", "gru"], "seeds": [0, 1, 2],
+           "threshold": 0.95, "out": None}
+SUITE_KEYS = {"env": "tasks=", "network": "networks=", "seed": "seeds=", "num_seeds": "seeds=",
+              "progress": "nothing (the suite trains quietly)", "resume": "nothing (the suite resumes by itself)",
+              "hydra": "out="}  # config keys the suite sets itself -> the option that says what they say
+
+
+def preset_tokens(name: str) -> list[str]:
+    """A preset as the options and overrides it stands for."""
+    if name not in PRESETS:
+        raise cli.UsageError(f"preset={name}; valid: {', '.join(sorted(PRESETS))}")
+    preset = PRESETS[name]
+    return [*(f"{key}=[{','.join(map(str, preset[key]))}]" for key in ("tasks", "networks", "seeds") if key in preset),
+            *([f"out={preset['out']}"] if "out" in preset else []), *preset.get("set", [])]
+
+
+def parse(argv: list[str]) -> tuple[dict, list[str]]:
+    """``(options, overrides)`` of a command line, its preset's tokens first."""
+    presets = "\n".join(f"  {name}: {preset['about']}" for name, preset in PRESETS.items())
+    args, _ = cli.parse_args(argv, OPTIONS, usage=USAGE, overrides=True, doc=f"{__doc__}\nPresets:\n{presets}")
+    if args["preset"] is not None:
+        args, overrides = cli.parse_args([*preset_tokens(args["preset"]), *argv], OPTIONS, usage=USAGE, overrides=True)
+    else:
+        _, overrides = cli.parse_args(argv, OPTIONS, usage=USAGE, overrides=True)
+    for token in overrides:
+        key = token.partition("=")[0].lstrip("+~")
+        head = key.split(".")[0]
+        if key in SUITE_KEYS or (head in ("env", "hydra") and head in SUITE_KEYS):
+            raise cli.UsageError(f"{token}: the suite sets {head} for each run; valid: {SUITE_KEYS[head]}")
+    for key in ("tasks", "networks", "seeds"):
+        if not args[key]:
+            raise cli.UsageError(f"{key}=[]; valid: at least one, e.g. {key}={OPTIONS[key][0]}")
+    if args["out"] is None:
+        raise cli.UsageError(f"out= is required without a preset; valid presets: {', '.join(sorted(PRESETS))}")
+    cli.at_least(args, 0, "seeds")
+    return args, overrides
+
+
+def main(argv: list[str]) -> int:
+    import os
     import platform
 
-    split_cpu_or_exit(parser, args.cpu_devices)
+    argv = cli.translate_legacy(argv)
+    args, overrides = parse(argv)
+    values = cli.compose(overrides)
+    cli.start_devices(values["cpu_devices"])
 
-    from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache
+    from rmuzero.compilation_cache import compilation_cache_dir, enable_compilation_cache
     from rmuzero.envs import DIFFICULTIES, list_envs
 
-    tasks = [parse_task(t) for t in args.tasks]
+    tasks = [parse_task(t) for t in args["tasks"]]
     for task, difficulty in tasks:
         if f"popgym/{task}" not in list_envs() or difficulty not in DIFFICULTIES:
-            parser.error(f"--tasks {task}:{difficulty}; valid: <one of "
-                         f"{', '.join(e.split('/')[1] for e in list_envs())}>:<{' | '.join(DIFFICULTIES)}>")
-    enable_compilation_cache(compilation_cache_dir())
-    out = Path(args.out)
+            raise cli.UsageError(f"tasks=[{task}:{difficulty}]; valid: <one of "
+                                 f"{', '.join(e.split('/')[1] for e in list_envs())}>:<{' | '.join(DIFFICULTIES)}>")
+    for task, difficulty in tasks:  # every run's config checked before the first trains
+        for network in args["networks"]:
+            cli.agent_config(cli.compose(run_overrides(task, difficulty, network, args["seeds"][:1], overrides)))
+    enable_compilation_cache(compilation_cache_dir(values["compilation_cache"]))
+    out = Path(args["out"])
     out.mkdir(parents=True, exist_ok=True)
     for task, difficulty in tasks:
-        for network in args.networks:
-            for seeds in seed_groups(args.seeds):
-                run_one(out, task, difficulty, network, seeds, args.set)
+        for network in args["networks"]:
+            for seeds in seed_groups(args["seeds"]):
+                run_one(out, task, difficulty, network, seeds, overrides)
     import jax
-
-    import os
 
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                f"{jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}")
-    command = "python scripts/suite.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    rows = write_results(out, tasks, args.networks, args.seeds, threshold=args.threshold, command=command,
+    command = " ".join(["python scripts/suite.py", *argv])
+    rows = write_results(out, tasks, args["networks"], args["seeds"], threshold=args["threshold"], command=command,
                          machine=machine)
     print(f"wrote {out / 'results.csv'} ({len(rows)} runs), {out / 'results.md'}, {out / 'curves.png'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -1,94 +1,63 @@
-"""Train rmuzero: python scripts/train.py env=popgym/repeat_previous [overrides].
+"""Train rmuzero: python scripts/train.py env=popgym/repeat_previous [key=value ...].
 
-Thin: hydra composes the config, the library validates it and trains. Writes
-metrics.jsonl and checkpoints/ into the hydra run directory.
+The config is configs/config.yaml with its groups (env=, network=, search=, system=) and the
+overrides given (hydra's grammar, rmuzero.cli); the library validates it and trains. The run
+directory is ``hydra.run.dir=`` (default runs/<date>/<time>): metrics.jsonl, checkpoints/, and
+the record of the run that hydra used to write, .hydra/config.yaml (the composed config) and
+.hydra/overrides.yaml (the command line). ``resume=true`` continues the run there from its
+latest checkpoint. The final line printed is the summary of the last evaluation, as JSON.
+
+    python scripts/train.py env=popgym/count_recall env.difficulty=medium network=gru seed=3 \\
+        total_env_steps=500000 hydra.run.dir=runs/count_recall_gru
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+import yaml
 
-from rmuzero.distributed import DistributedConfig, initialize, split_cpu
+from rmuzero import cli
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "configs")
+USAGE = "usage: python scripts/train.py [env=<popgym/...>] [network=<name>] [key=value ...] [hydra.run.dir=<dir>]"
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def holds_checkpoints(run_dir: Path) -> bool:
+    """Whether ``run_dir`` (or one of its seed_<s>/ directories) already holds checkpoints."""
+    return any(d.is_dir() and any(d.iterdir()) for d in [run_dir / "checkpoints", *run_dir.glob("seed_*/checkpoints")])
+
+
+def write_record(run_dir: Path, values: dict, overrides: list[str]) -> None:
+    """.hydra/config.yaml (the composed config, run options included) and .hydra/overrides.yaml."""
+    record = run_dir / ".hydra"
+    record.mkdir(parents=True, exist_ok=True)
+    composed = {key: value for key, value in values.items() if key != "hydra"}
+    (record / "config.yaml").write_text(yaml.safe_dump(composed, sort_keys=False))
+    (record / "overrides.yaml").write_text(yaml.safe_dump(list(overrides), sort_keys=False))
+
+
+def main(argv: list[str]) -> int:
+    _, overrides = cli.parse_args(argv, {}, usage=USAGE, overrides=True, doc=__doc__)
+    values = cli.compose(overrides)
+    agent_values, run = cli.split_run_options(values)
+    # Before anything starts JAX (importing the agent does): join several processes, or split the CPU.
+    cli.start_devices(run["cpu_devices"], agent_values.get("distributed"))
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-save INFO chatter
-    values = OmegaConf.to_container(cfg, resolve=True)
-    progress = bool(values.pop("progress", True))
-    cache = values.pop("compilation_cache", None)
-    resume = bool(values.pop("resume", False))
-    cpu_devices = values.pop("cpu_devices", 1)
-    try:  # before anything starts JAX (importing jumanji does): join several processes, or split the CPU
-        distributed = DistributedConfig(**(values.get("distributed") or {}))
-    except (TypeError, ValueError) as error:
-        print(f"error: distributed: {error}", file=sys.stderr)
-        sys.exit(2)
-    if distributed.enabled:
-        initialize(distributed)
-    else:
-        try:
-            split_cpu(cpu_devices)
-        except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-    from rmuzero.agent.config import ConfigError, config_from_dict
-    from rmuzero.agent.train import TrainingError, compilation_cache_dir, enable_compilation_cache, train
-    from rmuzero.checkpoint import CheckpointError
+    from rmuzero.agent import train
+    from rmuzero.compilation_cache import compilation_cache_dir, enable_compilation_cache
 
-    try:
-        config = config_from_dict(values)
-        enable_compilation_cache(compilation_cache_dir(cache))
-
-        summary = train(config, HydraConfig.get().runtime.output_dir, progress=progress, resume=resume)
-    except (ConfigError, CheckpointError, TrainingError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    config = cli.agent_config(values)
+    run_dir = Path(run["hydra"]["run"]["dir"])
+    resume = bool(run["resume"])
+    if (resume or not holds_checkpoints(run_dir)) and config.distributed.process_id in (None, 0):
+        write_record(run_dir, values, overrides)  # (a refused run changes nothing: train() says why)
+    enable_compilation_cache(compilation_cache_dir(run["compilation_cache"]))
+    summary = train(config, run_dir, progress=bool(run["progress"]), resume=resume)
     print(json.dumps(summary))
-
-
-def env_configs() -> list[str]:
-    """The env= choices: configs/env/<name>.yaml (the same names as rmuzero.envs.list_envs(),
-    read from files so that nothing starts JAX before a multi-process run has joined)."""
-    root = Path(CONFIG_DIR) / "env"
-    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
-
-
-def precheck(argv: list[str]) -> str | None:
-    """Errors hydra would report late or badly, found before hydra writes anything.
-
-    An unknown ``env=`` (hydra cannot list the nested options) and a
-    ``hydra.run.dir=`` that already holds checkpoints without ``resume=true``
-    (hydra would rewrite its ``.hydra/`` record before the run refuses).
-    """
-    resume = any(token.lstrip("+~").lower() in ("resume=true", "resume=1", "resume=yes") for token in argv)
-    for token in argv:
-        key, _, value = token.partition("=")
-        key = key.lstrip("+~")
-        if key == "env" and value not in env_configs():
-            return f"env={value!r}; valid: {', '.join(env_configs())}"
-        if key == "hydra.run.dir" and not resume:
-            checkpoints = Path(value) / "checkpoints"
-            if checkpoints.is_dir() and any(checkpoints.iterdir()):
-                return (
-                    f"{checkpoints} already holds checkpoints; choose another hydra.run.dir=, or add "
-                    "resume=true to continue that run (nothing was overwritten)"
-                )
-    return None
+    return 0
 
 
 if __name__ == "__main__":
-    problem = precheck(sys.argv[1:])
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
-    main()
+    cli.run(main)

@@ -1,74 +1,35 @@
-"""The benchmark scripts: the same defaults as scripts/train.py (no drift from configs/), their data by hand."""
+"""The benchmark scripts: their data by hand, their grids from configs/, their errors (configs
+compose through rmuzero.cli, tested in tests/test_cli.py)."""
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
 import jax
 import pytest
 
-from rmuzero.agent.config import config_from_dict
+from rmuzero import cli
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-
-from bench_learning import apply_override, default_config  # noqa: E402
-
-NETWORKS = sorted(p.stem for p in (SCRIPTS.parent / "configs" / "network").glob("*.yaml"))
-ENVS = sorted(f"popgym/{p.stem}" for p in (SCRIPTS.parent / "configs" / "env" / "popgym").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("network", NETWORKS)
-def test_default_config_is_valid_for_every_network(network):
-    config = config_from_dict(default_config(network))
-    assert config.network.memory == network and config.env.name == "popgym/repeat_previous"
-
-
-@pytest.mark.parametrize("env", ENVS)
-def test_default_config_is_valid_for_every_env(env):
-    values = default_config("ffm", env)
-    apply_override(values, "env.difficulty=hard")
-    apply_override(values, "system.batch_size=8")
-    config = config_from_dict(values)
-    assert config.env.name == env and config.env.difficulty == "hard" and config.system.batch_size == 8
-
-
-SYSTEMS = sorted(p.stem for p in (SCRIPTS.parent / "configs" / "system").glob("*.yaml"))
-
-
-@pytest.mark.parametrize("system", SYSTEMS)
-def test_default_config_equals_what_hydra_composes(system):
-    """bench_learning reads the yaml files itself; hydra (what scripts/train.py runs) must agree."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from rmuzero.agent.train import SCRIPT_OPTIONS
-
-    with initialize_config_dir(config_dir=str(SCRIPTS.parent / "configs"), version_base="1.3"):
-        composed = OmegaConf.to_container(compose("config", overrides=[f"system={system}"]), resolve=True)
-    for option in SCRIPT_OPTIONS:
-        composed.pop(option)
-    assert config_from_dict(default_config("ffm", system=system)) == config_from_dict(composed)
-
-
-
-def test_train_script_lists_the_registry_envs():
-    """scripts/train.py checks env= against the config files (it must not import jumanji before
-    a multi-process run joins); they must be exactly the registry's environments."""
-    from rmuzero.envs import list_envs
-
-    sys.path.insert(0, str(SCRIPTS))
-    from train import env_configs
-
-    assert env_configs() == sorted(list_envs())
+def load_script(name: str):
+    """scripts/<name>.py as a module (scripts are not a package, and nothing patches sys.path)."""
+    if name not in sys.modules:  # registered first, as an import does (dataclasses look their module up)
+        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
 
 
 def test_count_probe_labels_by_hand():
     """bench_recall --task count: the label at t counts the value kinds 0..t equal to the query at t."""
     import jax.numpy as jnp
     import numpy as np
-    from bench_recall import KINDS, count_batch
+    KINDS, count_batch = (getattr(load_script("bench_recall"), name) for name in ("KINDS", "count_batch"))
 
     obs, start, labels = count_batch(jax.random.PRNGKey(0), 12, 3)
     obs, labels = np.asarray(obs), np.asarray(labels)
@@ -85,7 +46,9 @@ def test_count_recall_probe_labels_are_the_answers_the_environment_rewards():
     episode are the answers its reward calls right (+1/51), and the next count is called wrong; the
     probe's own deals hold 26 cards of each colour per deck, 51 dealt."""
     import numpy as np
-    from bench_recall import DECK, KINDS, count_labels, count_recall_batch
+    bench_recall = load_script("bench_recall")
+    DECK, KINDS, count_labels, count_recall_batch = (bench_recall.DECK, bench_recall.KINDS, bench_recall.count_labels,
+                                                     bench_recall.count_recall_batch)
 
     from rmuzero.envs.popgym.count_recall import CountRecall
 
@@ -117,7 +80,8 @@ def test_count_recall_pool_deals_the_same_cards_and_answers_whenever_an_index_is
     draws it, wherever it sits in the batch, as an episode read back from a replay; its labels count
     its own cards."""
     import numpy as np
-    from bench_recall import DECK, KINDS, pooled_deals
+    bench_recall = load_script("bench_recall")
+    DECK, KINDS, pooled_deals = bench_recall.DECK, bench_recall.KINDS, bench_recall.pooled_deals
 
     key = jax.random.PRNGKey(0)
     first = [np.asarray(x) for x in pooled_deals(key, jax.numpy.array([4, 9, 4]), 27)]
@@ -133,31 +97,45 @@ def test_count_recall_pool_deals_the_same_cards_and_answers_whenever_an_index_is
     assert all(labels[t, b] == (values[: t + 1, b] == queries[t, b]).sum() for t in range(DECK - 1) for b in range(3))
 
 
-def test_throughput_refuses_a_set_that_its_grid_would_replace():
+@pytest.mark.slow
+@pytest.mark.parametrize("argv, error", [
+    (["system.batch_size=16"], "error: system.batch_size=16: system.batch_size is a grid axis here; valid: "
+                               "batch_sizes=[...] (the grid would replace it)"),
+    (["--set", "system.batch_size=16"], "error: system.batch_size=16: system.batch_size is a grid axis here; "
+                                        "valid: batch_sizes=[...] (the grid would replace it)"),
+    (["pairs=true", "num_envs=[16,64]"], "error: pairs=true needs as many num_envs (2) as batch_sizes (1)"),
+])
+def test_throughput_refuses_a_key_that_its_grid_would_replace(argv, error):
     """`bench_throughput.py --set system.batch_size=16` once measured batch 32 (the grid's default)
-    while its table said nothing: a key the grid sets is refused, naming the grid's option."""
-    import subprocess
-
-    result = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench_throughput.py"), "--set", "system.batch_size=16"],
-        capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].endswith(
-        "error: --set system.batch_size=16: system.batch_size is a grid axis here; valid: --batch-sizes "
-        "(the grid would replace it)")
+    while its table said nothing: a key the grid sets is refused, naming the grid's option, in the
+    key=value form and the old --set form alike."""
+    result = subprocess.run([sys.executable, str(SCRIPTS / "bench_throughput.py"), *argv],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == error
 
 
 def test_throughput_grid_defaults_are_the_configs():
-    """With no --num-envs / --batch-sizes / --simulations the grid is the default run's point (read
+    """With no num_envs / batch_sizes / simulations the grid is the default run's point (read
     here from the yaml files), and a given axis stays as given."""
-    import argparse
-
     import yaml
-    from bench_throughput import fill_grid_defaults
 
     system = yaml.safe_load((SCRIPTS.parent / "configs" / "system" / "muzero.yaml").read_text())
     search = yaml.safe_load((SCRIPTS.parent / "configs" / "search" / "gumbel.yaml").read_text())
-    args = argparse.Namespace(num_envs=None, batch_sizes=[8, 64], simulations=None)
-    fill_grid_defaults(args, default_config("ffm"))
-    assert args.num_envs == [system["num_envs"]] and args.simulations == [search["num_simulations"]]
-    assert args.batch_sizes == [8, 64]
+    bench_throughput = load_script("bench_throughput")
+    args, _ = cli.parse_args(["batch_sizes=[8,64]"], bench_throughput.OPTIONS, usage="", overrides=True)
+    bench_throughput.fill_grid_defaults(args, cli.compose())
+    assert args["num_envs"] == [system["num_envs"]] and args["simulations"] == [search["num_simulations"]]
+    assert args["batch_sizes"] == [8, 64]
+
+
+def test_no_script_imports_another_or_patches_sys_path():
+    """STYLE: scripts share rmuzero.cli; a script never imports another script, nothing patches sys.path."""
+    import re
+
+    scripts = "|".join(p.stem for p in SCRIPTS.glob("*.py"))
+    for path in [*SCRIPTS.glob("*.py"), *(SCRIPTS.parent / "benchmarks").glob("*/*.py")]:
+        text = path.read_text()
+        assert "sys.path" not in text, path
+        imported = re.findall(rf"^\s*(?:import|from)\s+({scripts})\b", text, flags=re.M)
+        assert not imported, f"{path} imports the script(s) {imported}"

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from rmuzero import cli
+
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = importlib.util.spec_from_file_location("plot_results", ROOT / "scripts" / "plot_results.py")
 plot_results = importlib.util.module_from_spec(SPEC)
@@ -36,5 +38,5 @@ def test_writes_the_figure(tmp_path):
 
 
 def test_unknown_option_is_one_line(capsys):
-    with pytest.raises(SystemExit, match="valid: out="):
+    with pytest.raises(cli.UsageError, match="valid: out="):
         plot_results.main(["colour=red"])

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import shutil
 import statistics
-import sys
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-sys.path.insert(0, str(SCRIPTS))
+import pytest
 
-import suite  # noqa: E402
+from rmuzero import cli
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "suite.py"
+_spec = importlib.util.spec_from_file_location("suite", SCRIPT)  # a script, not a package: loaded by path
+suite = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(suite)
 
 TINY = ["network.features=8", "network.latent_size=8", "network.head_sizes=[8]", "network.value_bins=11",
         "network.reward_bins=11", "search.num_simulations=2", "search.max_num_considered_actions=2",
@@ -28,13 +32,11 @@ def _read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_suite_on_a_tiny_budget_writes_one_row_per_run_and_skips_finished_runs(tmp_path, capsys):
     out = tmp_path / "suite"
-    # In-process, after pytest started JAX on one CPU device: --cpu-devices 1 keeps that device.
-    args = ["--tasks", "repeat_previous:easy", "--networks", "ffm", "--seeds", "0", "1", "--out", str(out),
-            "--cpu-devices", "1"]
-    for assignment in TINY:
-        args += ["--set", assignment]
+    # In-process, after pytest started JAX on one CPU device: cpu_devices=1 keeps that device.
+    args = ["tasks=[repeat_previous:easy]", "networks=[ffm]", "seeds=[0,1]", f"out={out}", "cpu_devices=1", *TINY]
     suite.main(args)
     rows = _read_csv(out / "results.csv")
     assert [(r["task"], r["difficulty"], r["network"], r["seed"], r["env_steps"]) for r in rows] == [
@@ -58,6 +60,9 @@ def test_suite_on_a_tiny_budget_writes_one_row_per_run_and_skips_finished_runs(t
     assert "resuming: repeat_previous:easy ffm seeds [0, 1]" in capsys.readouterr().out
     assert _untimed(runs / "seed_1" / "metrics.jsonl") == _untimed_text(metrics)
     assert (runs / "seed_0" / "done.json").exists()
+    config = json.loads((runs / "seed_1" / "config.json").read_text())
+    assert (config["seed"], config["num_seeds"], config["total_env_steps"]) == (0, 2, 64)
+    assert (runs / "seed_1" / "commit.txt").read_text().strip() == cli.git_commit()
 
 
 def _untimed_text(text: str) -> list[dict]:
@@ -100,3 +105,35 @@ def test_tables_and_plot_from_metrics_files(tmp_path):
     assert "| repeat_previous medium | gru | 0 | 3,000 | -0.300 | -0.300 | - (0/1) |" in markdown
     assert "Morad et al., POPGym" in markdown
     assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_the_preset_runs_into_the_folders_it_always_did():
+    """preset=popgym-easy (and the old --preset form) is every POPGym family at Easy into
+    results/popgym-easy/runs/<task>-easy/ffm/seed_0/, with the preset's overrides for every run;
+    options given beside it win, overrides given beside it come after its own."""
+    args, overrides = suite.parse(["preset=popgym-easy"])
+    assert args["tasks"] == [f"{family}:easy" for family in suite.POPGYM_FAMILIES]
+    assert (args["networks"], args["seeds"], args["out"]) == (["ffm"], [0], "results/popgym-easy")
+    assert overrides == suite.PRESETS["popgym-easy"]["set"]
+    assert suite.run_dir(Path(args["out"]), "autoencode", "easy", "ffm") == Path(
+        "results/popgym-easy/runs/autoencode-easy/ffm")
+    assert suite.parse(cli.translate_legacy(["--preset", "popgym-easy"])) == (args, overrides)
+    args, overrides = suite.parse(["preset=popgym-easy", "seeds=[1,2]", "out=elsewhere", "eval_every=5000"])
+    assert (args["seeds"], args["out"], overrides[-1]) == ([1, 2], "elsewhere", "eval_every=5000")
+    config = cli.agent_config(cli.compose(suite.run_overrides("count_recall", "easy", "ffm", [0], overrides)))
+    assert (config.env.name, config.early_stop_return, config.eval_every) == ("popgym/count_recall", 1.0, 5000)
+
+
+@pytest.mark.parametrize("argv, named", [
+    ([], ["out= is required", "popgym-easy"]),
+    (["preset=nope"], ["preset=nope", "popgym-easy"]),
+    (["out=x", "env.difficulty=hard"], ["env.difficulty=hard", "tasks="]),
+    (["out=x", "seed=3"], ["seed=3", "seeds="]),
+    (["out=x", "resume=true"], ["resume=true"]),
+    (["out=x", "networks=[]"], ["networks=[]"]),
+    (["out=x", "system.batchsize=3"], ["system.batch_size", "tasks="]),
+])
+def test_a_bad_command_line_is_one_line_naming_the_valid_ones(argv, named):
+    with pytest.raises(cli.UsageError) as error:
+        suite.parse(argv)
+    assert "\n" not in str(error.value) and all(name in str(error.value) for name in named), str(error.value)

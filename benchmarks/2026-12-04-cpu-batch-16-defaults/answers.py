@@ -5,21 +5,18 @@ the value after it and their one-step Q. The right answer at a step is the actio
 reward, read by stepping a copy of the environments with each action (scored: steps where the
 actions' rewards differ). 103 steps (one Medium episode; Hard's 155 are cut).
 
-    PYTHONPATH=. RMUZERO_COMPILATION_CACHE=off python3 benchmarks/2026-12-04-cpu-batch-16-defaults/answers.py <checkpoint dir>
+    RMUZERO_COMPILATION_CACHE=off python3 benchmarks/2026-12-04-cpu-batch-16-defaults/answers.py <checkpoint dir>
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from evaluate import load_checkpoint  # noqa: E402
-
-from rmuzero.agent.acting import invalid_actions  # noqa: E402
-from rmuzero.envs import make_agent_env  # noqa: E402
+from rmuzero.agent.acting import invalid_actions
+from rmuzero.cli import load_checkpoint
+from rmuzero.envs import make_agent_env
 
 ENVS, STEPS = 32, 103
 

@@ -3,24 +3,21 @@ improved policy, ``action_weights``) against the action the search itself select
 MuZero's sequential-halving winner, what the agent plays while training). 32 episodes per
 evaluation, evaluation keys 0, 1, 2; the same search and memory resets otherwise.
 
-    PYTHONPATH=. RMUZERO_COMPILATION_CACHE=off python3 benchmarks/2026-12-04-cpu-batch-16-defaults/eval_policy.py <checkpoint dir>
+    RMUZERO_COMPILATION_CACHE=off python3 benchmarks/2026-12-04-cpu-batch-16-defaults/eval_policy.py <checkpoint dir>
 
 Prints the checkpoint and one JSON object: the three returns under each policy (eval_policy.txt).
 """
 
 import json
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import jax
+import numpy as np
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-from evaluate import load_checkpoint  # noqa: E402
-
-import rmuzero.agent.evaluation as evaluation  # noqa: E402
-from rmuzero.agent.agent import make_agent  # noqa: E402
-from rmuzero.agent.train import evaluation_summary  # noqa: E402
+import rmuzero.agent.evaluation as evaluation
+from rmuzero.agent.agent import make_agent
+from rmuzero.agent.train import evaluation_summary
+from rmuzero.cli import load_checkpoint
 
 
 def search_action(key, out, temperature):

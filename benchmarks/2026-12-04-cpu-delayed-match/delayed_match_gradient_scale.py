@@ -1,9 +1,8 @@
 """DelayedMatch (tests/agent/test_learns_delayed_match.py) with prediction_gradient_scale set:
-eval every 60 iterations to 240, seeds 0 and 1. From the repository root:
-``python3 benchmarks/2026-12-04-cpu-delayed-match/delayed_match_gradient_scale.py 0.1``."""
-import copy, pathlib, sys, time
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "agent")); sys.path.insert(0, str(ROOT))
+eval every 60 iterations to 240, seeds 0 and 1. From the repository root (the test module, which
+holds the task and its config, found through PYTHONPATH):
+``PYTHONPATH=tests/agent python3 benchmarks/2026-12-04-cpu-delayed-match/delayed_match_gradient_scale.py 0.1``."""
+import copy, sys, time
 import jax, jax.numpy as jnp, numpy as np
 import test_learns_delayed_match as t
 from rmuzero.agent.agent import make_agent

@@ -1,12 +1,12 @@
-"""Bad command lines of scripts/train.py, evaluate.py and diagnose_search.py fail fast with one clear error
-(docs/design.md section 6; STYLE: "bad input gets a one-line error saying what was wrong and what is
-valid").
+"""Bad command lines of the scripts (train.py, evaluate.py, diagnose_search.py, suite.py and the
+benchmarks, all through rmuzero.cli) fail fast with one clear error (docs/design.md section 6;
+STYLE: "bad input gets a one-line error saying what was wrong and what is valid").
 
-Each case runs the script in a fresh process (repository root as cwd, ``HYDRA_FULL_ERROR``
-unset) and must: exit non-zero; print no traceback; keep its error output short; name the bad
-value and the valid ones; and stop before the agent is built: no compilation of the agent's
-jitted functions (``JAX_LOG_COMPILES=1`` logs every compilation) and nothing written to the run
-directory but hydra's own files. The cases run concurrently (a few at a time) to keep the
+Each case runs the script in a fresh process (repository root as cwd) and must: exit with
+status 2; print no traceback; print its error as one line ``error: ...`` (JAX's compilation log
+aside); name the bad value and the valid ones; and stop before the agent is built: no
+compilation of the agent's jitted functions (``JAX_LOG_COMPILES=1`` logs every compilation) and
+nothing written to the run directory. The cases run concurrently (a few at a time) to keep the
 module's wall time near that of the slowest start-up.
 """
 
@@ -43,6 +43,23 @@ TRAIN_CASES = {
     "zero_cpu_devices": (["cpu_devices=0"], ["cpu_devices=0", "valid", ">= 1"]),
     "misspelt_memory_option": (["network.memory_kwargs={memroy_size:32}"],
                                ["memroy_size", "memory_size", "context_size", "min_period"]),
+    "misspelt_key": (["system.batchsize=8"], ["system.batchsize", "system.batch_size"]),
+    "not_key_value": (["seed"], ["'seed'", "key=value"]),
+}
+# name -> (script, arguments, strings the error must contain): the scripts that are not train.py's
+OTHER_CASES = {
+    "suite_unknown_preset": ("suite.py", ["preset=popgym-hard"], ["preset=popgym-hard", "popgym-easy"]),
+    "suite_sets_env_itself": ("suite.py", ["out=/nonexistent/suite", "env.difficulty=hard"],
+                              ["env.difficulty=hard", "tasks="]),
+    "suite_unknown_task": ("suite.py", ["out=/nonexistent/suite", "tasks=[repeat_prev:easy]"],
+                           ["repeat_prev", "repeat_previous", "easy | medium | hard"]),
+    "suite_old_form_unknown_task": ("suite.py", ["--tasks", "repeat_prev:easy", "--out", "/nonexistent/suite"],
+                                    ["repeat_prev", "repeat_previous"]),
+    "learning_sets_network_itself": ("bench_learning.py", ["network=gru"], ["network=gru", "networks="]),
+    "throughput_zero_devices": ("bench_throughput.py", ["devices=[0]"], ["devices=0", ">= 1"]),
+    "encoder_unknown_model": ("bench_encoder.py", ["models=[gpt]"], ["gpt", "ffm", "gru"]),
+    "envs_unknown_family": ("bench_envs.py", ["families=[nope]"], ["nope", "repeat_previous"]),
+    "recall_unknown_task": ("bench_recall.py", ["task=sort"], ["task=sort", "recall", "count_recall"]),
 }
 
 
@@ -68,7 +85,7 @@ def _diagnose_cases(tmp: Path) -> dict:
 
 
 def _env() -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env = dict(os.environ)
     env["JAX_PLATFORMS"] = "cpu"
     env["JAX_LOG_COMPILES"] = "1"
     return env
@@ -88,6 +105,8 @@ def results(tmp_path_factory):
         commands[name] = ([sys.executable, "scripts/evaluate.py", *args], expected, None)
     for name, (args, expected) in _diagnose_cases(tmp).items():
         commands[name] = ([sys.executable, "scripts/diagnose_search.py", *args], expected, None)
+    for name, (script, args, expected) in OTHER_CASES.items():
+        commands[name] = ([sys.executable, f"scripts/{script}", *args], expected, None)
 
     out, pending, running = {}, list(commands.items()), {}
     while pending or running:
@@ -109,19 +128,21 @@ def _message(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not JAX_LOG.match(line))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [*TRAIN_CASES, "missing_checkpoint", "empty_checkpoint_dir", "zero_episodes",
-                                  "diagnose_missing_checkpoint", "diagnose_zero_envs", "diagnose_unknown_option"])
-def test_bad_command_line_fails_fast_with_a_short_error(results, name):
+                                  "diagnose_missing_checkpoint", "diagnose_zero_envs", "diagnose_unknown_option",
+                                  *OTHER_CASES])
+def test_bad_command_line_fails_fast_with_a_one_line_error(results, name):
     result = results[name]
     stderr = _message(result["stderr"])
     report = f"{name}: rc={result['returncode']}\nstderr:\n{stderr[-3000:]}"
-    assert result["returncode"] != 0, report
+    assert result["returncode"] == 2, report
     assert "Traceback" not in result["stderr"] + result["stdout"], report
-    assert len(stderr.splitlines()) <= 25 and len(stderr) <= 2500, f"error output too long; {report}"
+    errors = [line for line in stderr.splitlines() if not line.startswith("note: the --option form")]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and len(errors[0]) <= 2500, \
+        f"not one line 'error: ...'; {report}"
     missing = [s for s in result["expected"] if s not in stderr]
     assert not missing, f"the error does not name {missing}; {report}"
     compiled = AGENT_COMPILE.findall(result["stdout"] + result["stderr"])
     assert not compiled, f"{name}: compiled {compiled} before failing"
-    run_dir = result["run_dir"]
-    if run_dir is not None and run_dir.exists():
-        assert not (run_dir / "metrics.jsonl").exists() and not (run_dir / "checkpoints").exists()
+    assert result["run_dir"] is None or not result["run_dir"].exists(), f"{name}: wrote into the run directory"
