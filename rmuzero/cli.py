@@ -378,7 +378,10 @@ def _help(doc: str | None, usage: str, options: Mapping[str, Any], overrides: bo
     if options:
         lines.append("options (key=value; default): " + ", ".join(f"{k}={show(v)}" for k, v in options.items()))
     if overrides:
-        lines.append("any other key=value overrides the training config (configs/; see scripts/train.py help)")
+        groups = [group for group, _ in _defaults(_load(CONFIGS / "config.yaml")) if group is not None]
+        lines.append("config overrides (any other key=value): " + "; ".join(
+            f"{group}=<{' | '.join(group_options(group))}>" for group in groups)
+            + "; any key of the composed config, e.g. system.batch_size=32 (configs/*.yaml say what each is)")
     print("\n".join(lines))
     sys.exit(0)
 
