@@ -23,11 +23,14 @@ What it measures (the numbers pasted into ``rmuzero/envs/popgym/anchors.py``):
     start). No policy that sees only the 3 x 3 window can beat it on any
     maze, so its mean is an upper bound of the best achievable expectation.
 
-    python scripts/popgym_random_returns.py --oracles       # the module's numbers: every task, 2000 episodes
-    python scripts/popgym_random_returns.py --families repeat_previous --episodes 1000
-    python scripts/popgym_random_returns.py --oracles-only
+    python scripts/popgym_random_returns.py oracles=true    # the module's numbers: every task, 2000 episodes
+    python scripts/popgym_random_returns.py families=[repeat_previous] episodes=1000
+    python scripts/popgym_random_returns.py oracles_only=true
 
-Seeds: ``--seed`` (default 0) is split into one key per task in the order of
+Options (``key=value``, rmuzero.cli): ``episodes=`` per task, ``seed=``, ``families=`` (default:
+all), ``difficulties=``, ``oracles=true`` (also the oracle ceilings), ``oracles_only=true``.
+
+Seeds: ``seed`` (default 0) is split into one key per task in the order of
 ``list_envs()`` x ``DIFFICULTIES``, so a task's numbers do not depend on which
 other tasks are run.
 
@@ -38,11 +41,11 @@ table compiles in about half the time.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import math
 import os
 import time
+from types import SimpleNamespace
 
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
@@ -51,6 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rmuzero import cli
 from rmuzero.envs import DIFFICULTIES, list_envs, make
 from rmuzero.envs.popgym import _cards
 from rmuzero.envs.popgym._grid import OBSTACLE
@@ -178,20 +182,24 @@ def labyrinth_clairvoyant(name: str, difficulty: str, key: jax.Array, episodes: 
     return returns
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--episodes", type=int, default=2000, help="episodes per task (default 2000)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--families", default="", help="comma-separated module names (default: all)")
-    parser.add_argument("--difficulties", default=",".join(DIFFICULTIES))
-    parser.add_argument("--oracles", action="store_true", help="also measure the oracle ceilings")
-    parser.add_argument("--oracles-only", action="store_true", help="only the oracle ceilings")
-    args = parser.parse_args()
+USAGE = ("usage: python scripts/popgym_random_returns.py [episodes=N] [seed=S] [families=[...]] [difficulties=[...]] "
+         "[oracles=true] [oracles_only=true]")
+OPTIONS = {"episodes": 2000, "seed": 0, "families": [], "difficulties": list(DIFFICULTIES), "oracles": False,
+           "oracles_only": False}
 
-    names = list_envs()
-    if args.families:
-        names = [f"popgym/{family}" for family in args.families.split(",")]
-    difficulties = args.difficulties.split(",")
+
+def main(argv: list[str]) -> int:
+    args = SimpleNamespace(**cli.parse_args(argv, OPTIONS, usage=USAGE, doc=__doc__)[0])
+    cli.at_least(vars(args), 1, "episodes")
+    names = [f"popgym/{family}" for family in args.families] or list_envs()
+    unknown = [name for name in names if name not in list_envs()]
+    if unknown:
+        raise cli.UsageError(f"families: {unknown[0].split('/')[1]}; valid: "
+                             f"{', '.join(name.split('/')[1] for name in list_envs())}")
+    difficulties = args.difficulties
+    for difficulty in difficulties:
+        if difficulty not in DIFFICULTIES:
+            raise cli.UsageError(f"difficulties: {difficulty}; valid: {', '.join(DIFFICULTIES)}")
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, seed {args.seed}, "
           f"{args.episodes} episodes per task")
 
@@ -225,7 +233,8 @@ def main() -> None:
                 returns = labyrinth_clairvoyant(name, difficulty, key, args.episodes)
                 mean, stderr = stats(returns)
                 print(f"{name} | {difficulty} | clairvoyant | {mean:.4f} | {stderr:.4f} | {len(returns)}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)
