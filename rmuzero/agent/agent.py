@@ -50,8 +50,6 @@ from rmuzero.agent.evaluation import EvalLoop, Evaluation, make_evaluate
 from rmuzero.agent.learning import Learner, LossOutput
 from rmuzero.agent.model import Model, make_model
 from rmuzero.envs.wrappers import AgentEnv, make_agent_env, wrap_env
-from rmuzero.networks.muzero import MuZeroNetwork
-from rmuzero.networks.transforms import DiscreteSupport
 from rmuzero.replay.buffer import Replay, ReplayState, StepRecord, make_replay
 
 Params = Any
@@ -117,44 +115,6 @@ class Agent:
     learn: Callable[[TrainState, LearnBatch], tuple[TrainState, tuple]]  # one gradient step on a batch
     train_iterations: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # config.iterations_per_call steps; metrics [k]
     evaluate: Callable  # (params, key) -> Evaluation of config.eval_episodes episodes (returns, lengths, finished [N])
-
-    # The model's and learner's functions, named here for callers of the bundle.
-    @property
-    def network(self) -> MuZeroNetwork:
-        return self.model.network
-
-    @property
-    def value_support(self) -> DiscreteSupport:
-        return self.model.value_support
-
-    @property
-    def reward_support(self) -> DiscreteSupport:
-        return self.model.reward_support
-
-    @property
-    def encode(self) -> Callable:
-        """(params, carry, obs [T, B, F], start [T, B]) -> (carry, latents [T, B, D])."""
-        return self.model.encode
-
-    @property
-    def search(self) -> Callable:
-        """(params, key, latent [N, D], invalid [N, A] | None) -> SearchOutput."""
-        return self.model.search
-
-    @property
-    def targets(self) -> Callable:
-        """(target_params, sequences, key) -> (UnrollTargets [S, L, K+1], reanalysed SearchOutput)."""
-        return self.learner.targets
-
-    @property
-    def sample_roots(self) -> Callable:
-        """(sequences, key) -> roots [S, R] int32, distinct positions with a loss."""
-        return self.learner.sample_roots
-
-    @property
-    def loss(self) -> Callable:
-        """(params, sequences, targets, roots [S, R]) -> LossOutput."""
-        return self.learner.loss
 
 
 def check_divisible(system: SystemConfig, num_devices: int) -> SystemConfig:

@@ -10,7 +10,7 @@ latents step for step, also across an episode boundary inside the window, and
 reanalysis with the acting parameters must search from the actor's latents.
 
 The reference for "what the actor computed" is an independent replay of
-acting: ``agent.encode`` with T = 1 from ``network.initialize_carry``, over each
+acting: ``agent.model.encode`` with T = 1 from ``network.initialize_carry``, over each
 environment's stored observation stream from its first step. That replay is
 checked against the stored carries and against the stored search policies and
 actions (same search keys as the actor's), so it is the actor's computation.
@@ -98,9 +98,9 @@ def run():
     expected_starts[:, [0, EPISODE]] = True
     np.testing.assert_array_equal(starts, expected_starts)
 
-    encode = jax.jit(agent.encode)
-    search = jax.jit(agent.search)
-    carry = agent.network.initialize_carry(4)
+    encode = jax.jit(agent.model.encode)
+    search = jax.jit(agent.model.search)
+    carry = agent.model.network.initialize_carry(4)
     carries, latents, policies, actions = [], [], [], []
     for t in range(STEPS):
         carries.append(carry)
@@ -154,7 +154,7 @@ def test_window_carries_match_stored_carries(run):
 
     @jax.jit
     def prefix_carries(params, carry, obs, start):
-        return [run.agent.encode(params, carry, obs[:j], start[:j])[0] for j in range(1, WINDOW + 1)]
+        return [run.agent.model.encode(params, carry, obs[:j], start[:j])[0] for j in range(1, WINDOW + 1)]
 
     got = prefix_carries(run.params, carry0, obs, start)
     stored = jax.tree.map(  # carries before steps first .. first + L, the last one from the actor
@@ -189,7 +189,7 @@ def test_whole_episode_latents_match_acting_latents(run):
     assert bool(np.all(sequences.steps.start[:, 0])) and bool(np.all(sequences.steps.start[:, EPISODE]))
     obs, start = jnp.swapaxes(sequences.steps.obs, 0, 1), jnp.swapaxes(sequences.steps.start, 0, 1)
     garbage = jax.tree.map(lambda x: jnp.full_like(x, 7.0), sequences.carry)
-    for carry in (sequences.carry, run.agent.network.initialize_carry(4), garbage):
+    for carry in (sequences.carry, run.agent.model.network.initialize_carry(4), garbage):
         _, latents = run.encode(run.params, carry, obs, start)  # [L, S, D]
         np.testing.assert_allclose(
             jnp.swapaxes(latents, 0, 1), run.acting_latents[:, :length], rtol=1e-5, atol=1e-5)
@@ -198,24 +198,24 @@ def test_whole_episode_latents_match_acting_latents(run):
 def test_reanalysis_with_acting_params_searches_from_actor_latents(run):
     """targets(params_acting, ...) re-encodes the reanalysed windows to the actor's latents:
     its root predictions are the prediction heads at those latents, and its search equals
-    agent.search at the actor's latents with the same key."""
+    agent.model.search at the actor's latents with the same key."""
     agent = run.agent
     windows = _windows(run.experience)
     key = jax.random.PRNGKey(11)
-    _, reanalysed = jax.jit(agent.targets)(run.params, windows, key)
+    _, reanalysed = jax.jit(agent.learner.targets)(run.params, windows, key)
     actor_latents = jnp.concatenate(
         [run.acting_latents[env, first:first + WINDOW] for env, first in WINDOWS[:REANALYSED]]
     )  # [R * L, D], window-major like the reanalysed batch
     assert reanalysed.prior_value.shape == (REANALYSED * WINDOW,)
 
-    heads = agent.network.apply(run.params, actor_latents, method=MuZeroNetwork.predict)
+    heads = agent.model.network.apply(run.params, actor_latents, method=MuZeroNetwork.predict)
     np.testing.assert_allclose(reanalysed.prior_logits, heads.policy_logits, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(
-        reanalysed.prior_value, logits_to_scalar(heads.value_logits, support=agent.value_support),
+        reanalysed.prior_value, logits_to_scalar(heads.value_logits, support=agent.model.value_support),
         rtol=1e-5, atol=1e-5,
     )
 
-    direct = jax.jit(agent.search)(run.params, key, actor_latents)
+    direct = jax.jit(agent.model.search)(run.params, key, actor_latents)
     np.testing.assert_allclose(reanalysed.action_weights, direct.action_weights, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(reanalysed.root_value, direct.root_value, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(reanalysed.action, direct.action)

@@ -6,7 +6,7 @@ The learner encodes a whole sequence from its first step with the current
 parameters, so a loss at a late step must reach, through the memory, an
 observation near the start of the same episode, and must reach nothing across
 a start flag (the memory is cleared there) or after the root (causality).
-These are gradients of the real ``agent.loss`` with respect to the stored
+These are gradients of the real ``agent.learner.loss`` with respect to the stored
 observations, for the default memory (FFM) and the GRU baseline.
 """
 
@@ -55,7 +55,7 @@ def _sequences(agent) -> Sequences:
         carry=None,
         episode_step=jnp.zeros((2, LENGTH), jnp.int32),
     )
-    return Sequences(steps=steps, carry=agent.network.initialize_carry(2))
+    return Sequences(steps=steps, carry=agent.model.network.initialize_carry(2))
 
 
 @pytest.mark.parametrize("memory", ["ffm", "gru"])
@@ -71,14 +71,14 @@ def test_loss_at_step_100_reaches_step_2_and_nothing_across_a_start_flag(memory)
         x + 0.1 * jax.random.normal(k, x.shape, x.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
         for x, k in zip(leaves, keys)])
     sequences = _sequences(agent)
-    unroll, _ = agent.targets(params, sequences, jax.random.PRNGKey(2))
+    unroll, _ = agent.learner.targets(params, sequences, jax.random.PRNGKey(2))
     roots = jnp.full((2, 1), ROOT, jnp.int32)
 
     @jax.jit
     def obs_gradient(obs):
         def total(o):
             moved = sequences._replace(steps=sequences.steps.replace(obs=o))
-            return agent.loss(params, moved, unroll, roots).total
+            return agent.learner.loss(params, moved, unroll, roots).total
 
         return jax.grad(total)(obs)
 
@@ -101,7 +101,7 @@ def test_replay_keeps_carries_only_where_a_sequence_can_begin_at_one(system, sto
     agent = make_agent(config_from_dict(config))
     state = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
     num_envs, length = 2, config["system"]["replay_length_per_env"]
-    carry = agent.network.initialize_carry(1)
+    carry = agent.model.network.initialize_carry(1)
     for kept, one in zip(jax.tree.leaves(state.replay.experience.carry), jax.tree.leaves(carry)):
         whole = (num_envs, length) + one.shape[1:]
         assert kept.shape == (whole if stored else (num_envs, length, 0) + one.shape[1:])

@@ -3,9 +3,9 @@
 Dimensions: S windows, L window length, K unroll steps, A actions, D latent size.
 
 The target math itself lives in ``rmuzero.replay.targets`` (tested there); here
-``agent.targets`` must feed it the right inputs (target-network bootstrap values,
+``agent.learner.targets`` must feed it the right inputs (target-network bootstrap values,
 reanalysed search policies / values for the first windows of the batch), and
-``agent.loss`` must use exactly the entries those targets mark as known, at the
+``agent.learner.loss`` must use exactly the entries those targets mark as known, at the
 roots it is given that carry a loss: every position of a sequence that begins at
 a start flag, positions ``t >= burn_in`` of one that begins mid-episode.
 
@@ -104,7 +104,7 @@ def run():
 
     def loss_and_grad(params, windows, unroll, roots):
         def total(p):
-            parts = agent.loss(p, windows, unroll, roots)
+            parts = agent.learner.loss(p, windows, unroll, roots)
             return parts.total, parts
 
         return jax.value_and_grad(total, has_aux=True)(params)
@@ -115,7 +115,7 @@ def run():
         params=state.params,
         target_params=history[-2].params,  # differs from params
         windows=windows,
-        targets=jax.jit(agent.targets),
+        targets=jax.jit(agent.learner.targets),
         loss_and_grad=jax.jit(loss_and_grad),
         key=jax.random.PRNGKey(17),
     )
@@ -130,7 +130,7 @@ def _loss(run, windows, unroll, roots=ALL_ROOTS) -> np.ndarray:
 
 
 def _expected_inputs(run):
-    """Bootstrap values and policies built independently of agent.targets: latents of the
+    """Bootstrap values and policies built independently of agent.learner.targets: latents of the
     windows from their stored carries under the target network, its values, and a fresh
     search of the first R windows replacing their policies (action weights) and values (the
     improved policy's value)."""
@@ -138,14 +138,14 @@ def _expected_inputs(run):
 
     @jax.jit
     def target_network(target_params, windows, key):
-        _, latents = agent.encode(
+        _, latents = agent.model.encode(
             target_params, windows.carry, jnp.swapaxes(windows.steps.obs, 0, 1),
             jnp.swapaxes(windows.steps.start, 0, 1)
         )
         latents = jnp.swapaxes(latents, 0, 1)  # [S, L, D]
-        heads = agent.network.apply(target_params, latents, method=MuZeroNetwork.predict)
-        values = logits_to_scalar(heads.value_logits, support=agent.value_support)  # [S, L]
-        fresh = agent.search(target_params, key, latents[:REANALYSED].reshape(-1, latents.shape[-1]))
+        heads = agent.model.network.apply(target_params, latents, method=MuZeroNetwork.predict)
+        values = logits_to_scalar(heads.value_logits, support=agent.model.value_support)  # [S, L]
+        fresh = agent.model.search(target_params, key, latents[:REANALYSED].reshape(-1, latents.shape[-1]))
         return values, fresh
 
     values, fresh = target_network(run.target_params, windows, run.key)
@@ -158,7 +158,7 @@ def _expected_inputs(run):
 
 
 def test_targets_are_the_target_math_on_target_network_and_reanalysed_inputs(run):
-    """agent.targets == batched_unroll_targets(stored rewards / discounts / starts, bootstrap
+    """agent.learner.targets == batched_unroll_targets(stored rewards / discounts / starts, bootstrap
     values from the target network (reanalysed windows: the fresh search's root values),
     stored search policies (reanalysed windows: the fresh search's policies))."""
     windows = run.windows.steps
@@ -243,7 +243,7 @@ def test_prediction_gradient_scale_0_leaves_the_latents_to_the_reward_loss(run):
 
     def gradients(**system):
         agent = make_agent(config_from_dict(_config(target_tau=1.0, target_update_period=PERIOD, **system)))
-        return _by_name(jax.jit(jax.grad(lambda p: agent.loss(p, run.windows, unroll, ALL_ROOTS).total))(run.params))
+        return _by_name(jax.jit(jax.grad(lambda p: agent.learner.loss(p, run.windows, unroll, ALL_ROOTS).total))(run.params))
 
     cut = gradients(prediction_gradient_scale=0.0)
     reward_only = gradients(value_loss_weight=0.0, policy_loss_weight=0.0)
@@ -332,12 +332,12 @@ def test_subsampled_roots_average_the_per_root_losses(run):
 
 
 def test_sampled_roots_are_distinct_loss_positions(run):
-    roots = np.asarray(jax.jit(run.agent.sample_roots)(run.windows, jax.random.PRNGKey(3)))
+    roots = np.asarray(jax.jit(run.agent.learner.sample_roots)(run.windows, jax.random.PRNGKey(3)))
     assert roots.shape == (4, WINDOW - BURN_IN)
     for s in range(4):
         assert len(set(roots[s].tolist())) == roots.shape[1]
     assert roots[[MIDDLE, LAST, NONE]].min() >= BURN_IN  # mid-episode: never a burn-in position
-    draws = np.concatenate([np.asarray(run.agent.sample_roots(run.windows, k))[FIRST]
+    draws = np.concatenate([np.asarray(run.agent.learner.sample_roots(run.windows, k))[FIRST]
                             for k in jax.random.split(jax.random.PRNGKey(4), 20)])
     assert set(draws.tolist()) == set(range(WINDOW))  # from a start flag: every position
 
@@ -385,7 +385,7 @@ def test_td_lambda_config_selects_lambda_targets(run):
     values = _config(target_tau=1.0, target_update_period=PERIOD)
     values["system"]["td_lambda"] = 0.7
     agent = make_agent(config_from_dict(values))
-    unroll, _ = jax.jit(agent.targets)(run.target_params, run.windows, run.key)
+    unroll, _ = jax.jit(agent.learner.targets)(run.target_params, run.windows, run.key)
     bootstrap, policy, _ = _expected_inputs(run)
     windows = run.windows.steps
     expected = batched_unroll_targets(
@@ -490,15 +490,15 @@ def test_consistency_loss_by_hand(run):
         agent.learner, system=dataclasses.replace(agent.learner.system, consistency_loss_weight=weight))
     unroll, _ = run.targets(run.target_params, windows, run.key)
     with_term = jax.jit(learner.loss)(run.params, windows, unroll, ALL_ROOTS)
-    without = jax.jit(agent.loss)(run.params, windows, unroll, ALL_ROOTS)
+    without = jax.jit(agent.learner.loss)(run.params, windows, unroll, ALL_ROOTS)
     assert float(without.consistency) == 0.0
     np.testing.assert_allclose(float(with_term.total), float(without.total) + weight * float(with_term.consistency),
                                rtol=1e-6)
 
-    _, latents = agent.encode(run.params, windows.carry, jnp.swapaxes(windows.steps.obs, 0, 1),
+    _, latents = agent.model.encode(run.params, windows.carry, jnp.swapaxes(windows.steps.obs, 0, 1),
                               jnp.swapaxes(windows.steps.start, 0, 1))
     latents = np.asarray(jnp.swapaxes(latents, 0, 1))  # [S, L, D]
-    dynamics = jax.jit(lambda latent, action: agent.network.apply(
+    dynamics = jax.jit(lambda latent, action: agent.model.network.apply(
         run.params, latent, action, method=MuZeroNetwork.dynamics).next_latent)
     start = np.asarray(windows.steps.start)
     actions = np.asarray(windows.steps.action)
@@ -535,7 +535,7 @@ def test_loss_read_out_at_the_roots_equals_the_full_sequence_gathered(run):
     roots = jnp.asarray([[2, 5, 7], [1, 4, 6], [0, 3, 7], [6, 3, 2]], jnp.int32)
 
     def restricted_loss(p):
-        return agent.loss(p, windows, unroll, roots).total
+        return agent.learner.loss(p, windows, unroll, roots).total
 
     def full_loss(p):
         parts = full.loss(p, windows, unroll, roots)
