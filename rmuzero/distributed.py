@@ -10,18 +10,14 @@ through gloo.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import os
 import re
 
 import jax
 
+from rmuzero.validation import check_int
+
 __all__ = ["DistributedConfig", "initialize", "split_cpu"]
-
-
-def _count(name: str, value, minimum: int) -> None:
-    if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum):
-        raise ValueError(f"{name}={value!r}; valid: an integer >= {minimum}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +36,8 @@ class DistributedConfig:
         if all(given):
             if not (isinstance(self.coordinator_address, str) and ":" in self.coordinator_address):
                 raise ValueError(f"coordinator_address={self.coordinator_address!r}; valid: host:port")
-            _count("num_processes", self.num_processes, 1)
-            _count("process_id", self.process_id, 0)
+            check_int("num_processes", self.num_processes, 1)
+            check_int("process_id", self.process_id, 0)
             if self.process_id >= self.num_processes:
                 raise ValueError(f"process_id={self.process_id}; valid: 0 .. {self.num_processes - 1} "
                                  f"(num_processes={self.num_processes})")
@@ -97,7 +93,7 @@ def split_cpu(count: int) -> int:
       ValueError: ``count`` is not an integer >= 1.
       RuntimeError: JAX already started in this process with another number of CPU devices.
     """
-    _count("cpu_devices", count, 1)
+    check_int("cpu_devices", count, 1)
     forced = re.search(r"--xla_force_host_platform_device_count=(\d+)", os.environ.get("XLA_FLAGS", ""))
     if forced:  # the environment's explicit choice wins
         return int(forced.group(1))

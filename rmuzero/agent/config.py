@@ -9,13 +9,13 @@ Nothing is mutated after construction; derived values are properties.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from typing import Any, Mapping
 
 from rmuzero.distributed import DistributedConfig
 from rmuzero.envs import DIFFICULTIES, list_envs
 from rmuzero.networks import MEMORY_MODELS, make_memory
 from rmuzero.search import SearchConfig
+from rmuzero.validation import check_int, check_real
 
 
 class ConfigError(ValueError):
@@ -25,20 +25,6 @@ class ConfigError(ValueError):
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
-
-
-def _positive_int(owner: str, name: str, value: Any, minimum: int = 1) -> None:
-    _require(
-        isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum,
-        f"{owner}.{name}={value!r}; valid: an integer >= {minimum}",
-    )
-
-
-def _real_in(owner: str, name: str, value: Any, low: float, high: float, *, open_low: bool = False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    ok = ok and (low < value if open_low else low <= value) and value <= high
-    bracket = "(" if open_low else "["
-    _require(ok, f"{owner}.{name}={value!r}; valid: a number in {bracket}{low}, {high}]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,13 +66,13 @@ class NetworkConfig:
             f"network.memory={self.memory!r}; valid: {', '.join(sorted(MEMORY_MODELS))}",
         )
         for name in ("features", "num_layers", "latent_size"):
-            _positive_int("network", name, getattr(self, name))
+            check_int(f"network.{name}", getattr(self, name), error=ConfigError)
         for name in ("value_bins", "reward_bins"):
-            _positive_int("network", name, getattr(self, name), minimum=2)
+            check_int(f"network.{name}", getattr(self, name), minimum=2, error=ConfigError)
         object.__setattr__(self, "head_sizes", tuple(self.head_sizes))
         for size in self.head_sizes:
-            _positive_int("network", "head_sizes[]", size)
-        _real_in("network", "support_bound", self.support_bound, 0.0, 1e6, open_low=True)
+            check_int("network.head_sizes[]", size, error=ConfigError)
+        check_real("network.support_bound", self.support_bound, 0.0, 1e6, open_low=True, error=ConfigError)
         _require(isinstance(self.separate_reward_trunk, bool),
                  f"network.separate_reward_trunk={self.separate_reward_trunk!r}; valid: true | false")
         _require(
@@ -147,31 +133,31 @@ class SystemConfig:
             "num_envs", "rollout_length", "updates_per_iteration", "batch_size", "roots_per_sequence",
             "num_unroll_steps", "td_steps", "replay_length_per_env", "target_update_period", "sample_ahead",
         ):
-            _positive_int("system", name, getattr(self, name))
+            check_int(f"system.{name}", getattr(self, name), error=ConfigError)
         _require(
             self.updates_per_iteration % self.sample_ahead == 0,
             f"system.sample_ahead={self.sample_ahead} must divide system.updates_per_iteration="
             f"{self.updates_per_iteration}; valid: one of "
             f"{', '.join(str(d) for d in range(1, self.updates_per_iteration + 1) if self.updates_per_iteration % d == 0)}",
         )
-        _positive_int("system", "burn_in", self.burn_in, minimum=0)
+        check_int("system.burn_in", self.burn_in, minimum=0, error=ConfigError)
         _require(isinstance(self.store_all_carries, bool),
                  f"system.store_all_carries={self.store_all_carries!r}; valid: true | false")
         if self.sequence_length is not None:
-            _positive_int("system", "sequence_length", self.sequence_length, minimum=2)
+            check_int("system.sequence_length", self.sequence_length, minimum=2, error=ConfigError)
             self.check_sequence_length(self.sequence_length)
-        _real_in("system", "discount", self.discount, 0.0, 1.0, open_low=True)
+        check_real("system.discount", self.discount, 0.0, 1.0, open_low=True, error=ConfigError)
         if self.td_lambda is not None:
-            _real_in("system", "td_lambda", self.td_lambda, 0.0, 1.0)
-        _real_in("system", "learning_rate", self.learning_rate, 0.0, 1.0, open_low=True)
-        _real_in("system", "max_grad_norm", self.max_grad_norm, 0.0, 1e9, open_low=True)
+            check_real("system.td_lambda", self.td_lambda, 0.0, 1.0, error=ConfigError)
+        check_real("system.learning_rate", self.learning_rate, 0.0, 1.0, open_low=True, error=ConfigError)
+        check_real("system.max_grad_norm", self.max_grad_norm, 0.0, 1e9, open_low=True, error=ConfigError)
         for name in ("value_loss_weight", "reward_loss_weight", "policy_loss_weight", "consistency_loss_weight"):
-            _real_in("system", name, getattr(self, name), 0.0, 1e6)
-        _real_in("system", "dynamics_gradient_scale", self.dynamics_gradient_scale, 0.0, 1.0)
-        _real_in("system", "prediction_gradient_scale", self.prediction_gradient_scale, 0.0, 1.0)
-        _real_in("system", "target_tau", self.target_tau, 0.0, 1.0, open_low=True)
-        _real_in("system", "reanalyse_fraction", self.reanalyse_fraction, 0.0, 1.0)
-        _real_in("system", "exploration_epsilon", self.exploration_epsilon, 0.0, 1.0)
+            check_real(f"system.{name}", getattr(self, name), 0.0, 1e6, error=ConfigError)
+        check_real("system.dynamics_gradient_scale", self.dynamics_gradient_scale, 0.0, 1.0, error=ConfigError)
+        check_real("system.prediction_gradient_scale", self.prediction_gradient_scale, 0.0, 1.0, error=ConfigError)
+        check_real("system.target_tau", self.target_tau, 0.0, 1.0, open_low=True, error=ConfigError)
+        check_real("system.reanalyse_fraction", self.reanalyse_fraction, 0.0, 1.0, error=ConfigError)
+        check_real("system.exploration_epsilon", self.exploration_epsilon, 0.0, 1.0, error=ConfigError)
 
     @property
     def reanalysed_sequences(self) -> int:
@@ -238,19 +224,19 @@ class AgentConfig:
     early_stop_env_steps: int = 100_000  # how long the evaluations must hold early_stop_return
 
     def __post_init__(self):
-        _positive_int("config", "seed", self.seed, minimum=0)
+        check_int("config.seed", self.seed, minimum=0, error=ConfigError)
         for name in ("total_env_steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
                      "iterations_per_call", "num_seeds"):
-            _positive_int("config", name, getattr(self, name))
+            check_int(f"config.{name}", getattr(self, name), error=ConfigError)
         if self.eval_envs is not None:
-            _positive_int("config", "eval_envs", self.eval_envs)
+            check_int("config.eval_envs", self.eval_envs, error=ConfigError)
         if self.num_devices is not None:
-            _positive_int("config", "num_devices", self.num_devices)
+            check_int("config.num_devices", self.num_devices, error=ConfigError)
         if self.keep_checkpoints is not None:
-            _positive_int("config", "keep_checkpoints", self.keep_checkpoints)
+            check_int("config.keep_checkpoints", self.keep_checkpoints, error=ConfigError)
         if self.early_stop_return is not None:
-            _real_in("config", "early_stop_return", self.early_stop_return, -1e9, 1e9)
-        _positive_int("config", "early_stop_env_steps", self.early_stop_env_steps)
+            check_real("config.early_stop_return", self.early_stop_return, -1e9, 1e9, error=ConfigError)
+        check_int("config.early_stop_env_steps", self.early_stop_env_steps, error=ConfigError)
         _require(
             self.search.discount == self.system.discount,
             f"search.discount={self.search.discount} must equal system.discount={self.system.discount} "

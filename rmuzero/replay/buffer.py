@@ -41,7 +41,6 @@ returns zeros in their place, and only start flags are eligible.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from typing import Callable, NamedTuple, Optional
 
 import chex
@@ -50,6 +49,8 @@ import jax
 import jax.numpy as jnp
 from flashbax.buffers.trajectory_buffer import TrajectoryBufferState
 from flax import struct
+
+from rmuzero.validation import is_int
 
 
 @struct.dataclass
@@ -104,11 +105,6 @@ class Replay:
     sample: SampleFn
     can_sample: CanSampleFn
     eligible: EligibleFn
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 
 def _describe(tree, drop: int = 0) -> str:
@@ -169,8 +165,9 @@ def make_replay(
     for name, value in (("num_envs", num_envs), ("sequence_length", sequence_length),
                         ("max_length_per_env", max_length_per_env),
                         ("sample_batch_size", sample_batch_size)):
-        _check_positive_int(name, value)
-    if isinstance(burn_in, bool) or not isinstance(burn_in, numbers.Integral) or not 0 <= burn_in < sequence_length:
+        if not is_int(value) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    if not is_int(burn_in) or not 0 <= burn_in < sequence_length:
         raise ValueError(f"burn_in must be an int in [0, sequence_length={sequence_length}), got {burn_in!r}")
     if sequence_length > max_length_per_env:
         raise ValueError(

@@ -45,11 +45,12 @@ Single-window functions take `_t` arrays of rank 1 ([L]) or 2 ([L, A]);
 from __future__ import annotations
 
 import functools
-import numbers
 
 import chex
 import jax
 import jax.numpy as jnp
+
+from rmuzero.validation import is_int, is_real
 
 
 @chex.dataclass(frozen=True)
@@ -76,12 +77,12 @@ class UnrollTargets:
 
 
 def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def _check_unit(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+    if not is_real(value) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
 
 

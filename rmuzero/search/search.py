@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import mctx
 
+from rmuzero.validation import is_int, is_real
+
 Params = Any  # a pytree of arrays, forwarded untouched to the model functions
 
 
@@ -62,14 +64,6 @@ DynamicsFn = Callable[[Params, chex.Array, chex.Array], Transition]
 next_latent [B, D], discount [B] or None)``."""
 
 _POLICIES = ("gumbel_muzero", "muzero")
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_real(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -111,22 +105,22 @@ class SearchConfig:
             raise ValueError(
                 f"SearchConfig.policy={self.policy!r}; valid: {', '.join(_POLICIES)}"
             )
-        if not _is_int(self.num_simulations) or self.num_simulations <= 0:
+        if not is_int(self.num_simulations) or self.num_simulations <= 0:
             raise ValueError(
                 f"SearchConfig.num_simulations={self.num_simulations!r}; valid: an int > 0"
             )
-        if not _is_real(self.discount) or not 0.0 < self.discount <= 1.0:
+        if not is_real(self.discount) or not 0.0 < self.discount <= 1.0:
             raise ValueError(
                 f"SearchConfig.discount={self.discount!r}; valid: a float in (0, 1]"
             )
         if self.max_depth is not None and (
-            not _is_int(self.max_depth) or self.max_depth <= 0
+            not is_int(self.max_depth) or self.max_depth <= 0
         ):
             raise ValueError(
                 f"SearchConfig.max_depth={self.max_depth!r}; valid: None or an int > 0"
             )
         if (
-            not _is_int(self.max_num_considered_actions)
+            not is_int(self.max_num_considered_actions)
             or self.max_num_considered_actions <= 0
         ):
             raise ValueError(
@@ -141,13 +135,13 @@ class SearchConfig:
             ("temperature", 0.0, True),
         ):
             value = getattr(self, name)
-            ok = _is_real(value) and (value >= lower if inclusive else value > lower)
+            ok = is_real(value) and (value >= lower if inclusive else value > lower)
             if not ok:
                 bound = ">=" if inclusive else ">"
                 raise ValueError(
                     f"SearchConfig.{name}={value!r}; valid: a float {bound} {lower}"
                 )
-        if not _is_real(self.dirichlet_fraction) or not (
+        if not is_real(self.dirichlet_fraction) or not (
             0.0 <= self.dirichlet_fraction <= 1.0
         ):
             raise ValueError(
@@ -373,7 +367,7 @@ def select_action(
     renormalised; actions of weight 0 (invalid ones) are never chosen.
     ``temperature`` must be a Python number (static under jit).
     """
-    if not _is_real(temperature) or temperature < 0:
+    if not is_real(temperature) or temperature < 0:
         raise ValueError(f"temperature={temperature!r}; valid: a float >= 0")
     weights = output.action_weights
     if getattr(weights, "ndim", None) != 2:
