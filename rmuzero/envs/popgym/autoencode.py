@@ -22,53 +22,27 @@ Hidden state: the deck in dealing order, injectable with ``reset_from``.
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import chex
 import jax.numpy as jnp
-from jumanji import specs
-from jumanji.env import Environment
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
+from rmuzero.envs.popgym._common import one_hot_concat
 from rmuzero.envs.popgym._episode import step_timestep
-from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
 
 PLAY = 0
 WATCH = 1
 
 
-@chex.dataclass(frozen=True)
-class AutoencodeState:
-    """Hidden state of one Autoencode episode."""
-
-    key: chex.PRNGKey  # [2] key used by auto-reset
-    cards: chex.Array  # [N] int32 card ids in dealing order
-    step_count: chex.Array  # [] int32 steps taken since reset
-
-
-class Autoencode(_cards.OneDeckGame, Environment[AutoencodeState, specs.DiscreteArray, chex.Array]):
+class Autoencode(_cards.OneDeckGame):
     """Autoencode with ``num_decks`` decks."""
 
-    state_type = AutoencodeState
-    family_name = "Autoencode"
+    observation_size = 2 + _cards.NUM_SUITS  # one-hot mode, one-hot suit
+    num_actions = _cards.NUM_SUITS
 
     def __init__(self, *, num_decks: int = 1) -> None:
-        self.num_cards = _cards.check_num_decks(num_decks, "Autoencode")
-        self.num_decks = num_decks
+        super().__init__(num_decks)
         self.max_episode_length = 2 * self.num_cards - 1
-        super().__init__()
-
-    def __repr__(self) -> str:
-        return f"Autoencode(num_decks={self.num_decks})"
-
-    @cached_property
-    def observation_spec(self) -> specs.BoundedArray:
-        return vector_spec(2 + _cards.NUM_SUITS)
-
-    @cached_property
-    def action_spec(self) -> specs.DiscreteArray:
-        return specs.DiscreteArray(_cards.NUM_SUITS, jnp.int32, "action")
 
     def _observe(self, mode: chex.Array, suit: chex.Array) -> chex.Array:
         return one_hot_concat([mode, suit], [2, _cards.NUM_SUITS])
@@ -76,7 +50,7 @@ class Autoencode(_cards.OneDeckGame, Environment[AutoencodeState, specs.Discrete
     def _first_observation(self, cards: chex.Array) -> chex.Array:
         return self._observe(WATCH, _cards.card_field(cards[0], "suits"))
 
-    def step(self, state: AutoencodeState, action: chex.Array) -> tuple[AutoencodeState, TimeStep]:
+    def step(self, state: _cards.DeckState, action: chex.Array) -> tuple[_cards.DeckState, TimeStep]:
         action = _cards.check_action(action, "Autoencode")
         n = self.num_cards
         t = state.step_count + 1

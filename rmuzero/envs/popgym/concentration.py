@@ -30,18 +30,15 @@ Hidden state: the layout (card id at each position, the reference's
 from __future__ import annotations
 
 import math
-from functools import cached_property
 
 import chex
 import jax
 import jax.numpy as jnp
-from jumanji import specs
-from jumanji.env import Environment
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
 from rmuzero.envs.popgym._episode import first_timestep, step_timestep
-from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
+from rmuzero.envs.popgym._common import one_hot_concat
 
 NO_CARD = -1  # ``first_flip`` when no card of the current turn is flipped
 
@@ -57,8 +54,10 @@ class ConcentrationState:
     step_count: chex.Array  # [] int32 steps taken since reset
 
 
-class Concentration(Environment[ConcentrationState, specs.DiscreteArray, chex.Array]):
+class Concentration(_cards.CardGame):
     """Concentration with ``num_decks`` decks, matching ``deck_type`` kinds."""
+
+    repr_fields = ("num_decks", "deck_type")
 
     def __init__(self, *, num_decks: int = 1, deck_type: _cards.CardField = "ranks") -> None:
         self.num_cards = _cards.check_num_decks(num_decks, "Concentration")
@@ -71,18 +70,9 @@ class Concentration(Environment[ConcentrationState, specs.DiscreteArray, chex.Ar
         self.max_episode_length = math.ceil(2 * n - (n / (2 * n - 1)))
         self.success_reward = 1.0 / (n // 2)
         self.failure_reward = -1.0 / self.max_episode_length
+        self.observation_size = n * (self.num_kinds + 1)  # per position: one-hot kind or face down
+        self.num_actions = n  # the position to flip
         super().__init__()
-
-    def __repr__(self) -> str:
-        return f"Concentration(num_decks={self.num_decks}, deck_type={self.deck_type!r})"
-
-    @cached_property
-    def observation_spec(self) -> specs.BoundedArray:
-        return vector_spec(self.num_cards * (self.num_kinds + 1))
-
-    @cached_property
-    def action_spec(self) -> specs.DiscreteArray:
-        return specs.DiscreteArray(self.num_cards, jnp.int32, "action")
 
     def _observe(self, layout: chex.Array, visible: chex.Array) -> chex.Array:
         values = jnp.where(visible, _cards.card_field(layout, self.deck_type), self.num_kinds)

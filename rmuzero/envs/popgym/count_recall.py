@@ -24,18 +24,14 @@ Hidden state: both decks in dealing order, injectable with ``reset_from``.
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import chex
 import jax
 import jax.numpy as jnp
-from jumanji import specs
-from jumanji.env import Environment
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
 from rmuzero.envs.popgym._episode import first_timestep, step_timestep
-from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
+from rmuzero.envs.popgym._common import one_hot_concat
 
 
 @chex.dataclass(frozen=True)
@@ -49,8 +45,10 @@ class CountRecallState:
     step_count: chex.Array  # [] int32 steps taken since reset (index of the latest cards)
 
 
-class CountRecall(Environment[CountRecallState, specs.DiscreteArray, chex.Array]):
+class CountRecall(_cards.CardGame):
     """CountRecall with ``num_decks`` decks per deck, counting ``deck_type`` kinds."""
+
+    repr_fields = ("num_decks", "deck_type")
 
     def __init__(self, *, num_decks: int = 1, error_clamp: float = 0.5, deck_type: _cards.CardField = "colors") -> None:
         self.num_cards = _cards.check_num_decks(num_decks, "CountRecall")
@@ -60,18 +58,9 @@ class CountRecall(Environment[CountRecallState, specs.DiscreteArray, chex.Array]
         self.deck_type = deck_type
         self.max_card_count = self.num_cards // self.num_kinds
         self.max_episode_length = self.num_cards - 1
+        self.observation_size = 2 * self.num_kinds  # one-hot value kind, one-hot query kind
+        self.num_actions = self.max_card_count + 1  # the count, 0..M
         super().__init__()
-
-    def __repr__(self) -> str:
-        return f"CountRecall(num_decks={self.num_decks}, deck_type={self.deck_type!r})"
-
-    @cached_property
-    def observation_spec(self) -> specs.BoundedArray:
-        return vector_spec(2 * self.num_kinds)
-
-    @cached_property
-    def action_spec(self) -> specs.DiscreteArray:
-        return specs.DiscreteArray(self.max_card_count + 1, jnp.int32, "action")
 
     def _kind(self, card: chex.Array) -> chex.Array:
         return _cards.card_field(card, self.deck_type)

@@ -17,50 +17,24 @@ Hidden state: the deck in dealing order, injectable with ``reset_from``.
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import chex
 import jax.numpy as jnp
-from jumanji import specs
-from jumanji.env import Environment
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
+from rmuzero.envs.popgym._common import one_hot_concat
 from rmuzero.envs.popgym._episode import step_timestep
-from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
 
 
-@chex.dataclass(frozen=True)
-class HigherLowerState:
-    """Hidden state of one HigherLower episode."""
-
-    key: chex.PRNGKey  # [2] key used by auto-reset
-    cards: chex.Array  # [N] int32 card ids in dealing order
-    step_count: chex.Array  # [] int32 steps taken since reset (index of the latest card)
-
-
-class HigherLower(_cards.OneDeckGame, Environment[HigherLowerState, specs.DiscreteArray, chex.Array]):
+class HigherLower(_cards.OneDeckGame):
     """HigherLower with ``num_decks`` decks."""
 
-    state_type = HigherLowerState
-    family_name = "HigherLower"
+    observation_size = _cards.NUM_RANKS  # one-hot rank of the latest card
+    num_actions = 2  # 0: higher; anything else: lower
 
     def __init__(self, *, num_decks: int = 1) -> None:
-        self.num_cards = _cards.check_num_decks(num_decks, "HigherLower")
-        self.num_decks = num_decks
+        super().__init__(num_decks)
         self.max_episode_length = self.num_cards - 1
-        super().__init__()
-
-    def __repr__(self) -> str:
-        return f"HigherLower(num_decks={self.num_decks})"
-
-    @cached_property
-    def observation_spec(self) -> specs.BoundedArray:
-        return vector_spec(_cards.NUM_RANKS)
-
-    @cached_property
-    def action_spec(self) -> specs.DiscreteArray:
-        return specs.DiscreteArray(2, jnp.int32, "action")
 
     def _observe(self, card: chex.Array) -> chex.Array:
         return one_hot_concat([_cards.card_field(card, "ranks")], [_cards.NUM_RANKS])
@@ -68,7 +42,7 @@ class HigherLower(_cards.OneDeckGame, Environment[HigherLowerState, specs.Discre
     def _first_observation(self, cards: chex.Array) -> chex.Array:
         return self._observe(cards[0])
 
-    def step(self, state: HigherLowerState, action: chex.Array) -> tuple[HigherLowerState, TimeStep]:
+    def step(self, state: _cards.DeckState, action: chex.Array) -> tuple[_cards.DeckState, TimeStep]:
         action = _cards.check_action(action, "HigherLower")
         t = state.step_count + 1
         current = _cards.card_field(state.cards[t - 1], "ranks")

@@ -21,19 +21,16 @@ reference.
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jumanji import specs
-from jumanji.env import Environment
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
 from rmuzero.envs.popgym._episode import first_timestep, step_timestep
-from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
+from rmuzero.envs.popgym._common import one_hot_concat
+from rmuzero.validation import is_int
 
 
 @chex.dataclass(frozen=True)
@@ -51,27 +48,21 @@ def _split_draw(key: chex.PRNGKey) -> tuple[chex.PRNGKey, chex.Array]:
     return key, jax.random.uniform(draw_key, (), jnp.float32)
 
 
-class MultiarmedBandit(Environment[MultiarmedBanditState, specs.DiscreteArray, chex.Array]):
+class MultiarmedBandit(_cards.CardGame):
     """MultiarmedBandit with ``num_bandits`` arms and ``episode_length`` steps."""
+
+    repr_fields = ("num_bandits", "episode_length")
+    observation_size = 2  # one-hot payout bit
 
     def __init__(self, *, num_bandits: int = 10, episode_length: int = 200) -> None:
         for name, value in (("num_bandits", num_bandits), ("episode_length", episode_length)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"MultiarmedBandit: {name} must be a positive int, got {value!r}")
         self.num_bandits = num_bandits
+        self.episode_length = episode_length
         self.max_episode_length = episode_length
+        self.num_actions = num_bandits  # the arm to pull
         super().__init__()
-
-    def __repr__(self) -> str:
-        return f"MultiarmedBandit(num_bandits={self.num_bandits}, episode_length={self.max_episode_length})"
-
-    @cached_property
-    def observation_spec(self) -> specs.BoundedArray:
-        return vector_spec(2)
-
-    @cached_property
-    def action_spec(self) -> specs.DiscreteArray:
-        return specs.DiscreteArray(self.num_bandits, jnp.int32, "action")
 
     def reset(self, key: chex.PRNGKey) -> tuple[MultiarmedBanditState, TimeStep]:
         key, arms_key = jax.random.split(key)

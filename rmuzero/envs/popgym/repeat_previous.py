@@ -14,74 +14,33 @@ Exact to the reference ``popgym.envs.repeat_previous.RepeatPrevious``:
 - An out-of-range action never equals a suit, so it is a wrong answer (as in
   the reference, which compares with ``==``).
 
-Hidden state: the deck in dealing order, injectable with ``reset_from``.
+Hidden state: the deck in dealing order, injectable with ``reset_from``. The
+game is ``_cards.SuitRecall``, asked for card t-k from step k.
 """
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import chex
 import jax.numpy as jnp
-from jumanji import specs
-from jumanji.env import Environment
-from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
-from rmuzero.envs.popgym._episode import step_timestep
-from rmuzero.envs.popgym._common import one_hot_concat, vector_spec
+from rmuzero.validation import is_int
 
 
-@chex.dataclass(frozen=True)
-class RepeatPreviousState:
-    """Hidden state of one RepeatPrevious episode."""
-
-    key: chex.PRNGKey  # [2] key used by auto-reset
-    cards: chex.Array  # [N] int32 card ids in dealing order
-    step_count: chex.Array  # [] int32 steps taken since reset (index of the latest card)
-
-
-class RepeatPrevious(_cards.OneDeckGame, Environment[RepeatPreviousState, specs.DiscreteArray, chex.Array]):
+class RepeatPrevious(_cards.SuitRecall):
     """RepeatPrevious with ``num_decks`` decks, answering for ``k`` steps back."""
 
-    state_type = RepeatPreviousState
-    family_name = "RepeatPrevious"
+    repr_fields = ("num_decks", "k")
 
     def __init__(self, *, num_decks: int = 1, k: int = 4) -> None:
-        self.num_cards = _cards.check_num_decks(num_decks, "RepeatPrevious")
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < self.num_cards:
+        super().__init__(num_decks)
+        if not is_int(k) or not 1 <= k < self.num_cards:
             raise ValueError(f"RepeatPrevious: k must be an int in [1, {self.num_cards - 1}], got {k!r}")
-        self.num_decks = num_decks
         self.k = k
-        self.max_episode_length = self.num_cards - 1
-        super().__init__()
+        self.first_asked = k
 
-    def __repr__(self) -> str:
-        return f"RepeatPrevious(num_decks={self.num_decks}, k={self.k})"
-
-    @cached_property
-    def observation_spec(self) -> specs.BoundedArray:
-        return vector_spec(_cards.NUM_SUITS)
-
-    @cached_property
-    def action_spec(self) -> specs.DiscreteArray:
-        return specs.DiscreteArray(_cards.NUM_SUITS, jnp.int32, "action")
-
-    def _observe(self, card: chex.Array) -> chex.Array:
-        return one_hot_concat([_cards.card_field(card, "suits")], [_cards.NUM_SUITS])
-
-    def _first_observation(self, cards: chex.Array) -> chex.Array:
-        return self._observe(cards[0])
-
-    def step(self, state: RepeatPreviousState, action: chex.Array) -> tuple[RepeatPreviousState, TimeStep]:
-        action = _cards.check_action(action, "RepeatPrevious")
-        t = state.step_count + 1  # cards dealt before this step = hand size
-        target = _cards.card_field(state.cards[jnp.maximum(t - self.k, 0)], "suits")
-        scale = 1.0 / (self.num_cards - self.k)
-        reward = jnp.where(t >= self.k, jnp.where(action == target, scale, -scale), 0.0)
-        terminated = t == self.num_cards - 1
-        state = state.replace(step_count=t)
-        return state, step_timestep(observation=self._observe(state.cards[t]), reward=reward, terminated=terminated, truncated=False)
+    def _asked(self, t: chex.Array) -> chex.Array:
+        return jnp.maximum(t - self.k, 0)
 
 
 ENVIRONMENT = RepeatPrevious
