@@ -46,6 +46,9 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from rmuzero.plain_json import plain_json
+from rmuzero.validation import is_int
+
 __all__ = [
     "CheckpointError",
     "latest_checkpoint",
@@ -94,8 +97,8 @@ def save_checkpoint(
         bool), typed PRNG keys, or Python scalars; dicts, FrozenDicts,
         NamedTuples and registered dataclasses are all fine.
       config: JSON-serialisable mapping (str keys; values None, bool, int,
-        float, str, lists/tuples and nested mappings; numpy scalars are
-        converted).
+        float, str, lists/tuples and nested mappings; numpy / jax scalars are
+        converted, non-finite floats written as null: ``rmuzero.plain_json``).
       keep: if given (>= 1), after saving only the `keep` highest-numbered
         step directories are kept and older ones are deleted. Default: keep all.
 
@@ -103,12 +106,16 @@ def save_checkpoint(
       CheckpointError: `directory/<step>` already exists (it is left untouched),
         or a bad `step`, `keep`, `config` or `state`.
     """
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+    if not is_int(step) or step < 0:
         raise CheckpointError(f"step must be a non-negative integer, got {step!r}")
     step = int(step)
-    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+    if keep is not None and (not is_int(keep) or keep < 1):
         raise CheckpointError(f"keep must be None (keep all) or an integer >= 1, got {keep!r}")
-    config_text = json.dumps(_plain_config(config, "config"), indent=2, sort_keys=True)
+    try:
+        plain_config = plain_json(config, "config", lists=True, keys="config keys")
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(str(error)) from None
+    config_text = json.dumps(plain_config, indent=2, sort_keys=True)
     arrays, manifest = _flatten_for_saving(state)
 
     directory = Path(directory).resolve()
@@ -160,27 +167,6 @@ def _write_text(path: Path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _plain_config(value: Any, where: str) -> Any:
-    """Returns `value` as plain JSON types, or raises naming the offending entry."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
-        return value.item()
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise CheckpointError(f"config keys must be strings, got {k!r} in {where}")
-            out[k] = _plain_config(v, f"{where}.{k}")
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_plain_config(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    raise CheckpointError(
-        f"{where} has type {type(value).__name__}, which config.json cannot hold "
-        "(valid: None, bool, int, float, str, list, tuple, mapping)"
-    )
 
 
 def _flatten_for_saving(state: PyTree) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
