@@ -49,12 +49,18 @@ def main(argv: list[str]) -> int:
     from rmuzero.compilation_cache import compilation_cache_dir, enable_compilation_cache
 
     config = cli.agent_config(values)
+    from rmuzero.envs.sources import make_environment
+
+    # The environment first: an unknown name, a missing suite, a bad factory stop here, before the run directory.
+    env = config.env
+    environment = make_environment(env.suite, env.name, difficulty=env.difficulty, params=env.params,
+                                   kwargs=env.kwargs, factory=env.factory)
     run_dir = Path(run["hydra"]["run"]["dir"])
     resume = bool(run["resume"])
     if (resume or not holds_checkpoints(run_dir)) and config.distributed.process_id in (None, 0):
         write_record(run_dir, values, overrides)  # (a refused run changes nothing: train() says why)
     enable_compilation_cache(compilation_cache_dir(run["compilation_cache"]))
-    summary = train(config, run_dir, progress=bool(run["progress"]), resume=resume)
+    summary = train(config, run_dir, progress=bool(run["progress"]), resume=resume, environment=environment)
     print(json.dumps(summary))
     return 0
 

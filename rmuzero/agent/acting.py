@@ -50,7 +50,7 @@ def act_step(model: Model, env: AgentEnv, params: Params, actor: ActorState,
              key: chex.PRNGKey, epsilon: float = 0.0) -> tuple[ActorState, tuple[StepRecord, AgentStep]]:
     """Encodes o_t, searches, steps the environments; the record of step t ([B, ...])."""
     step = actor.step
-    carry, latent = model.encode(params, actor.carry, step.obs[None], step.start[None])
+    carry, latent = model.encode(params, actor.carry, jax.tree.map(lambda x: x[None], step.obs), step.start[None])
     invalid = invalid_actions(step)
     if epsilon > 0:
         key, explore_key = jax.random.split(key)

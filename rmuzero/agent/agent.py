@@ -43,14 +43,15 @@ import jax.numpy as jnp
 import jumanji
 import optax
 
-import rmuzero.envs as rmuzero_envs
 from rmuzero.agent.acting import ActorState, rollout
 from rmuzero.agent.config import AgentConfig, SystemConfig, ConfigError, resolve_sequence_length, roots_for
 from rmuzero.agent.evaluation import EvalLoop, Evaluation, make_evaluate
 from rmuzero.agent.learning import Learner, LossOutput
 from rmuzero.agent.model import Model, make_model
-from rmuzero.envs.wrappers import AgentEnv, make_agent_env, wrap_env
+from rmuzero.envs.sources import as_environment, make_environment
+from rmuzero.envs.wrappers import AgentEnv, wrap_env
 from rmuzero.replay.buffer import Replay, ReplayState, StepRecord, make_replay
+from rmuzero.replay.targets import return_scale
 
 Params = Any
 
@@ -133,7 +134,7 @@ def make_agent(
     config: AgentConfig,
     *,
     eval_envs: int | None = None,
-    environment: jumanji.Environment | None = None,
+    environment: jumanji.Environment | tuple | None = None,
     num_devices: int = 1,
     data_axis: str | None = None,
 ) -> Agent:
@@ -144,10 +145,10 @@ def make_agent(
       eval_envs: environments = episodes of one ``evaluate`` call (scripts/evaluate.py's
         ``episodes=``); default: ``config.eval_episodes`` episodes on ``config.eval_envs``
         environments.
-      environment: a jumanji environment (no auto-reset, float32 vector
-        observations, discrete actions) to train on instead of the registry's
-        ``config.env.name``; ``config.env`` then only sets the previous
-        action / reward features.
+      environment: an environment to train on instead of ``config.env``'s: a jumanji
+        environment without auto-reset (discrete or multi-discrete actions, any
+        observation) or a gymnax ``(env, params)`` pair (``rmuzero.envs.sources.as_environment``);
+        ``config.env`` then only sets the previous action / reward features.
       num_devices: D, devices the training step is split over (``rmuzero.agent.parallel``):
         the functions then describe one device's share, ``num_envs / D`` environments,
         replay rows and ``batch_size / D`` sequences per update, and must run under a
@@ -171,15 +172,17 @@ def make_agent(
     def sum_over_devices(tree):
         return tree if data_axis is None else jax.lax.psum(tree, data_axis)
 
+    if environment is not None:
+        task = as_environment(environment)
+    else:
+        task = make_environment(config.env.suite, config.env.name, difficulty=config.env.difficulty,
+                                params=config.env.params, kwargs=config.env.kwargs, factory=config.env.factory)
+
     def build_env(num_envs: int) -> AgentEnv:
-        features = dict(prev_action=config.env.prev_action, prev_reward=config.env.prev_reward)
-        if environment is not None:
-            return wrap_env(environment, num_envs=num_envs, **features)
-        return make_agent_env(config.env.name, difficulty=config.env.difficulty, num_envs=num_envs, **features)
+        return wrap_env(task, num_envs=num_envs, prev_action=config.env.prev_action,
+                        prev_reward=config.env.prev_reward)
 
     env = build_env(system.num_envs)
-    task = environment if environment is not None else rmuzero_envs.make(
-        config.env.name, difficulty=config.env.difficulty)
     max_episode_length = getattr(task, "max_episode_length", None)
     length = resolve_sequence_length(system, max_episode_length)
     num_actions = env.num_actions
@@ -204,7 +207,10 @@ def make_agent(
         """This device's sequences, their targets (target network, reanalysis) and unroll roots."""
         sample_key, search_key, root_key = jax.random.split(device_key(key), 3)
         sequences = replay.sample(state.replay, sample_key)
-        unroll, _ = learner.targets(state.target_params, sequences, search_key)
+        experience = state.replay.experience
+        scale = return_scale(experience.reward, experience.start)  # 1 for POPGym
+        scale = scale if data_axis is None else jax.lax.pmax(scale, data_axis)
+        unroll, _ = learner.targets(state.target_params, sequences, search_key, scale)
         return LearnBatch(sequences, unroll, learner.sample_roots(sequences, root_key))
 
     def learn(state: TrainState, batch: LearnBatch) -> tuple[TrainState, tuple[LossOutput, chex.Array, chex.Array]]:
@@ -311,9 +317,9 @@ def make_agent(
         param_key, env_key, state_key = jax.random.split(key, 3)
         env_state, first = env.reset(device_key(env_key))
         carry = model.network.initialize_carry(system.num_envs)
-        params = model.network.init(param_key, carry, (first.obs[None], first.start[None]))
+        params = model.network.init(param_key, carry, (jax.tree.map(lambda x: x[None], first.obs), first.start[None]))
         record = StepRecord(
-            obs=first.obs[0],
+            obs=jax.tree.map(lambda x: x[0], first.obs),
             start=first.start[0],
             action=jnp.zeros((), jnp.int32),
             reward=jnp.zeros((), jnp.float32),

@@ -13,7 +13,9 @@ from typing import Any, Mapping
 
 from rmuzero.distributed import DistributedConfig
 from rmuzero.envs import DIFFICULTIES, list_envs
+from rmuzero.envs.sources import SUITES
 from rmuzero.networks import MEMORY_MODELS, make_memory
+from rmuzero.networks.torso import TORSO_KINDS
 from rmuzero.search import SearchConfig
 from rmuzero.validation import check_int, check_real
 
@@ -37,14 +39,25 @@ class LoggerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
-    name: str = "popgym/repeat_previous"  # a name of rmuzero.envs.list_envs()
-    difficulty: str = "easy"  # easy | medium | hard
+    suite: str = "popgym"  # popgym | gymnax | jumanji | popgym_arcade | custom (rmuzero.envs.sources)
+    name: str = "popgym/repeat_previous"  # the suite's id: popgym/<family>, CartPole-v1, Snake-v1, CountRecallEasy
+    difficulty: str = "easy"  # POPGym's easy | medium | hard
     prev_action: bool = True  # append one_hot(a_{t-1}) to the observation
     prev_reward: bool = True  # append r_{t-1} to the observation
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # gymnax EnvParams fields to change
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the suite's make() / the factory's arguments
+    factory: str | None = None  # custom: package.module:function returning a jumanji env or a gymnax (env, params)
 
     def __post_init__(self):
-        _require(self.name in list_envs(), f"env.name={self.name!r}; valid: {', '.join(list_envs())}")
+        _require(self.suite in SUITES, f"env.suite={self.suite!r}; valid: {', '.join(SUITES)}")
+        if self.suite == "popgym":
+            _require(self.name in list_envs(), f"env.name={self.name!r}; valid: {', '.join(list_envs())}")
         _require(self.difficulty in DIFFICULTIES, f"env.difficulty={self.difficulty!r}; valid: {', '.join(DIFFICULTIES)}")
+        for name in ("params", "kwargs"):
+            value = getattr(self, name)
+            _require(value is None or isinstance(value, Mapping),
+                     f"env.{name}={value!r}; valid: a mapping, e.g. 'env.{name}={{key: value}}'")
+            object.__setattr__(self, name, dict(value or {}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +72,7 @@ class NetworkConfig:
     support_bound: float = 0.5  # supports span [-bound, bound] in h-transformed units
     separate_reward_trunk: bool = True  # the reward reads its own MLP, not the next latent's (saved configs without it: False)
     memory_kwargs: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)  # layer options (None: none)
+    torso: str = "auto"  # observation leaves -> features: auto (by shape; images / grids through a conv stack) | flatten
 
     def __post_init__(self):
         _require(
@@ -81,6 +95,7 @@ class NetworkConfig:
             "e.g. network.memory_kwargs={memory_size:32}",
         )
         object.__setattr__(self, "memory_kwargs", dict(self.memory_kwargs or {}))
+        _require(self.torso in TORSO_KINDS, f"network.torso={self.torso!r}; valid: {', '.join(TORSO_KINDS)}")
         try:  # unknown or bad layer options fail here, in one line, not at trace time
             make_memory(self.memory, features=self.features, num_layers=self.num_layers, **self.memory_kwargs)
         except (TypeError, ValueError) as error:

@@ -61,7 +61,7 @@ def diagnose_search(model: Model, env: AgentEnv, params: Params, key: chex.PRNGK
 
     def body(loop, step_key):
         env_state, step, carry = loop
-        carry, latent = model.encode(params, carry, step.obs[None], step.start[None])
+        carry, latent = model.encode(params, carry, jax.tree.map(lambda x: x[None], step.obs), step.start[None])
         latent = latent[0]
         invalid = invalid_actions(step)
         out = model.search(params, step_key, latent, invalid)

@@ -67,7 +67,7 @@ def make_evaluate(model: Model, env: AgentEnv, *, episodes: int, max_steps: int 
 
         def body(loop: EvalLoop) -> EvalLoop:
             key, search_key, select_key = jax.random.split(loop.key, 3)
-            carry, latent = model.encode(params, loop.carry, loop.step.obs[None], loop.step.start[None])
+            carry, latent = model.encode(params, loop.carry, jax.tree.map(lambda x: x[None], loop.step.obs), loop.step.start[None])
             out = model.search(params, search_key, latent[0], invalid_actions(loop.step))
             action = select_action(select_key, out, temperature=0.0)
             env_state, step = env.step(loop.env_state, action)

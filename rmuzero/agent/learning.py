@@ -83,13 +83,15 @@ class Learner:
         ``positions [S, R]`` the latents at those positions only, ``[R, S, D]`` (the memory
         still runs over the whole sequence; only the per-step readout is restricted)."""
         steps = sequences.steps
-        _, latents = self.model.encode(params, sequences.carry, _time_major(steps.obs), _time_major(steps.start),
+        _, latents = self.model.encode(params, sequences.carry, jax.tree.map(_time_major, steps.obs), _time_major(steps.start),
                                        None if positions is None else _time_major(positions))
         return latents
 
-    def targets(self, target_params: Params, sequences: Sequences,
-                key: chex.PRNGKey) -> tuple[UnrollTargets, SearchOutput | None]:
-        """``UnrollTargets`` with fields ``[S, L, K+1]`` and the reanalysis search (or None)."""
+    def targets(self, target_params: Params, sequences: Sequences, key: chex.PRNGKey,
+                reward_scale: chex.Array | float = 1.0) -> tuple[UnrollTargets, SearchOutput | None]:
+        """``UnrollTargets`` with fields ``[S, L, K+1]`` and the reanalysis search (or None);
+        rewards are divided by ``reward_scale`` (``rmuzero.replay.targets.return_scale``), in
+        whose units the network's values and rewards are."""
         system, steps = self.system, sequences.steps
         latents = jax.lax.stop_gradient(self.sequence_latents(target_params, sequences))
         bootstrap = _time_major(self.model.predict(target_params, latents).value)  # [S, L]
@@ -100,12 +102,12 @@ class Learner:
             flat = _time_major(latents)[:count].reshape((-1, latents.shape[-1]))  # [count * L, D]
             mask = None if steps.action_mask is None else ~steps.action_mask[:count].reshape((-1, self.num_actions))
             reanalysed = self.model.search(target_params, key, flat, mask)
-            length = steps.obs.shape[1]
+            length = steps.start.shape[1]
             policy = policy.at[:count].set(reanalysed.action_weights.reshape((count, length, self.num_actions)))
             # The value of the improved policy, consistent with the policy target.
             bootstrap = bootstrap.at[:count].set(reanalysed.improved_value.reshape((count, length)))
         unroll = batched_unroll_targets(
-            steps.reward,
+            steps.reward / reward_scale,
             steps.discount,
             steps.start,
             jax.lax.stop_gradient(bootstrap),

@@ -74,6 +74,7 @@ def make_model(config: AgentConfig, num_actions: int) -> Model:
         separate_reward_trunk=config.network.separate_reward_trunk,
         value_bins=config.network.value_bins,
         reward_bins=config.network.reward_bins,
+        torso=config.network.torso,
     )
     bound = config.network.support_bound
     return Model(

@@ -15,6 +15,7 @@ checkpoints (:class:`Period`), early stopping (:func:`held_for`) and the loop.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 import time
 from pathlib import Path
@@ -69,7 +70,7 @@ class TrainingError(RuntimeError):
 
 
 def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, agent: Agent | None = None,
-          resume: bool = False) -> dict:
+          resume: bool = False, environment: Any = None) -> dict:
     """Trains from scratch, or with ``resume`` continues the run in ``run_dir`` from its latest
     complete checkpoint; returns the last evaluation summary (plus ``env_steps``, and
     ``stopped_early``: whether ``early_stop_return`` held for ``early_stop_env_steps``).
@@ -83,17 +84,23 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     whole training step vmapped over them (one program, one process), each writing its own
     ``seed_<s>/metrics.jsonl`` and ``seed_<s>/checkpoints/``; the summary then holds one
     summary per seed under ``"seeds"``.
+
+    ``environment``: your own environment instead of ``config.env``'s (a jumanji environment
+    or a gymnax ``(env, params)`` pair, ``rmuzero.envs.sources.as_environment``); a run
+    trained on one is evaluated and resumed from Python with the same environment.
     """
     begin = time.perf_counter()  # wall_time counts from here: building, initialising, compiling included
     initialize_distributed(config.distributed)
     writer = jax.process_index() == 0  # process 0 alone writes metrics and checkpoints
     run = RunDirectory.open(config, run_dir, resume=resume, create=writer)
-    fns = training_functions(config, agent)
+    fns = training_functions(config, agent, environment)
     keys, eval_key = _seed_keys(config), _seed_keys(config, offset=EVAL_SEED_OFFSET)
     # The training call compiles on a thread from the state's shapes while this one makes the
     # state (XLA releases the GIL; on 2 cores no gain measurable: benchmarks/2026-12-04-cpu-compile-ahead/).
-    compiling_training = _compile_in_background(
-        [(fns.train_iterations, (abstract_state(jax.eval_shape(fns.init, keys), fns.shardings),))])
+    shapes = jax.eval_shape(fns.init, keys)
+    compiling_training = _compile_in_background([(fns.train_iterations, (abstract_state(shapes, fns.shardings),))])
+    if writer:
+        print(replay_size(shapes.replay, config), file=sys.stderr, flush=True)
     state = fns.init(keys)
     if resume:
         state = fns.restore(state, run.resume_from)
@@ -210,7 +217,7 @@ class TrainingFunctions:
     num_devices: int  # devices the batch is split over
 
 
-def training_functions(config: AgentConfig, agent: Agent | None = None) -> TrainingFunctions:
+def training_functions(config: AgentConfig, agent: Agent | None = None, environment: Any = None) -> TrainingFunctions:
     """The training functions for ``config``'s layout: one device (``agent`` may be given,
     else it is built), the seeds vmapped on it, or data parallel over a mesh of
     ``config.num_devices`` devices (by default as many as the batch divides over) in one or
@@ -220,7 +227,7 @@ def training_functions(config: AgentConfig, agent: Agent | None = None) -> Train
     num_devices = config.num_devices or default_num_devices(
         config.system.num_envs, config.system.batch_size, jax.device_count(), jax.process_count())
     if num_devices == 1 and jax.process_count() == 1:
-        agent = agent or make_agent(config)
+        agent = agent or make_agent(config, environment=environment)
 
         def init(keys):  # every leaf its own buffer (init shares params with target_params): the state is donated
             return jax.tree.map(jnp.copy, batched(agent.init)(keys))
@@ -235,7 +242,7 @@ def training_functions(config: AgentConfig, agent: Agent | None = None) -> Train
         num_devices = mesh.size
         if agent is not None:
             raise ValueError("train(agent=...) is for one device; leave it out to train on several")
-        agent = make_agent(config, num_devices=num_devices, data_axis=DATA_AXIS)
+        agent = make_agent(config, num_devices=num_devices, data_axis=DATA_AXIS, environment=environment)
         sharded = shard_functions(agent, mesh, num_seeds=config.num_seeds)
         init, shardings, train_iterations = sharded.init, sharded.shardings, sharded.train_iterations
 
@@ -333,6 +340,16 @@ class _ProgressBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def replay_size(replay: Any, config: AgentConfig) -> str:
+    """One line: the replay's bytes (every seed together) and how its observations are stored."""
+    total = sum(x.size * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(replay))
+    observation = sum(x.size * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(replay.experience.obs))
+    dtypes = sorted({str(jnp.dtype(x.dtype)) for x in jax.tree.leaves(replay.experience.obs)})
+    return (f"replay: {total:,} bytes ({total / 2**30:.2f} GiB; observations {observation:,} bytes as "
+            f"{'/'.join(dtypes)}) for {config.num_seeds} x {config.system.num_envs} environments x "
+            f"{config.system.replay_length_per_env} steps")
 
 
 def _compile_in_background(calls: list[tuple[Any, tuple]]) -> threading.Thread:

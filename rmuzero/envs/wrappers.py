@@ -108,7 +108,9 @@ class AgentStep(NamedTuple):
     """What the agent sees after ``reset`` or ``step``; see the module docstring
     for which reward / discount goes with which observation."""
 
-    obs: chex.Array  # [B, F] float32: env features ++ one_hot(a_{t-1}) ++ r_{t-1}
+    obs: Any  # [B, F] float32: env features ++ one_hot(a_{t-1}) ++ r_{t-1} for a vector observation;
+    #           else {"observation": the env's observation tree [B, ...] in its own dtypes,
+    #                 "previous": [B, A + 1] float32 one_hot(a_{t-1}) ++ r_{t-1}} (see wrap_env)
     start: chex.Array  # [B] bool: obs begins an episode (clear memory before it)
     reward: chex.Array  # [B] float32: reward of the transition just taken (0 at reset)
     discount: chex.Array  # [B] float32: its discount (0 on termination, 1 at reset)
@@ -141,9 +143,10 @@ class AgentEnv(NamedTuple):
     reset: ResetFn
     step: StepFn
     num_envs: int  # B
-    obs_size: int  # F, including the appended previous action / reward
+    obs_size: int | None  # F, including the appended previous action / reward; None for a structured observation
     num_actions: int  # A
     has_action_mask: bool  # whether AgentStep.action_mask is an array (else None)
+    observation_spec: Any = None  # one environment's AgentStep.obs as jax.ShapeDtypeStruct leaves (no [B])
 
 
 def start_flag(timestep: TimeStep) -> chex.Array:
@@ -163,15 +166,21 @@ def _batched_auto_reset(env: jumanji.Environment) -> tuple[Callable, Callable]:
     while reward, discount, step type and extras stay the terminal transition's."""
     batched_step = jax.vmap(env.step)
     batched_reset = jax.vmap(env.reset)
+    # The reset after an episode's end: the environment's own where it has one
+    # (rmuzero.envs.adapters.GymnaxEnvironment: gymnax's), else jumanji's AutoResetWrapper's key rule.
+    own_reset = getattr(env, "auto_reset", None)
+
+    def auto_reset(state: Any) -> tuple[Any, TimeStep]:
+        if own_reset is not None:
+            return jax.vmap(own_reset)(state)
+        return batched_reset(jax.vmap(lambda key: jax.random.split(key)[0])(state.key))
 
     def step(state: Any, action: chex.Array) -> tuple[Any, TimeStep]:
         state, timestep = batched_step(state, action)
         last = timestep.last()  # [B]
 
         def reset_finished(state: Any, timestep: TimeStep) -> tuple[Any, TimeStep]:
-            # The key rule of jumanji's AutoResetWrapper._auto_reset.
-            keys = jax.vmap(lambda key: jax.random.split(key)[0])(state.key)
-            reset_state, reset_timestep = batched_reset(keys)
+            reset_state, reset_timestep = auto_reset(state)
 
             def pick(new: chex.Array, old: chex.Array) -> chex.Array:
                 return jnp.where(jnp.reshape(last, last.shape + (1,) * (old.ndim - 1)), new, old)
@@ -231,19 +240,27 @@ def wrap_env(
 ) -> AgentEnv:
     """Wraps a jumanji environment (without auto-reset) for the agent.
 
-    The environment must have a ``specs.DiscreteArray`` action spec and return a
-    float32 ``[F_env]`` observation (or a :class:`MaskedObservation`).
+    The environment must have a ``specs.DiscreteArray`` action spec (other suites'
+    environments reach it through :mod:`rmuzero.envs.adapters`). Its observation
+    (or a :class:`MaskedObservation`'s features) is either one vector ``[F_env]``,
+    which is cast to float32 and concatenated with the previous action / reward
+    (POPGym), or anything else, an image, a grid, a dict or tuple of arrays, which is
+    kept as it is, in its own dtype, beside the previous action / reward:
+    ``{"observation": obs, "previous": [A + 1]}`` (the torso of
+    :mod:`rmuzero.networks.torso` reads each leaf by its shape).
 
     Args:
       env: the environment (without auto-reset); its state must have a
-        ``key`` field, the source of the auto-reset keys.
+        ``key`` field, the source of the auto-reset keys, or the environment an
+        ``auto_reset(state) -> (state, timestep)`` method, the reset after an
+        episode's end.
       num_envs: B, the number of environments stepped together.
       prev_action: append ``one_hot(a_{t-1}, A)`` to the observation.
       prev_reward: append ``r_{t-1}`` to the observation.
 
     Raises:
-      ValueError: ``num_envs < 1``, a non-discrete action spec or an
-        observation that is not a float32 vector.
+      ValueError: ``num_envs < 1``, a non-discrete action spec, an observation
+        that is not arrays, or a mask that is not bool ``[A]``.
     """
     if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
@@ -256,22 +273,29 @@ def wrap_env(
     num_actions = int(action_spec.num_values)
 
     first_state, first_timestep = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
-    if not hasattr(first_state, "key"):
+    if not hasattr(first_state, "key") and not hasattr(env, "auto_reset"):
         raise ValueError(
             f"the environment's state ({type(first_state).__name__}) needs a `key` field for auto-reset"
         )
     features, mask = _observation_parts(first_timestep.observation)
-    if not hasattr(features, "shape") or len(features.shape) != 1 or features.dtype != jnp.float32:
-        raise ValueError(
-            "the environment's observation must be a float32 vector [F] (or a MaskedObservation "
-            f"with one), got {jax.tree_util.tree_map(lambda x: (x.shape, str(x.dtype)), features)}"
-        )
+    leaves = jax.tree_util.tree_leaves(features)
+    if not leaves or not all(hasattr(x, "shape") and hasattr(x, "dtype") for x in leaves):
+        raise ValueError(f"the environment's observation must be arrays (or a MaskedObservation of them), got {features}")
+    vector = not isinstance(features, (dict, tuple, list)) and len(features.shape) == 1
     if mask is not None and (mask.shape != (num_actions,) or mask.dtype != jnp.bool_):
         raise ValueError(
             f"action_mask must be bool [A]=[{num_actions}], got {mask.dtype}{list(mask.shape)}"
         )
-    env_obs_size = int(features.shape[0])
-    obs_size = env_obs_size + (num_actions if prev_action else 0) + (1 if prev_reward else 0)
+    previous_size = (num_actions if prev_action else 0) + (1 if prev_reward else 0)
+    if vector:
+        obs_size = int(features.shape[0]) + previous_size
+        observation_spec = jax.ShapeDtypeStruct((obs_size,), jnp.float32)
+    else:
+        obs_size = None
+        observation_spec = {"observation": jax.tree_util.tree_map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), features)}
+        if previous_size:
+            observation_spec["previous"] = jax.ShapeDtypeStruct((previous_size,), jnp.float32)
 
     batched_reset, batched_step = _batched_auto_reset(env)
 
@@ -286,13 +310,16 @@ def wrap_env(
         last = timestep.last()
         reward = timestep.reward.astype(jnp.float32)
         env_features, action_mask = _observation_parts(timestep.observation)
-        parts = [env_features]
+        parts = [env_features.astype(jnp.float32)] if vector else []
         if prev_action:
             one_hot = jax.nn.one_hot(action, num_actions, dtype=jnp.float32)
             parts.append(jnp.where(start[:, None], 0.0, one_hot))
         if prev_reward:
             parts.append(jnp.where(start, 0.0, reward)[:, None])
-        obs = jnp.concatenate(parts, axis=-1)
+        if vector:
+            obs = jnp.concatenate(parts, axis=-1)
+        else:
+            obs = {"observation": env_features, **({"previous": jnp.concatenate(parts, axis=-1)} if parts else {})}
         if at_reset:
             episode_return = return_so_far
             episode_length = length_so_far
@@ -348,4 +375,5 @@ def wrap_env(
         obs_size=obs_size,
         num_actions=num_actions,
         has_action_mask=mask is not None,
+        observation_spec=observation_spec,
     )

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 from flax.core import FrozenDict
 
 from rmuzero.networks.stack import MemoryStack
+from rmuzero.networks.torso import ObservationTorso
 
 
 class HistoryEncoder(nn.Module):
@@ -49,6 +50,9 @@ class HistoryEncoder(nn.Module):
       num_actions: if set, the previous action (one-hot over ``A``) is an input.
       prev_reward: if True, the previous reward is an input.
       memory_kwargs: options of the memory layer class.
+      torso: how observation leaves become features (``rmuzero.networks.torso``):
+        ``auto`` (by shape: vectors as they are, images and grids through a conv
+        stack) or ``flatten``. ``obs`` may then be any tree of ``[T, B, ...]`` leaves.
     """
 
     memory: str = "ffm"
@@ -58,6 +62,7 @@ class HistoryEncoder(nn.Module):
     num_actions: int | None = None
     prev_reward: bool = False
     memory_kwargs: Mapping[str, Any] = FrozenDict()
+    torso: str = "auto"
 
     @nn.nowrap
     def _stack(self, **module_kwargs) -> MemoryStack:
@@ -87,15 +92,20 @@ class HistoryEncoder(nn.Module):
                 f"received {type(inputs).__name__} of length {len(inputs) if isinstance(inputs, (tuple, list)) else 'n/a'}"
             )
         obs, start = inputs[0], inputs[1]
-        if getattr(obs, "ndim", None) != 3:
-            raise ValueError(f"HistoryEncoder: obs must be [T, B, F]; received shape {getattr(obs, 'shape', None)}")
-        features = [obs.astype(jnp.float32)]
+        if hasattr(obs, "ndim") and obs.ndim != 3:
+            raise ValueError(f"HistoryEncoder: obs must be [T, B, F] (or a tree of [T, B, ...] leaves); "
+                             f"received shape {obs.shape}")
+        if hasattr(obs, "ndim"):  # one vector per step: as it is (no torso parameters)
+            features = [obs.astype(jnp.float32)]
+        else:
+            features = [ObservationTorso(self.torso, name="torso")(obs)]
+        lead = features[0].shape[:2]
         if self._extra_inputs:
             prev_action, prev_reward = inputs[2], inputs[3]
             for label, value in (("prev_action", prev_action), ("prev_reward", prev_reward)):
-                if getattr(value, "shape", None) != obs.shape[:2]:
+                if getattr(value, "shape", None) != lead:
                     raise ValueError(
-                        f"HistoryEncoder: {label} must be [T, B] = {tuple(obs.shape[:2])}; "
+                        f"HistoryEncoder: {label} must be [T, B] = {tuple(lead)}; "
                         f"received {getattr(value, 'shape', None)}"
                     )
             keep = ~start.astype(bool)[..., None]

@@ -72,6 +72,7 @@ class MuZeroNetwork(nn.Module):
     value_bins: int = 101
     reward_bins: int = 101
     separate_reward_trunk: bool = True
+    torso: str = "auto"  # rmuzero.networks.torso: how observation leaves become features
 
     def setup(self):
         self.encoder = HistoryEncoder(
@@ -80,6 +81,7 @@ class MuZeroNetwork(nn.Module):
             num_layers=self.num_layers,
             latent_size=self.latent_size,
             memory_kwargs=FrozenDict(self.memory_kwargs),
+            torso=self.torso,
         )
         self.dynamics_trunk = _MLP(tuple(self.head_sizes))
         self.dynamics_latent = nn.Dense(self.latent_size)
@@ -91,7 +93,7 @@ class MuZeroNetwork(nn.Module):
         self.value_head = nn.Dense(self.value_bins, kernel_init=nn.initializers.zeros)
 
     def encode(self, carry, inputs: tuple[chex.Array, chex.Array], positions: chex.Array | None = None):
-        """``(carry, (obs [T, B, F], start [T, B])) -> (carry, latents [T, B, D])``; with
+        """``(carry, (obs [T, B, F] or a tree of [T, B, ...], start [T, B])) -> (carry, latents [T, B, D])``; with
         ``positions [R, B]`` only the latents at those steps, ``[R, B, D]``."""
         carry, latents = self.encoder(carry, inputs, positions)
         return carry, scale_latent(latents)

@@ -61,7 +61,7 @@ class StepRecord:
     `action` (docs/design.md section 2).
     """
 
-    obs: chex.Array  # [F] observation o_t (float32)
+    obs: chex.Array  # [F] observation o_t (float32), or a tree of arrays in their own dtypes (pixels stay uint8)
     start: chex.Array  # [] bool: o_t begins an episode (memory cleared before consuming it)
     action: chex.Array  # [] int32: action a_t taken from o_t
     reward: chex.Array  # [] float32: reward r_t of the transition from o_t
@@ -117,8 +117,8 @@ def _check_example(record: StepRecord) -> None:
     if not isinstance(record, StepRecord):
         raise ValueError(f"init expects a StepRecord, got {type(record).__name__}")
     problems = []
-    if jnp.ndim(record.obs) != 1:
-        problems.append(f"obs must be [F], got shape {jnp.shape(record.obs)}")
+    if not jax.tree.leaves(record.obs) or (hasattr(record.obs, "ndim") and jnp.ndim(record.obs) != 1):
+        problems.append(f"obs must be [F] or a tree of arrays, got {_describe(record.obs)}")
     for name, dtype in (("start", jnp.bool_), ("action", jnp.int32), ("episode_step", jnp.int32), ("reward", None),
                         ("discount", None), ("search_value", None)):
         value = getattr(record, name)

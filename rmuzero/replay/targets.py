@@ -18,12 +18,14 @@ reward is the episode's last (terminal) reward and o_{j+1} belongs to the next
 episode.
 
 Choices made here:
-  * Episode boundaries come from the start flags only. After an episode ends
-    the value is 0 and nothing is bootstrapped, whatever the discount says:
-    the next observation belongs to a new episode. Truncated episodes
-    (discount 1 at the end, e.g. POPGym's CartPole at L steps) are therefore
-    treated as the end of a finite-horizon task, which is what POPGym's
-    returns measure.
+  * Episode boundaries come from the start flags only: the next observation
+    belongs to a new episode. An episode that terminated (discount 0 on its
+    last transition: every POPGym task) has value 0 after its end and
+    nothing is bootstrapped. An episode cut by a time limit (discount 1 on
+    its last transition j, e.g. gymnax's CartPole-v1 at 500 steps) bootstraps
+    where it was cut: r_j + gamma v_j, the value of o_j standing in for that
+    of the final observation, which is never stored (the time limit is not
+    part of the task). See `truncated_ends`.
   * At the right edge of the window the return bootstraps from the last
     position available: if j + n >= L while j's episode goes on, the n-step
     return uses m' = L - 1 - j rewards and gamma^{m'} v_{L-1}; at j = L - 1 it
@@ -119,6 +121,13 @@ def _first_episode_mask(start_t: chex.Array, ends_at_edge: chex.Array, idx: chex
     return jnp.cumsum(flag & (ahead >= 1), axis=1) == 0
 
 
+def truncated_ends(start_t: chex.Array, discount_t: chex.Array) -> chex.Array:
+    """[L] bool: the transition from o_j ended its episode by truncation (a start flag at
+    j + 1 after a transition of discount > 0). Unknown at the window's last position (False)."""
+    following = jnp.concatenate([start_t[1:], jnp.zeros((1,), bool)])
+    return following & (discount_t > 0)
+
+
 def _ends_at_edge(discount_t: chex.Array) -> chex.Array:
     """[] bool: the window's last transition terminates its episode."""
     return discount_t[-1] == 0
@@ -137,8 +146,10 @@ def n_step_value_targets(
 
     z_j = sum_{i<m} gamma^i (prod_{l<i} d_{j+l}) r_{j+i}
           + [bootstrap] gamma^m (prod_{l<m} d_{j+l}) v_{j+m},
-    with m = n, cut to the steps left in j's episode (no bootstrap then) or to
-    L - 1 - j at the window's edge (bootstrap v_{L-1}); see the module docstring.
+    with m = n, cut to the steps left in j's episode (no bootstrap then, except
+    gamma^m (prod_{l<m} d_{j+l}) v_{j+m-1} when the episode was truncated after
+    j + m - 1) or to L - 1 - j at the window's edge (bootstrap v_{L-1}); see the
+    module docstring.
     """
     _check_int("td_steps", td_steps, 1)
     _check_unit("discount_factor", discount_factor)
@@ -161,7 +172,11 @@ def n_step_value_targets(
     rewards = jnp.where(same_episode & (ahead < horizon), weight * reward_t[clipped], 0.0)
     bootstrap = jnp.where(same_episode & (ahead == horizon),
                           weight * bootstrap_value_t[clipped], 0.0)
-    return rewards.sum(axis=1) + bootstrap.sum(axis=1)
+    # A truncated end at j + i inside the horizon: gamma^{i+1} (prod_{l<=i} d) v_{j+i}.
+    truncated = truncated_ends(start_t, discount_t)[clipped]
+    cut = jnp.where(same_episode & (ahead < horizon) & truncated,
+                    weight * discount_factor * discount_ji * bootstrap_value_t[clipped], 0.0)
+    return rewards.sum(axis=1) + bootstrap.sum(axis=1) + cut.sum(axis=1)
 
 
 def lambda_value_targets(
@@ -177,8 +192,9 @@ def lambda_value_targets(
 
     G_{L-1} = v_{L-1} (r_{L-1} when the last transition terminates);
     G_j = r_j + gamma d_j ((1 - lambda) v_{j+1} + lambda G_{j+1}), with the bracket
-    replaced by 0 when o_{j+1} starts a new episode. lambda = 0 equals the 1-step
-    return and lambda = 1 the n-step return with n >= L - 1.
+    replaced by 0 when o_{j+1} starts a new episode (by v_j when the episode was
+    truncated after j). lambda = 0 equals the 1-step return and lambda = 1 the
+    n-step return with n >= L - 1.
     """
     _check_unit("td_lambda", td_lambda)
     _check_unit("discount_factor", discount_factor)
@@ -186,17 +202,18 @@ def lambda_value_targets(
     chex.assert_rank([reward_t, discount_t, start_t, bootstrap_value_t], 1)
 
     def backward(g_tp1, inputs):
-        r_t, d_t, start_tp1, v_tp1 = inputs
+        r_t, d_t, start_tp1, v_tp1, cut_value = inputs
         continuation = (1.0 - td_lambda) * v_tp1 + td_lambda * g_tp1
-        g_t = r_t + jnp.where(start_tp1, 0.0, discount_factor * d_t * continuation)
+        g_t = r_t + discount_factor * d_t * jnp.where(start_tp1, cut_value, continuation)
         return g_t, g_t
 
     v_t = bootstrap_value_t.astype(jnp.float32)
+    cut_value = jnp.where(truncated_ends(start_t, discount_t), v_t, 0.0)
     g_last = jnp.where(_ends_at_edge(discount_t), reward_t[-1].astype(jnp.float32), v_t[-1])
     _, g_head = jax.lax.scan(
         backward, g_last,
         (reward_t[:-1].astype(jnp.float32), discount_t[:-1].astype(jnp.float32),
-         start_t[1:], v_t[1:]),
+         start_t[1:], v_t[1:], cut_value[:-1]),
         reverse=True)
     return jnp.concatenate([g_head, g_last[None]])
 
@@ -293,3 +310,32 @@ def batched_unroll_targets(
         unroll_targets, num_unroll_steps=num_unroll_steps, discount_factor=discount_factor,
         td_steps=td_steps, td_lambda=td_lambda)
     return jax.vmap(one_window)(reward, discount, start, bootstrap_value, policy)
+
+
+RETURN_SCALE_TOLERANCE = 0.01  # partial returns up to 1 + this keep the scale at 1 (float sums of 1/N)
+
+
+def return_scale(reward: chex.Array, start: chex.Array) -> chex.Array:
+    """``[]`` float32: the scale that reward and value targets are divided by, from the replay.
+
+    ``m`` is the largest ``|r_first + ... + r_j|`` over every stored episode's partial
+    sums (``reward``, ``start`` ``[B, N]`` in buffer order; an episode that runs across the
+    buffer's wrap point counts as two). The scale is 1 while ``m <= 1 +
+    RETURN_SCALE_TOLERANCE`` (every POPGym task, whose returns lie in [-1, 1]: its
+    targets are exactly those without a scale), else the power of two at or above ``m``
+    (CartPole's 500: 512), so that returns, and the values below them, fit the supports
+    whatever a suite pays. Powers of two change rarely as returns grow, and each change
+    halves the targets exactly.
+    """
+    chex.assert_rank([reward, start], 2)
+
+    def combine(left, right):
+        left_sum, left_reset = left
+        right_sum, right_reset = right
+        return jnp.where(right_reset, right_sum, left_sum + right_sum), left_reset | right_reset
+
+    partial, _ = jax.lax.associative_scan(combine, (reward.astype(jnp.float32), start), axis=1)
+    largest = jnp.max(jnp.abs(partial))
+    power = jnp.exp2(jnp.ceil(jnp.log2(jnp.maximum(largest, 1.0))))
+    return jnp.where(largest <= 1.0 + RETURN_SCALE_TOLERANCE, jnp.float32(1.0), power)
+

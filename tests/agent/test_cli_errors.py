@@ -46,6 +46,21 @@ TRAIN_CASES = {
     "misspelt_key": (["system.batchsize=8"], ["system.batchsize", "system.batch_size"]),
     "not_key_value": (["seed"], ["'seed'", "key=value"]),
 }
+# Bad environments (rmuzero/envs/sources.py): name -> (arguments, strings the error must contain).
+ENV_CASES = {
+    "env_unknown_gymnax_id": (["env=gymnax", "env.name=CartPol"], ["CartPol", "CartPole-v1", "MemoryChain-bsuite"]),
+    "env_unknown_jumanji_id": (["env=jumanji", "env.name=Snake"], ["Snake", "Snake-v1", "Minesweeper-v0"]),
+    "env_suite_not_installed": (["env=popgym_arcade"], ["popgym_arcade", "pip install -e '.[arcade]'"]),
+    "env_continuous_actions": (["env=gymnax", "env.name=Pendulum-v1"], ["Pendulum-v1", "discrete actions"]),
+    "env_factory_not_importable": (["env=custom", "env.factory=no_such_package.envs:make"],
+                                   ["no_such_package.envs:make", "cannot import"]),
+    "env_factory_returns_other": (["env=custom", "env.factory=builtins:dict"],
+                                  ["builtins:dict", "returned dict", "jumanji.Environment", "gymnax (env, params)"]),
+    "env_unknown_params": (["env=gymnax", "env.name=CartPole-v1", "env.params={memory_length: 100}"],
+                           ["memory_length", "max_steps_in_episode", "gravity"]),
+}
+NOT_INSTALLED = "popgym_arcade"  # env_suite_not_installed runs with a stand-in package that fails to import
+
 # name -> (script, arguments, strings the error must contain): the scripts that are not train.py's
 OTHER_CASES = {
     "suite_unknown_preset": ("suite.py", ["preset=popgym-hard"], ["preset=popgym-hard", "popgym-easy"]),
@@ -84,10 +99,12 @@ def _diagnose_cases(tmp: Path) -> dict:
     }
 
 
-def _env() -> dict:
+def _env(shadow: Path | None = None) -> dict:
     env = dict(os.environ)
     env["JAX_PLATFORMS"] = "cpu"
     env["JAX_LOG_COMPILES"] = "1"
+    if shadow is not None:  # a package of this name that raises ImportError, first on the path
+        env["PYTHONPATH"] = os.pathsep.join([str(shadow), env.get("PYTHONPATH", "")])
     return env
 
 
@@ -95,12 +112,15 @@ def _env() -> dict:
 def results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
     commands = {}
-    for name, (args, expected) in TRAIN_CASES.items():
+    for name, (args, expected) in {**TRAIN_CASES, **ENV_CASES}.items():
         run_dir = tmp / name
         commands[name] = (
             [sys.executable, "scripts/train.py", *args, f"hydra.run.dir={run_dir}", "progress=false"],
             expected, run_dir,
         )
+    shadow = tmp / "shadow"
+    (shadow / NOT_INSTALLED).mkdir(parents=True)
+    (shadow / NOT_INSTALLED / "__init__.py").write_text("raise ImportError('not installed (a test stand-in)')\n")
     for name, (args, expected) in _evaluate_cases(tmp).items():
         commands[name] = ([sys.executable, "scripts/evaluate.py", *args], expected, None)
     for name, (args, expected) in _diagnose_cases(tmp).items():
@@ -112,7 +132,8 @@ def results(tmp_path_factory):
     while pending or running:
         while pending and len(running) < CONCURRENT:
             name, (argv, expected, run_dir) = pending.pop(0)
-            process = subprocess.Popen(argv, cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+            process = subprocess.Popen(argv, cwd=REPO, env=_env(shadow if name == "env_suite_not_installed" else None),
+                                       stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, text=True)
             running[name] = (process, expected, run_dir, time.monotonic())
         name = next(iter(running))
@@ -129,7 +150,7 @@ def _message(text: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [*TRAIN_CASES, "missing_checkpoint", "empty_checkpoint_dir", "zero_episodes",
+@pytest.mark.parametrize("name", [*TRAIN_CASES, *ENV_CASES, "missing_checkpoint", "empty_checkpoint_dir", "zero_episodes",
                                   "diagnose_missing_checkpoint", "diagnose_zero_envs", "diagnose_unknown_option",
                                   *OTHER_CASES])
 def test_bad_command_line_fails_fast_with_a_one_line_error(results, name):

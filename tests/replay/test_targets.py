@@ -26,7 +26,8 @@ L, K, A, N, GAMMA, LAMBDA = 8, 3, 3, 3, 0.9, 0.7
 
 
 def ref_n_step(reward, discount, start, value, n, gamma):
-    """Walks forward from each j, adding rewards until n steps, the window edge or a new episode."""
+    """Walks forward from each j, adding rewards until n steps, the window edge or a new episode
+    (after a truncated end, discount > 0, bootstrapping from the last observation's value)."""
     length = len(reward)
     out = []
     for j in range(length):
@@ -43,6 +44,7 @@ def ref_n_step(reward, discount, start, value, n, gamma):
             pos += 1
             steps += 1
             if start[pos]:  # the transition just taken ended j's episode: nothing after it
+                total += scale * value[pos - 1]  # scale is 0 after a termination (discount 0)
                 break
         out.append(total)
     return np.array(out)
@@ -153,8 +155,12 @@ def test_n_step_hand_values():
     targets = jax.jit(functools.partial(n_step_value_targets, td_steps=2, discount_factor=0.5))
     # 1 + 0.5*2 + 0.25*v_2;  2 + 0.5*v_2 (window edge: one reward, bootstrap v_2);  v_2.
     np.testing.assert_allclose(targets(r, d, jnp.array([True, False, False]), v), [9.5, 17.0, 30.0])
-    # o_2 starts a new episode: no bootstrap across it, whatever the discount.
-    np.testing.assert_allclose(targets(r, d, jnp.array([True, False, True]), v), [2.0, 2.0, 30.0])
+    # o_2 starts a new episode after a truncation (d_1 = 1): nothing from the next episode, the
+    # cut episode bootstraps from o_1's value: 1 + 0.5*2 + 0.25*v_1; 2 + 0.5*v_1; v_2.
+    np.testing.assert_allclose(targets(r, d, jnp.array([True, False, True]), v), [7.0, 12.0, 30.0])
+    # The same end as a termination (d_1 = 0): no bootstrap.
+    np.testing.assert_allclose(
+        targets(r, jnp.array([1.0, 0.0, 1.0]), jnp.array([True, False, True]), v), [2.0, 2.0, 30.0])
     # Termination after o_0 (d_0 = 0, o_1 starts): just the terminal reward.
     np.testing.assert_allclose(
         targets(r, jnp.array([0.0, 1.0, 1.0]), jnp.array([False, True, False]), v),
@@ -189,9 +195,12 @@ def test_lambda_hand_values():
     r = jnp.array([1.0, 2.0, 3.0])
     v = jnp.array([10.0, 20.0, 30.0])
     targets = jax.jit(functools.partial(lambda_value_targets, td_lambda=0.5, discount_factor=0.5))
-    out = targets(r, jnp.ones(3), jnp.array([True, False, True]), v)
-    # G_2 = 30; G_1 = 2 (o_2 starts anew); G_0 = 1 + 0.5 * (0.5 * 20 + 0.5 * 2) = 6.5.
+    out = targets(r, jnp.array([1.0, 0.0, 1.0]), jnp.array([True, False, True]), v)
+    # G_2 = 30; G_1 = 2 (terminated, o_2 starts anew); G_0 = 1 + 0.5 * (0.5 * 20 + 0.5 * 2) = 6.5.
     np.testing.assert_allclose(out, [6.5, 2.0, 30.0])
+    out = targets(r, jnp.ones(3), jnp.array([True, False, True]), v)
+    # Truncated after o_1: G_1 = 2 + 0.5 * v_1 = 12; G_0 = 1 + 0.5 * (0.5 * 20 + 0.5 * 12) = 9.
+    np.testing.assert_allclose(out, [9.0, 12.0, 30.0])
 
 
 def test_unroll_hand_values():
@@ -200,7 +209,7 @@ def test_unroll_hand_values():
     start = jnp.array([True, False, True])  # the transition from o_1 ends the first episode
     targets = jax.jit(functools.partial(
         unroll_targets, num_unroll_steps=2, discount_factor=0.5, td_steps=2))
-    out = targets(r, jnp.ones(3), start, v, jnp.eye(3))
+    out = targets(r, jnp.array([1.0, 0.0, 1.0]), start, v, jnp.eye(3))  # by termination
     np.testing.assert_array_equal(out.in_episode, [[1, 1, 0], [1, 0, 0], [1, 1, 1]])
     np.testing.assert_array_equal(out.in_window, [[1, 1, 1], [1, 1, 0], [1, 0, 0]])
     # Root 0, step 2 predicts the terminal reward r_1: valid although o_2 is in the next episode.
@@ -216,7 +225,9 @@ def test_first_transition_ending_an_episode_is_kept(n_step_out):
     # Window 1: start = [T, T, F, ...]: the transition from o_0 ended the episode.
     assert bool(n_step_out.reward_mask[1, 0, 1])
     np.testing.assert_allclose(n_step_out.reward[1, 0, 1], WINDOWS["reward"][1, 0])
-    np.testing.assert_allclose(n_step_out.value[1, 0, 0], WINDOWS["reward"][1, 0], rtol=1e-6)
+    # Its value target: the terminal reward, plus gamma v_0 if it was a truncation (discount 1).
+    expected = WINDOWS["reward"][1, 0] + GAMMA * WINDOWS["discount"][1, 0] * WINDOWS["value"][1, 0]
+    np.testing.assert_allclose(n_step_out.value[1, 0, 0], expected, rtol=1e-6)
     np.testing.assert_array_equal(n_step_out.in_episode[1, 0], [True, False, False, False])
     np.testing.assert_array_equal(n_step_out.reward_mask[1, 0], [False, True, False, False])
 
