@@ -347,3 +347,23 @@ def test_bad_shapes_raise():
         unroll_targets(reward, discount, start.astype(jnp.float32), value, policy, **kwargs)
     with pytest.raises(ValueError, match=r"batch of windows.*\(4,\)"):
         batched_unroll_targets(reward, discount, start, value, policy, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# The return scale (rewards and values are divided by it; 1 for POPGym).
+
+
+def test_return_scale_by_hand():
+    from rmuzero.replay.targets import return_scale
+
+    scale = jax.jit(return_scale)
+    # RepeatPrevious-like: 51 rewards of 1/51 sum to 1 (float error aside): scale 1, targets unchanged.
+    assert float(scale(jnp.full((2, 51), 1 / 51), jnp.zeros((2, 51), bool).at[:, 0].set(True))) == 1.0
+    # Partial sums 0.5, 1.0, 1.02: above 1 + 0.01, so the next power of two.
+    assert float(scale(jnp.array([[0.5, 0.5, 0.02]]), jnp.array([[True, False, False]]))) == 2.0
+    # CartPole's 500 steps of reward 1 -> 512; a start flag begins a new sum (1, 2, 1, 2 -> 2).
+    assert float(scale(jnp.ones((1, 500)), jnp.zeros((1, 500), bool).at[0, 0].set(True))) == 512.0
+    assert float(scale(jnp.ones((1, 4)), jnp.array([[True, False, True, False]]))) == 2.0
+    # Negative returns count by magnitude (-3, -6 -> 8); the largest over all environments.
+    rewards = jnp.array([[-3.0, -3.0], [0.1, 0.1]])
+    assert float(scale(rewards, jnp.array([[True, False], [True, False]]))) == 8.0
