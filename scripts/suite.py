@@ -36,19 +36,6 @@ from pathlib import Path
 
 from rmuzero import cli
 
-ANCHOR_SOURCES = {
-    "POPGym": "Morad et al., POPGym: Benchmarking Partially Observable Reinforcement Learning, ICLR 2023 "
-              "(PPO, 15M env steps)",
-    "S5": "Lu et al., Structured State Space Models for In-Context Reinforcement Learning, NeurIPS 2023 "
-          "(S5 with PPO, 15M env steps)",
-}
-# (task, difficulty) -> published mean eval returns: (label, value, source key)
-ANCHORS = {
-    ("repeat_previous", "medium"): [("GRU", -0.315, "POPGym"), ("best PPO model", 0.789, "POPGym")],
-    ("repeat_previous", "hard"): [("GRU", -0.43, "POPGym"), ("S5", 0.91, "S5")],
-    ("count_recall", "easy"): [("GRU", 0.177, "POPGym"), ("best: LSTM", 0.509, "POPGym")],
-    ("autoencode", "easy"): [("every PPO model", "< 0", "POPGym")],
-}
 # Presets: a named, documented set of runs (preset=NAME); options given beside it override its own.
 POPGYM_FAMILIES = (  # every POPGym family; those without a learning result before the preset run first
     "higher_lower", "multiarmed_bandit", "minesweeper", "concentration", "battleship", "labyrinth_escape",
@@ -69,7 +56,7 @@ PRESETS = {
     },
 }
 CSV_FIELDS = ["task", "difficulty", "network", "seed", "env_steps", "best_eval_return", "final_eval_return",
-              "steps_to_threshold", "seconds_to_threshold", "env_steps_per_second", "stopped_early"]
+              "settles_at", "steps_to_threshold", "seconds_to_threshold", "env_steps_per_second", "stopped_early"]
 
 
 def parse_task(text: str) -> tuple[str, str]:
@@ -151,8 +138,11 @@ def collect_rows(out: Path, tasks: list[tuple[str, str]], networks: list[str], s
                 lines = read_metrics(metrics)
                 done = metrics.parent / "done.json"
                 stopped = json.loads(done.read_text()).get("stopped_early", False) if done.is_file() else ""
-                rows.append({"stopped_early": stopped, "task": task, "difficulty": difficulty, "network": network, "seed": seed,
-                             "env_steps": max((line["env_steps"] for line in lines), default=0),
+                evaluations = [(line["env_steps"], line["eval_return"]) for line in lines
+                               if line.get("eval_return") is not None]
+                rows.append({"stopped_early": stopped, "task": task, "difficulty": difficulty, "network": network,
+                             "seed": seed, "env_steps": max((line["env_steps"] for line in lines), default=0),
+                             "settles_at": steps_to_final(evaluations),
                              **{k: v for k, v in cli.summarise_metrics(lines, threshold).items() if k in CSV_FIELDS}})
     return rows
 
@@ -173,34 +163,84 @@ def _mean_spread(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+def steps_to_final(evaluations: list[tuple[int, float]], within: float = 0.05) -> int | None:
+    """Env steps of the first evaluation from which every later one stays within ``within`` of
+    the final evaluation (the run's settling point); None without evaluations."""
+    if not evaluations:
+        return None
+    final = evaluations[-1][1]
+    settled = evaluations[-1][0]
+    for steps, value in reversed(evaluations):
+        if abs(value - final) > within:
+            break
+        settled = steps
+    return settled
+
+
+def normalised(value: float | None, random: float | None, best: float | None) -> float | None:
+    """(value - random) / (best - random): 0 at chance, 1 at the ceiling (the POPGym paper's aggregate)."""
+    if value is None or random is None or best is None or best == random:
+        return None
+    return (value - random) / (best - random)
+
+
+def _cell(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def write_markdown(rows: list[dict], path: Path, *, threshold: float, command: str, machine: str) -> None:
+    """results.md: a row per task and network beside each task's reference returns
+    (rmuzero.envs.popgym.anchors: chance, ceiling, and the published figures where they could be read)."""
+    from rmuzero.envs.popgym.anchors import SOURCES, UNVERIFIED, reference
+
     lines = [
         "# rmuzero suite results", "",
         f"Machine: {machine}  ", f"Command: `{command}`  ", f"Commit: {cli.git_commit()}", "",
-        f"Eval return: greedy search, mean over the evaluation episodes; mean ± sample std over seeds. "
-        f"Steps to {threshold}: median over the seeds that reached it (reached / seeds).", "",
-        "| task | network | seeds | env steps | final eval | best eval | steps to " f"{threshold} | POPGym |",
-        "|---|---|---|---|---|---|---|---|",
+        "Protocol, the same for every row: evaluation every `eval_every` env steps, 32 episodes of the greedy "
+        "search (the acting search's improved policy, argmax, no exploration), the memory reset at every episode "
+        "start; the number is the mean return over those episodes. Final eval: the last evaluation of the run; "
+        "best eval: the highest; both a mean ± sample std over seeds. Settles at: the first evaluation from which "
+        "every later one is within 0.05 of the final one (median over seeds). Steps to "
+        f"{threshold}: median over the seeds that reached it (reached / seeds). Normalised: (final - random) / "
+        "(best possible - random), 0 at chance and 1 at the ceiling. A run that stopped early had every evaluation "
+        "at the task's maximum (1.0) for 100k env steps.", "",
+        f"| task | network | seeds | env steps | final eval | best eval | settles at | steps to {threshold} "
+        "| random | best possible | normalised | published |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["task"], row["difficulty"], row["network"]), []).append(row)
-    used_sources = set()
+    scores: dict[str, list[float]] = {}
     for (task, difficulty, network), group in groups.items():
         reached = [r["steps_to_threshold"] for r in group if r["steps_to_threshold"] is not None]
         steps = f"{statistics.median(reached):,.0f} ({len(reached)}/{len(group)})" if reached else f"- (0/{len(group)})"
-        anchors = ANCHORS.get((task, difficulty), [])
-        used_sources.update(source for _, _, source in anchors)
-        anchor = "; ".join(f"{label} {value}{' [' + source + ']' if source != 'POPGym' else ''}"
-                           for label, value, source in anchors) or "-"
+        finals = [r["final_eval_return"] for r in group if r["final_eval_return"] is not None]
+        settles = [r["settles_at"] for r in group if r.get("settles_at") is not None]
+        ref = reference(f"popgym/{task}", difficulty)
+        score = normalised(statistics.mean(finals) if finals else None, ref["random"], ref["best_possible"])
+        if score is not None:
+            scores.setdefault(network, []).append(score)
+        published = "; ".join(f"{label} {value} (unverified)" for label, value, _ in
+                              UNVERIFIED.get((f"popgym/{task}", difficulty), [])) or "not found"
+        stopped = " (stopped early)" if any(r.get("stopped_early") is True for r in group) else ""
         lines.append(
             f"| {task} {difficulty} | {network} | {','.join(str(r['seed']) for r in group)} "
-            f"| {max(r['env_steps'] for r in group):,} "
-            f"| {_mean_spread([r['final_eval_return'] for r in group if r['final_eval_return'] is not None])} "
+            f"| {max(r['env_steps'] for r in group):,}{stopped} "
+            f"| {_mean_spread(finals)} "
             f"| {_mean_spread([r['best_eval_return'] for r in group if r['best_eval_return'] is not None])} "
-            f"| {steps} | {anchor} |")
-    lines += ["", "Sources of the POPGym column:"]
-    lines += [f"- {key}: {ANCHOR_SOURCES[key]}" for key in sorted(used_sources)] or ["- none for these tasks"]
+            f"| {f'{statistics.median(settles):,.0f}' if settles else '-'} | {steps} "
+            f"| {_cell(ref['random'])} | {_cell(ref['best_possible'])} ({ref['best_possible_kind']}) "
+            f"| {_cell(score, 2)} | {published} |")
+    lines += ["", "Mean normalised score over the tasks above: " + (", ".join(
+        f"{network} {statistics.mean(values):.3f} over {len(values)} tasks" for network, values in scores.items())
+        or "none yet") + ". The published models' aggregate cannot be computed here: their per-task "
+        "figures could not be read (rmuzero/envs/popgym/anchors.py, NOT_FOUND).", "",
+        "Sources:",
+        f"- random, best possible: {SOURCES['random']}; ceilings as `rmuzero/envs/popgym/anchors.py` says per family",
+        f"- published: {SOURCES['popgym']} Figures marked unverified were carried by an earlier version of this "
+        "script and could not be checked against the papers here.",
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 

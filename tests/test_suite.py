@@ -101,10 +101,27 @@ def test_tables_and_plot_from_metrics_files(tmp_path):
 
     markdown = (tmp_path / "results.md").read_text()
     final = f"{statistics.mean([0.90, 0.97]):.3f} ± {statistics.stdev([0.90, 0.97]):.3f}"  # 0.935 ± 0.049
-    assert f"| repeat_previous medium | ffm | 0,1 | 3,000 | {final} | 0.965 ± 0.007 | 2,500 (2/2) | GRU -0.315; best PPO model 0.789 |" in markdown
-    assert "| repeat_previous medium | gru | 0 | 3,000 | -0.300 | -0.300 | - (0/1) |" in markdown
-    assert "Morad et al., POPGym" in markdown
+    from rmuzero.envs.popgym.anchors import reference
+
+    random = reference("popgym/repeat_previous", "medium")["random"]
+    ffm_score, gru_score = (0.935 - random) / (1.0 - random), (-0.3 - random) / (1.0 - random)
+    # Both ffm seeds settle at 3,000: their 2,000 evaluations (0.96, 0.50) are more than 0.05 from the final.
+    assert (f"| repeat_previous medium | ffm | 0,1 | 3,000 | {final} | 0.965 ± 0.007 | 3,000 | 2,500 (2/2) "
+            f"| {random:.3f} | 1.000 (exact) | {ffm_score:.2f} | POPGym GRU -0.315 (unverified); "
+            "POPGym best PPO model 0.789 (unverified) |") in markdown
+    assert (f"| repeat_previous medium | gru | 0 | 3,000 | -0.300 | -0.300 | 3,000 | - (0/1) | {random:.3f} "
+            f"| 1.000 (exact) | {gru_score:.2f} |") in markdown
+    assert f"ffm {ffm_score:.3f} over 1 tasks, gru {gru_score:.3f} over 1 tasks" in markdown
+    assert "Morad, Kortvelesy, Bettini, Liwicki, Prorok, 'POPGym" in markdown
     assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_settling_point_and_normalised_score_by_hand():
+    assert suite.steps_to_final([(10, 0.1), (20, 0.5), (30, 0.52), (40, 0.49)]) == 20
+    assert suite.steps_to_final([(10, 0.5), (20, 0.9)]) == 20
+    assert suite.steps_to_final([]) is None
+    assert suite.normalised(0.25, -0.5, 1.0) == 0.5
+    assert suite.normalised(0.25, None, 1.0) is None
 
 
 def test_the_preset_runs_into_the_folders_it_always_did():
