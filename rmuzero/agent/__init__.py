@@ -17,21 +17,19 @@ from rmuzero.agent.config import (
 from rmuzero.agent.diagnostics import SearchDiagnosis, diagnose_search
 from rmuzero.agent.train import load_trained, train
 
-__all__ = sorted(
-    [
-        "Agent",
-        "AgentConfig",
-        "ConfigError",
-        "EnvConfig",
-        "NetworkConfig",
-        "SearchDiagnosis",
-        "SystemConfig",
-        "TrainState",
-        "config_from_dict",
-        "config_to_dict",
-        "diagnose_search",
-        "load_trained",
-        "make_agent",
-        "train",
-    ]
-)
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "ConfigError",
+    "EnvConfig",
+    "NetworkConfig",
+    "SearchDiagnosis",
+    "SystemConfig",
+    "TrainState",
+    "config_from_dict",
+    "config_to_dict",
+    "diagnose_search",
+    "load_trained",
+    "make_agent",
+    "train",
+]

@@ -13,4 +13,12 @@ module).
 from rmuzero.envs.registry import DIFFICULTIES, list_envs, make
 from rmuzero.envs.wrappers import AgentEnv, AgentStep, make_agent_env, wrap_env
 
-__all__ = sorted(["AgentEnv", "AgentStep", "DIFFICULTIES", "list_envs", "make", "make_agent_env", "wrap_env"])
+__all__ = [
+    "AgentEnv",
+    "AgentStep",
+    "DIFFICULTIES",
+    "list_envs",
+    "make",
+    "make_agent_env",
+    "wrap_env",
+]

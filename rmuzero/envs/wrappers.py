@@ -82,19 +82,17 @@ from jumanji.types import TimeStep
 
 from rmuzero.envs.registry import make
 
-__all__ = sorted(
-    [
-        "AgentEnv",
-        "AgentState",
-        "AgentStep",
-        "MaskedObservation",
-        "ResetFn",
-        "StepFn",
-        "make_agent_env",
-        "start_flag",
-        "wrap_env",
-    ]
-)
+__all__ = [
+    "AgentEnv",
+    "AgentState",
+    "AgentStep",
+    "MaskedObservation",
+    "ResetFn",
+    "StepFn",
+    "make_agent_env",
+    "start_flag",
+    "wrap_env",
+]
 
 
 class MaskedObservation(NamedTuple):

@@ -14,21 +14,19 @@ from rmuzero.networks.rnn import GRU, LSTM
 from rmuzero.networks.scan import STRATEGIES, resettable_scan
 from rmuzero.networks.stack import MEMORY_MODELS, MemoryStack, make_memory
 
-__all__ = sorted(
-    [
-        "FFM",
-        "GRU",
-        "HistoryEncoder",
-        "LRU",
-        "LSTM",
-        "LinearAttention",
-        "MEMORY_MODELS",
-        "MemoryStack",
-        "MinGRU",
-        "MuZeroNetwork",
-        "S5",
-        "STRATEGIES",
-        "make_memory",
-        "resettable_scan",
-    ]
-)
+__all__ = [
+    "FFM",
+    "GRU",
+    "HistoryEncoder",
+    "LRU",
+    "LSTM",
+    "LinearAttention",
+    "MEMORY_MODELS",
+    "MemoryStack",
+    "MinGRU",
+    "MuZeroNetwork",
+    "S5",
+    "STRATEGIES",
+    "make_memory",
+    "resettable_scan",
+]
