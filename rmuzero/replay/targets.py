@@ -170,13 +170,13 @@ def n_step_value_targets(
         [jnp.ones((length, 1), jnp.float32), jnp.cumprod(discount_ji, axis=1)[:, :-1]], axis=1)
     weight = jnp.power(jnp.float32(discount_factor), ahead.astype(jnp.float32)) * discount_before
     rewards = jnp.where(same_episode & (ahead < horizon), weight * reward_t[clipped], 0.0)
-    bootstrap = jnp.where(same_episode & (ahead == horizon),
-                          weight * bootstrap_value_t[clipped], 0.0)
-    # A truncated end at j + i inside the horizon: gamma^{i+1} (prod_{l<=i} d) v_{j+i}.
+    # The bootstrap at the horizon, or at a truncated end j + i inside it (gamma^{i+1} (prod_{l<=i} d)
+    # v_{j+i}); the two never meet, so without truncations the array, and its sum, are what they were.
     truncated = truncated_ends(start_t, discount_t)[clipped]
     cut = jnp.where(same_episode & (ahead < horizon) & truncated,
                     weight * discount_factor * discount_ji * bootstrap_value_t[clipped], 0.0)
-    return rewards.sum(axis=1) + bootstrap.sum(axis=1) + cut.sum(axis=1)
+    bootstrap = jnp.where(same_episode & (ahead == horizon), weight * bootstrap_value_t[clipped], cut)
+    return rewards.sum(axis=1) + bootstrap.sum(axis=1)
 
 
 def lambda_value_targets(
