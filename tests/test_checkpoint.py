@@ -134,6 +134,7 @@ def test_restore_into_abstract_and_numpy_targets(saved_run):
     assert checksum(restored) == checksum(make_state(fill=True))
 
 
+@pytest.mark.slow
 def test_restore_in_a_fresh_process(saved_run):
     child = (
         "import importlib.util, sys\n"

@@ -14,5 +14,6 @@ def test_readme_has_examples():
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
+@pytest.mark.slow
 def test_readme_example_runs(index):
     exec(compile(BLOCKS[index], f"README.md[python block {index}]", "exec"), {})

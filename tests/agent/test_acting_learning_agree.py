@@ -35,6 +35,8 @@ from rmuzero.networks.muzero import MuZeroNetwork
 from rmuzero.networks.transforms import logits_to_scalar
 from rmuzero.replay.buffer import Sequences
 
+pytestmark = pytest.mark.slow  # the module's run trains the agent
+
 EPISODE = 51  # RepeatPrevious Easy: 52 cards, 51 steps per episode
 COLLECTS = 8
 ROLLOUT = 8

@@ -22,6 +22,8 @@ from rmuzero.agent.config import config_from_dict
 from rmuzero.agent.train import train
 from rmuzero.checkpoint import CheckpointError
 
+pytestmark = pytest.mark.slow  # trains, and evaluates in fresh processes
+
 REPO = Path(__file__).resolve().parents[2]
 TOTAL = 256
 EVERY = 128

@@ -42,6 +42,7 @@ def diagnosed():
     return env, key, jax.tree.map(np.asarray, diagnosis)
 
 
+@pytest.mark.slow
 def test_every_action_reward_follows_the_rule(diagnosed):
     env, key, d = diagnosed
     # Replay the taken actions on a fresh environment (same reset key as diagnose_search).
@@ -68,6 +69,7 @@ def test_every_action_reward_follows_the_rule(diagnosed):
     assert set(np.unique(d.episode_step)) == set(range(CARDS - 1))
 
 
+@pytest.mark.slow
 def test_policies_are_distributions(diagnosed):
     _, _, d = diagnosed
     np.testing.assert_allclose(d.prior.sum(-1), 1.0, atol=1e-5)

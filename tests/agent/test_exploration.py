@@ -48,6 +48,7 @@ def test_bad_epsilon_is_refused_in_one_line():
         config_from_dict({"system": {"exploration_epsilon": 1.5}})
 
 
+@pytest.mark.slow
 def test_the_environment_steps_with_the_stored_action():
     """epsilon = 1: stored actions are uniform, not the search's, and each is the action the
     environment took: the next observation's previous-action one-hot (the wrapper's record)

@@ -21,11 +21,14 @@ import jax
 import jax.numpy as jnp
 import jumanji
 import numpy as np
+import pytest
 from jumanji import specs
 from jumanji.types import restart, termination, transition
 
 from rmuzero.agent.agent import make_agent
 from rmuzero.agent.config import config_from_dict
+
+pytestmark = pytest.mark.slow  # trains the agent to a target return
 
 LENGTH = 3
 

@@ -59,6 +59,7 @@ def _sequences(agent) -> Sequences:
 
 
 @pytest.mark.parametrize("memory", ["ffm", "gru"])
+@pytest.mark.slow
 def test_loss_at_step_100_reaches_step_2_and_nothing_across_a_start_flag(memory):
     agent = make_agent(config_from_dict(_config(memory)))
     assert agent.sequence_length == LENGTH

@@ -30,6 +30,8 @@ from rmuzero.networks.transforms import logits_to_scalar
 from rmuzero.replay.buffer import Sequences
 from rmuzero.replay.targets import batched_unroll_targets
 
+pytestmark = pytest.mark.slow  # the module's run trains the agent; several tests train their own
+
 EPISODE = 51
 ITERATIONS = 9
 ROLLOUT = 8

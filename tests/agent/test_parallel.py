@@ -31,6 +31,7 @@ def _run(*args: str, devices: int = 4, timeout: int = 600) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_one_update_on_four_devices_equals_the_update_on_one():
     """The same global batch of 8 sequences: one device learns from all of it, four devices
     from 2 each with averaged gradients. Parameters after the Adam step agree to float
@@ -44,6 +45,7 @@ def test_one_update_on_four_devices_equals_the_update_on_one():
     assert out["grad_norm"] < 1e-5
 
 
+@pytest.mark.slow
 def test_training_on_four_devices_then_resumed_on_two(tmp_path):
     """A short run over every device (4): global env steps per iteration (8 envs x 13 steps),
     each line naming the layout; resumed from its checkpoint on 2 devices, the metrics file
@@ -66,6 +68,7 @@ def test_training_on_four_devices_then_resumed_on_two(tmp_path):
     assert out["compiled"] == [{"rmuzero-compile": 1}, {"rmuzero-compile": 1}]
 
 
+@pytest.mark.slow
 def test_vmapped_seeds_on_two_devices_reproduce_a_seed_alone(tmp_path):
     """num_seeds=2 on 2 devices (what scripts/suite.py runs on a 2-core CPU): seed 5's
     training lines equal those of seed 5 trained alone on 2 devices (timings aside, floats to
@@ -87,6 +90,7 @@ def test_vmapped_seeds_on_two_devices_reproduce_a_seed_alone(tmp_path):
             assert a[key] == expected, (a["env_steps"], key)
 
 
+@pytest.mark.slow
 def test_gru_seeds_start_on_two_devices():
     """num_seeds=2 with a GRU on 2 CPU devices (`train.py network=gru num_seeds=3` on a 2-core
     CPU) used to hang in its first call, the vmapped initialisation under shard_map (see
@@ -99,6 +103,7 @@ def test_gru_seeds_start_on_two_devices():
     assert max(out["differences"]) < 1e-6
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_run(tmp_path):
     """Two processes (one CPU device each) on localhost form one run: one metrics file,
     written by process 0, lines naming 2 devices and 2 processes, one checkpoint per period;
@@ -185,6 +190,7 @@ print(json.dumps(dict(got=got, devices=devices, cores=available_cores(), again=a
 
 
 @pytest.mark.parametrize("requested, xla_flags", [(1, None), (2, None), (64, None), (2, 3)])
+@pytest.mark.slow
 def test_split_cpu_makes_that_many_devices_capped_at_the_cores(requested, xla_flags):
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))

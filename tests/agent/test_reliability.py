@@ -21,6 +21,8 @@ from rmuzero.agent.config import config_from_dict
 from rmuzero.agent.train import TrainingError, train
 from test_learns_delayed_match import LENGTH, DelayedMatch
 
+pytestmark = pytest.mark.slow  # trains, resumes and checkpoints runs
+
 ROLLOUT, ENVS = 4, 4
 STEPS_PER_ITERATION = ROLLOUT * ENVS
 

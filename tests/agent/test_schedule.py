@@ -71,6 +71,7 @@ def _config(**top):
     })
 
 
+@pytest.mark.slow
 def test_a_run_stops_once_every_evaluation_has_held_the_return_long_enough(tmp_path):
     """DelayedMatch returns lie in [-1, 1], so every evaluation reaches -1: evaluated after
     each call, the run has held it for 2 calls' steps at its third evaluation (3 * 16 - 16)

@@ -405,7 +405,9 @@ EXPECTED = {
     ("multiarmed_bandit", "hard"): dict(length=600, end="truncated", num_actions=30),
 }
 
-PARAMS = [(family, difficulty) for family in CASES for difficulty in ("easy", "medium", "hard")]
+# The fast loop (`pytest -m "not slow"`) checks every family at Easy; Medium and Hard run in the full suite.
+PARAMS = [(family, difficulty) if difficulty == "easy" else pytest.param(family, difficulty, marks=pytest.mark.slow)
+          for family in CASES for difficulty in ("easy", "medium", "hard")]
 
 
 @pytest.mark.parametrize("family,difficulty", PARAMS)
@@ -521,6 +523,7 @@ def test_autoencode_shows_the_cards_while_watching():
 
 
 @pytest.mark.parametrize("family", list(CASES))
+@pytest.mark.slow
 def test_auto_reset_and_vmap_wrappers(family: str):
     """VmapWrapper(AutoResetWrapper(env)) under jit: LAST exactly at step L, then a fresh episode."""
     env = make(f"popgym/{family}", "easy")

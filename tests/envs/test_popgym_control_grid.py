@@ -55,6 +55,9 @@ def _ref_class(module, stem: str, difficulty: str):
     return getattr(module, stem + _LEVELS[difficulty])
 
 
+# The fast loop (`pytest -m "not slow"`) checks every family at Easy; Medium and Hard run in the full suite.
+PARITY_DIFFICULTIES = [d if d == "easy" else pytest.param(d, marks=pytest.mark.slow) for d in DIFFICULTIES]
+
 CONTROL = {
     "position_only_cartpole": (ref_cartpole, "PositionOnlyCartPole"),
     "noisy_position_only_cartpole": (ref_noisy_cartpole, "NoisyPositionOnlyCartPole"),
@@ -187,7 +190,7 @@ def _control_episode(family, difficulty, rng, policy):
     raise AssertionError("episode did not end")
 
 
-@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+@pytest.mark.parametrize("difficulty", PARITY_DIFFICULTIES)
 @pytest.mark.parametrize("family", sorted(CONTROL))
 def test_control_parity_teacher_forced(family, difficulty):
     rng = np.random.default_rng(zlib.crc32(f"{family}/{difficulty}".encode()))
@@ -285,6 +288,7 @@ def test_position_only_cartpole_full_episode_returns_one(difficulty, limit):
 
 @pytest.mark.parametrize("difficulty,sigma", [("easy", 0.1), ("medium", 0.2), ("hard", 0.3)])
 @pytest.mark.parametrize("family", ["noisy_position_only_cartpole", "noisy_position_only_pendulum"])
+@pytest.mark.slow
 def test_noise_distribution(family, difficulty, sigma):
     """``step`` adds N(0, sigma) noise: compare with the noise-free observation.
 
@@ -367,7 +371,7 @@ def _minesweeper_pair(difficulty, seed):
     return j, ref, state, ts, mines
 
 
-@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+@pytest.mark.parametrize("difficulty", PARITY_DIFFICULTIES)
 def test_minesweeper_parity(difficulty):
     rng = np.random.default_rng(zlib.crc32(difficulty.encode()))
     width = jitted("minesweeper", difficulty).env.dims[1]
@@ -397,6 +401,7 @@ def test_minesweeper_parity(difficulty):
 
 
 @pytest.mark.parametrize("difficulty", DIFFICULTIES)
+@pytest.mark.slow
 def test_minesweeper_sampling_and_counts(difficulty):
     j = jitted("minesweeper", difficulty)
     states, _ = jax.jit(jax.vmap(j.env.reset))(jax.random.split(jax.random.PRNGKey(0), 512))
@@ -424,7 +429,7 @@ def _battleship_pair(difficulty, seed, board=None):
     return j, ref, state, ts
 
 
-@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+@pytest.mark.parametrize("difficulty", PARITY_DIFFICULTIES)
 def test_battleship_parity(difficulty):
     rng = np.random.default_rng(zlib.crc32(difficulty.encode()))
     size = jitted("battleship", difficulty).env.board_size
@@ -457,6 +462,7 @@ def test_battleship_parity(difficulty):
 
 
 @pytest.mark.parametrize("difficulty", DIFFICULTIES)
+@pytest.mark.slow
 def test_battleship_placement_distribution(difficulty):
     """Our ship placement against the reference's: 12 cells, same row/column marginals."""
     j = jitted("battleship", difficulty)
@@ -529,7 +535,7 @@ def _maze_moves(grid, start, goal=None) -> list[int]:
 # The reference warns on every maze it builds that mazes are solvable without memory; the
 # parity test builds them on purpose (rmuzero reimplements every reference family).
 @pytest.mark.filterwarnings("ignore:Maze environments have been shown:DeprecationWarning")
-@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+@pytest.mark.parametrize("difficulty", PARITY_DIFFICULTIES)
 @pytest.mark.parametrize("family", ["labyrinth_escape", "labyrinth_explore"])
 def test_labyrinth_parity(family, difficulty):
     rng = np.random.default_rng(zlib.crc32(f"{family}/{difficulty}".encode()))
@@ -642,6 +648,7 @@ _SHORT_LIMIT = {"labyrinth_escape": {"episode_length": 12}, "labyrinth_explore":
 
 
 @pytest.mark.parametrize("family", ALL_FAMILIES)
+@pytest.mark.slow
 def test_wrapped_in_autoreset_and_vmap(family):
     """VmapWrapper(AutoResetWrapper(env)) over 4 envs, 72 random steps of one jitted step."""
     module = rmuzero.envs.registry._module(family)
@@ -671,6 +678,7 @@ def test_wrapped_in_autoreset_and_vmap(family):
 
 
 @pytest.mark.parametrize("family", ALL_FAMILIES)
+@pytest.mark.slow
 def test_bad_actions(family):
     j = jitted(family, "easy")
     state, _ = j.reset(jax.random.PRNGKey(1))

@@ -61,6 +61,7 @@ def test_builds_at_every_difficulty_with_float32_observations(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_jumanji_auto_reset_and_vmap_wrappers_run(name):
     env = make(name, "easy")
     batched = VmapWrapper(AutoResetWrapper(env))

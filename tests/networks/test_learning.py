@@ -18,6 +18,8 @@ import pytest
 
 from rmuzero.networks import MEMORY_MODELS, make_memory
 
+pytestmark = pytest.mark.slow  # trains every memory model on a recall task
+
 T, BATCH, NUM_SYMBOLS, NOISE = 8, 64, 4, 4
 TRAIN_STEPS = 250
 

@@ -30,7 +30,13 @@ class Harness:
         return self.model.initialize_carry(batch)
 
 
-@pytest.fixture(scope="module", params=NAMES)
+# The fast loop (`pytest -m "not slow"`) checks one memoroid (FFM, the default) and one RNN (GRU);
+# the full suite checks every memory model.
+FAST_NAMES = ("ffm", "gru")
+
+
+@pytest.fixture(scope="module", params=[name if name in FAST_NAMES else pytest.param(name, marks=pytest.mark.slow)
+                                        for name in NAMES])
 def harness(request):
     return Harness(request.param)
 
@@ -39,6 +45,7 @@ def _close(a, b, tol=1e-5):
     jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=tol, atol=tol), a, b)
 
 
+@pytest.mark.slow
 def test_tape_of_episodes_equals_each_episode_from_identity(harness):
     # Batch row 0: episodes [0,3) [3,8) [8,12); row 1: [0,1) [1,12); row 2: one episode.
     bounds = {0: [0, 3, 8, 12], 1: [0, 1, 12], 2: [0, 12]}
@@ -56,6 +63,7 @@ def test_tape_of_episodes_equals_each_episode_from_identity(harness):
             _close(y[begin:end, row], y_episode[: end - begin, row], tol=2e-5)
 
 
+@pytest.mark.slow
 def test_window_equals_single_steps_and_two_halves(harness):
     start = harness.start.at[5, 1].set(True)
     carry0 = harness.identity()
@@ -117,6 +125,7 @@ def test_parameters_are_strongly_typed_so_training_compiles_once(harness):
     assert not weak, f"weakly typed parameters: {weak}"
 
 
+@pytest.mark.slow
 def test_jit_vmap_grad_compose_and_state_dtypes(harness):
     seeds = 2
     xs = jnp.stack([harness.x, -harness.x])
@@ -161,6 +170,7 @@ def test_unknown_name_and_bad_options_list_valid_choices():
         make_memory("gru", features=0)
 
 
+@pytest.mark.slow
 def test_stack_of_layers_threads_one_carry_per_layer():
     model = make_memory("ffm", features=8, num_layers=3, memory_size=4, context_size=2)
     carry = model.initialize_carry(2)

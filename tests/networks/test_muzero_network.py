@@ -46,6 +46,7 @@ def _norm(tree) -> float:
 
 
 @pytest.mark.parametrize("separate", [False, True])
+@pytest.mark.slow
 def test_reward_and_next_latent_paths(separate):
     network = _network(separate)
     params = _params(network)

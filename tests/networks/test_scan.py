@@ -137,6 +137,7 @@ def test_strategies_match_a_plain_loop(strategy, chunk_size):
         np.testing.assert_array_equal(np.asarray(states.steps[t]), steps)
 
 
+@pytest.mark.slow
 def test_long_sequences_agree_across_strategies_in_relative_terms():
     """T = 1024 with slow decay: magnitudes reach tens, so compare relatively."""
     num_steps, batch = 1024, 2

@@ -123,6 +123,7 @@ def test_every_field_stays_aligned_with_its_observation(filled):
     np.testing.assert_array_equal(sequences.carry["count"], first.carry["count"])
 
 
+@pytest.mark.slow
 def test_segments_tile_a_long_episode():
     """An episode of 10 steps with L = 4, burn_in = 1: sequences at episode steps 0, 3, 6 whose
     loss positions ([0, 4), then [e + 1, e + 4)) cover steps 0..9 exactly once; none at 9."""

@@ -237,6 +237,7 @@ def test_improved_value_completes_unvisited_actions_with_the_mixed_value():
     np.testing.assert_allclose(out.improved_value[:3], (weights * completed).sum(-1), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_muzero_root_value_is_visit_weighted_mean_under_perfect_model():
     # Bandit and trap rows under the perfect model: every simulation through
     # root action a returns exactly Q(root, a), because all actions below are
@@ -257,6 +258,7 @@ def test_muzero_root_value_is_visit_weighted_mean_under_perfect_model():
         np.testing.assert_allclose(out.improved_value[rows], np.sum(w[rows] * q, -1), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_muzero_bandit_root_value_approaches_best_arm():
     # Depth-1 bandit with value 0 everywhere: Q(root, a) = r_a exactly and the
     # prior value is 0, so root_value = N * sum_a w_a r_a / (N + 1). With 512
@@ -276,6 +278,7 @@ def test_muzero_bandit_root_value_approaches_best_arm():
 
 @pytest.mark.parametrize("true_values", [True, False], ids=["true_value", "zero_value"])
 @pytest.mark.parametrize("config", [GUMBEL, MUZERO], ids=["gumbel", "muzero"])
+@pytest.mark.slow
 def test_search_avoids_greedy_trap_and_picks_best_arm(config, true_values):
     out = mdp_result(config, true_values)
     best = np.argmax(np.asarray(out.action_weights), axis=-1)
@@ -314,6 +317,7 @@ def test_predicted_terminal_cuts_post_terminal_value(config, true_values):
 
 
 @pytest.mark.parametrize("config", [GUMBEL, MUZERO], ids=["gumbel", "muzero"])
+@pytest.mark.slow
 def test_without_termination_the_trap_is_taken(config):
     # Control for the test above: the same table with continuation 1 makes
     # the post-terminal value count, and the search prefers a0.
@@ -391,6 +395,7 @@ def adversarial_random_problem(seed: int):
 
 
 @pytest.mark.parametrize("config", [GUMBEL, MUZERO_HOT], ids=["gumbel", "muzero"])
+@pytest.mark.slow
 def test_invalid_actions_never_selected(config):
     search = searcher(config)
     rows = np.arange(BATCH)
