@@ -57,6 +57,7 @@ def _ours(environment, key, actions):
     return [observations] + [np.asarray(jnp.stack(x)) for x in (rewards, lasts, discounts)]
 
 
+@pytest.mark.slow  # tens of seconds of compiling and stepping on 2 CPU cores
 def test_gymnax_cartpole_equals_gymnax_step_over_episodes_and_resets():
     env, params = gymnax.make("CartPole-v1")
     params = params.replace(max_steps_in_episode=25)  # random play: terminations and truncations
@@ -90,6 +91,7 @@ def _balance(obs):
     return (theta + 0.5 * theta_dot + 0.05 * x_dot > 0).astype(jnp.int32)
 
 
+@pytest.mark.slow  # tens of seconds of compiling and stepping on 2 CPU cores
 def test_cartpole_time_limit_bootstraps_and_termination_does_not():
     """CartPole-v1's 500-step limit is a truncation: discount 1 on the episode's last
     transition, so the n-step target there bootstraps; a fall is a termination: discount 0,
@@ -154,6 +156,7 @@ def test_popgym_arcade_equals_its_own_step_over_episodes_and_resets():
     assert ref_done.sum() >= B  # every environment finished an episode (126 steps) and went on
 
 
+@pytest.mark.slow  # tens of seconds of compiling and stepping on 2 CPU cores
 def test_jumanji_adapter_equals_jumanjis_own_auto_reset_stack():
     """Minesweeper: multi-discrete (row, column) actions flattened row-major, the mask with
     them, the named-tuple observation as a dict; jumanji's own stack steps the same games."""
@@ -181,6 +184,7 @@ def test_jumanji_adapter_equals_jumanjis_own_auto_reset_stack():
     assert ended >= 2 * B  # games were lost or won and the next ones compared too
 
 
+@pytest.mark.slow  # tens of seconds of compiling and stepping on 2 CPU cores
 def test_custom_factory_gives_the_same_environment_as_its_suite():
     popgym = make_environment("popgym", "popgym/repeat_previous", difficulty="medium")
     custom = make_environment("custom", factory="rmuzero.envs.registry:make",
