@@ -159,7 +159,8 @@ def _this_process_checkpointer() -> ocp.StandardCheckpointer:
     the others must not be waited for at orbax's barriers (they save nothing)."""
     me = jax.process_index()
     return ocp.StandardCheckpointer(
-        multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me}))
+        multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+    )
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -250,8 +251,7 @@ def latest_checkpoint(path: str | os.PathLike[str]) -> Path:
         )
     if not p.is_dir():
         raise CheckpointError(
-            f"{p} is a file; expected a run directory, its checkpoints/ directory, "
-            "or a step directory"
+            f"{p} is a file; expected a run directory, its checkpoints/ directory, or a step directory"
         )
     if (p / "checkpoints").is_dir():
         checkpoints = p / "checkpoints"
@@ -300,9 +300,7 @@ def load_config(step_dir: str | os.PathLike[str]) -> dict[str, Any]:
     _check_step(step_dir)
     config = _read_json(step_dir / CONFIG_FILE)
     if not isinstance(config, dict):
-        raise CheckpointError(
-            f"{step_dir / CONFIG_FILE} holds a {type(config).__name__}, expected a JSON object"
-        )
+        raise CheckpointError(f"{step_dir / CONFIG_FILE} holds a {type(config).__name__}, expected a JSON object")
     return config
 
 
@@ -337,9 +335,7 @@ def restore_checkpoint(step_dir: str | os.PathLike[str], target: PyTree) -> PyTr
     for i, ((path, leaf), entry) in enumerate(zip(with_paths, manifest)):
         name = jax.tree_util.keystr(path)
         if entry["path"] != name:
-            raise CheckpointError(
-                f"structure mismatch at leaf {i}: checkpoint {entry['path']}, target {name}"
-            )
+            raise CheckpointError(f"structure mismatch at leaf {i}: checkpoint {entry['path']}, target {name}")
         kind = _kind(leaf)
         if kind != entry["kind"]:
             raise CheckpointError(
@@ -349,23 +345,18 @@ def restore_checkpoint(step_dir: str | os.PathLike[str], target: PyTree) -> PyTr
         if kind == "key":
             impl = _key_impl_name(leaf)
             if impl is not None and impl != entry["key_impl"]:
-                raise CheckpointError(
-                    f"leaf {name}: checkpoint key implementation {entry['key_impl']}, target {impl}"
-                )
+                raise CheckpointError(f"leaf {name}: checkpoint key implementation {entry['key_impl']}, target {impl}")
             shape, dtype = jax.eval_shape(jax.random.key_data, leaf).shape, np.dtype(np.uint32)
         else:
-            shape, dtype = tuple(np.shape(leaf)), np.dtype(
-                leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+            shape, dtype = (
+                tuple(np.shape(leaf)),
+                np.dtype(leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype),
             )
         saved_shape, saved_dtype = tuple(entry["shape"]), np.dtype(entry["dtype"])
         if shape != saved_shape:
-            raise CheckpointError(
-                f"shape mismatch at leaf {name}: checkpoint {saved_shape}, target {shape}"
-            )
+            raise CheckpointError(f"shape mismatch at leaf {name}: checkpoint {saved_shape}, target {shape}")
         if dtype != saved_dtype:
-            raise CheckpointError(
-                f"dtype mismatch at leaf {name}: checkpoint {saved_dtype.name}, target {dtype.name}"
-            )
+            raise CheckpointError(f"dtype mismatch at leaf {name}: checkpoint {saved_dtype.name}, target {dtype.name}")
         if np.prod(saved_shape, dtype=int):
             abstract[_leaf_name(i)] = jax.ShapeDtypeStruct(saved_shape, saved_dtype)
 
@@ -374,9 +365,7 @@ def restore_checkpoint(step_dir: str | os.PathLike[str], target: PyTree) -> PyTr
         arrays = checkpointer.restore(step_dir / STATE_DIR, abstract)
     except Exception as e:  # orbax/tensorstore errors are long multi-line specs
         first_line = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"could not read array data of checkpoint {step_dir}: {first_line}"
-        ) from e
+        raise CheckpointError(f"could not read array data of checkpoint {step_dir}: {first_line}") from e
     finally:
         checkpointer.close()
 
@@ -421,4 +410,3 @@ def _read_json(path: Path) -> Any:
             return json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise CheckpointError(f"cannot read {path}: {e}") from None
-

@@ -72,6 +72,7 @@ class UsageError(ValueError):
 
 # ---------------------------------------------------------------------------- values
 
+
 class _Loader(yaml.SafeLoader):
     """YAML 1.2's core schema (what hydra's override grammar types): ``true`` / ``false`` only as
     booleans (not ``on`` / ``no``), ``1e-3`` a float, no sexagesimal numbers, no dates."""
@@ -81,15 +82,20 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag.rsplit(":", 1)[-1] not in ("bool", "int", "float", "timestamp")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                              list("tTfF"))
-_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x[0-9a-fA-F]+|0o[0-7]+)$"),
-                              list("-+0123456789"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x[0-9a-fA-F]+|0o[0-7]+)$"), list("-+0123456789")
+)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9]+|[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)"
-               r"|\.(?:nan|NaN|NAN))$"),
-    list("-+.0123456789"))
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9]+|[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)"
+        r"|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
+)
 
 
 def _int(loader, node) -> int:
@@ -120,6 +126,7 @@ def _load(path: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------- composition
+
 
 def group_options(group: str, configs: Path = CONFIGS) -> list[str]:
     """The choices of ``<group>=``: configs/<group>/**.yaml as names relative to the group
@@ -191,14 +198,16 @@ def _apply(values: dict, token: str, groups: Sequence[str]) -> None:
     if not sep:
         raise UsageError(f"{token!r} is not key=value; valid: key=value, +key=value, ++key=value, ~key")
     mode = "++" if key.startswith("++") else "+" if key.startswith("+") else ""
-    *parents, leaf = _path(key[len(mode):])
+    *parents, leaf = _path(key[len(mode) :])
     value = parse_value(raw)
     node = _node(values, parents, token, create=bool(mode))
     if mode == "" and leaf not in node:
         where = ".".join(parents)
         hint = f"; or a group: {', '.join(g + '=' for g in groups)}" if not parents else ""
-        raise UsageError(f"{token}: {key} is not a key of the config (+{key}= adds one); valid: "
-                         f"{_valid_keys(node, where + '.' if where else '')}{hint}")
+        raise UsageError(
+            f"{token}: {key} is not a key of the config (+{key}= adds one); valid: "
+            f"{_valid_keys(node, where + '.' if where else '')}{hint}"
+        )
     if mode == "+" and leaf in node:
         raise UsageError(f"{token}: {key[1:]} is already in the config; valid: {key[1:]}={raw} to change it")
     if isinstance(value, Mapping) and isinstance(node.get(leaf), dict):
@@ -215,8 +224,10 @@ def _node(values: dict, parents: list[str], token: str, create: bool = False) ->
         if not isinstance(node.get(part), dict):
             where = ".".join(parents[:depth])
             sections = {key: value for key, value in node.items() if isinstance(value, dict)}
-            raise UsageError(f"{token}: {'.'.join(parents[:depth + 1])} is not a section of the config; valid: "
-                             f"{_valid_keys(sections, where + '.' if where else '')}")
+            raise UsageError(
+                f"{token}: {'.'.join(parents[: depth + 1])} is not a section of the config; valid: "
+                f"{_valid_keys(sections, where + '.' if where else '')}"
+            )
         node = node[part]
     return node
 
@@ -237,8 +248,9 @@ def _resolve(values: dict) -> dict:
         node: Any = values
         for part in expression.split("."):
             if not isinstance(node, Mapping) or part not in node:
-                raise UsageError(f"${{{expression}}}: no key {expression} in the config; valid: a key, e.g. "
-                                 "${system.discount}")
+                raise UsageError(
+                    f"${{{expression}}}: no key {expression} in the config; valid: a key, e.g. ${{system.discount}}"
+                )
             node = node[part]
         return resolve(node, (*seen, expression))
 
@@ -304,6 +316,7 @@ def agent_config(values: Mapping):
 
 # ---------------------------------------------------------------------------- options
 
+
 def _legacy(argv: Sequence[str], aliases: Mapping[str, str]) -> list[str]:
     """argparse's ``--name v1 v2 --flag --set k=v`` as ``name=[v1,v2] flag=true k=v``."""
     tokens: list[str] = []
@@ -342,8 +355,9 @@ def _typed(key: str, raw: str, default: Any) -> Any:
         if not isinstance(value, list):
             raise UsageError(f"{key}={raw}; valid: a list, e.g. {key}=[{','.join(map(str, default)) or 'a,b'}]")
         if default:
-            return [_typed(key, str(item), default[0]) if not isinstance(item, type(default[0])) else item
-                    for item in value]
+            return [
+                _typed(key, str(item), default[0]) if not isinstance(item, type(default[0])) else item for item in value
+            ]
         return value
     value = parse_value(raw)
     if default is REQUIRED or default is None:
@@ -368,6 +382,7 @@ def _typed(key: str, raw: str, default: Any) -> Any:
 def _help(doc: str | None, usage: str, options: Mapping[str, Any], overrides: bool) -> NoReturn:
     lines = [doc.strip(), ""] if doc else []
     lines.append(usage)
+
     def show(value: Any) -> str:
         if value is REQUIRED:
             return "(required)"
@@ -379,9 +394,11 @@ def _help(doc: str | None, usage: str, options: Mapping[str, Any], overrides: bo
         lines.append("options (key=value; default): " + ", ".join(f"{k}={show(v)}" for k, v in options.items()))
     if overrides:
         groups = [group for group, _ in _defaults(_load(CONFIGS / "config.yaml")) if group is not None]
-        lines.append("config overrides (any other key=value): " + "; ".join(
-            f"{group}=<{' | '.join(group_options(group))}>" for group in groups)
-            + "; any key of the composed config, e.g. system.batch_size=32 (configs/*.yaml say what each is)")
+        lines.append(
+            "config overrides (any other key=value): "
+            + "; ".join(f"{group}=<{' | '.join(group_options(group))}>" for group in groups)
+            + "; any key of the composed config, e.g. system.batch_size=32 (configs/*.yaml say what each is)"
+        )
     print("\n".join(lines))
     sys.exit(0)
 
@@ -393,13 +410,21 @@ def translate_legacy(argv: Sequence[str], aliases: Mapping[str, str] | None = No
     if not any(token.startswith("--") and token != "--help" for token in argv):
         return argv
     translated = _legacy(argv, aliases or {})
-    print(f"note: the --option form is the old one; the same command now reads: {' '.join(translated)}",
-          file=sys.stderr)
+    print(
+        f"note: the --option form is the old one; the same command now reads: {' '.join(translated)}", file=sys.stderr
+    )
     return translated
 
 
-def parse_args(argv: Sequence[str], options: Mapping[str, Any], *, usage: str, overrides: bool = False,
-               aliases: Mapping[str, str] | None = None, doc: str | None = None) -> tuple[dict, list[str]]:
+def parse_args(
+    argv: Sequence[str],
+    options: Mapping[str, Any],
+    *,
+    usage: str,
+    overrides: bool = False,
+    aliases: Mapping[str, str] | None = None,
+    doc: str | None = None,
+) -> tuple[dict, list[str]]:
     """``(options, config overrides)`` of a script's ``key=value`` tokens.
 
     Args:
@@ -453,6 +478,7 @@ def at_least(values: Mapping[str, Any], minimum: int, *keys: str) -> None:
 
 # ---------------------------------------------------------------------------- running
 
+
 def start_devices(cpu_devices: int, distributed: Mapping | None = None) -> None:
     """Before anything starts JAX: join the processes of a multi-process run
     (``distributed``: the config's section), or split a CPU host into ``cpu_devices`` devices."""
@@ -496,6 +522,7 @@ def load_checkpoint(path: str | Path, *, eval_envs: int | None = None, cache: st
 def git_commit(cwd: str | Path | None = None) -> str:
     """HEAD's hash, with ``+dirty`` when tracked files differ from it; ``unknown`` outside git."""
     try:
+
         def git(*args: str) -> str:
             return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=cwd).stdout.strip()
 

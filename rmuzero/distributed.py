@@ -31,16 +31,20 @@ class DistributedConfig:
     def __post_init__(self):
         given = [v is not None for v in (self.coordinator_address, self.num_processes, self.process_id)]
         if any(given) and not all(given):
-            raise ValueError("coordinator_address, num_processes and process_id are set together (several "
-                             "processes) or all null (one process)")
+            raise ValueError(
+                "coordinator_address, num_processes and process_id are set together (several "
+                "processes) or all null (one process)"
+            )
         if all(given):
             if not (isinstance(self.coordinator_address, str) and ":" in self.coordinator_address):
                 raise ValueError(f"coordinator_address={self.coordinator_address!r}; valid: host:port")
             check_int("num_processes", self.num_processes, 1)
             check_int("process_id", self.process_id, 0)
             if self.process_id >= self.num_processes:
-                raise ValueError(f"process_id={self.process_id}; valid: 0 .. {self.num_processes - 1} "
-                                 f"(num_processes={self.num_processes})")
+                raise ValueError(
+                    f"process_id={self.process_id}; valid: 0 .. {self.num_processes - 1} "
+                    f"(num_processes={self.num_processes})"
+                )
 
     @property
     def enabled(self) -> bool:
@@ -67,10 +71,12 @@ def initialize(config: DistributedConfig) -> None:
     if _backend_started():
         raise RuntimeError(
             "distributed.* is set but JAX has already started in this process; call "
-            "rmuzero.distributed.initialize(...) before importing rmuzero.agent or jumanji (scripts/train.py does)")
+            "rmuzero.distributed.initialize(...) before importing rmuzero.agent or jumanji (scripts/train.py does)"
+        )
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
-    jax.distributed.initialize(coordinator_address=config.coordinator_address,
-                               num_processes=config.num_processes, process_id=config.process_id)
+    jax.distributed.initialize(
+        coordinator_address=config.coordinator_address, num_processes=config.num_processes, process_id=config.process_id
+    )
 
 
 def available_cores() -> int:
@@ -102,7 +108,8 @@ def split_cpu(count: int) -> int:
         if len(jax.devices("cpu")) != count:
             raise RuntimeError(
                 f"cpu_devices={count} but JAX has already started in this process; call "
-                "rmuzero.distributed.split_cpu(...) before importing rmuzero.agent or jumanji (scripts/train.py does)")
+                "rmuzero.distributed.split_cpu(...) before importing rmuzero.agent or jumanji (scripts/train.py does)"
+            )
         return count
     jax.config.update("jax_num_cpu_devices", count)
     return count

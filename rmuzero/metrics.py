@@ -70,9 +70,7 @@ class MetricsLogger:
         if self._file.closed:
             raise ValueError(f"MetricsLogger for {self.path} is closed")
         if not isinstance(record, Mapping):
-            raise TypeError(
-                f"record must be a mapping of str to scalars, got {type(record).__name__}"
-            )
+            raise TypeError(f"record must be a mapping of str to scalars, got {type(record).__name__}")
         line = json.dumps(_plain(record, "record"), allow_nan=False)
         self._file.write(line + "\n")
         self._file.flush()
@@ -118,9 +116,7 @@ def _plain(value: Any, where: str) -> Any:
         raise ValueError(f"{where} has shape {tuple(shape)}; log scalars (shape ()) only")
     item = np.asarray(value).item()
     if isinstance(item, complex):
-        raise TypeError(
-            f"{where} is complex ({np.dtype(dtype).name}); log its real/imag/abs instead"
-        )
+        raise TypeError(f"{where} is complex ({np.dtype(dtype).name}); log its real/imag/abs instead")
     return _plain(item, where)
 
 
@@ -144,15 +140,20 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             except json.JSONDecodeError as e:
                 raise ValueError(f"{p}:{number} is not valid JSON ({e.msg})") from None
             if not isinstance(record, dict):
-                raise ValueError(
-                    f"{p}:{number} holds a {type(record).__name__}, expected a JSON object"
-                )
+                raise ValueError(f"{p}:{number} holds a {type(record).__name__}, expected a JSON object")
             records.append(record)
     return records
 
 
-LOSS_NAMES = ("loss", "value_loss", "reward_loss", "policy_loss", "consistency_loss", "grad_norm",
-              "targets_outside_support")  # IterationMetrics fields logged (means over the updates)
+LOSS_NAMES = (
+    "loss",
+    "value_loss",
+    "reward_loss",
+    "policy_loss",
+    "consistency_loss",
+    "grad_norm",
+    "targets_outside_support",
+)  # IterationMetrics fields logged (means over the updates)
 
 
 def evaluation_summary(returns: np.ndarray, lengths: np.ndarray, finished: np.ndarray) -> dict[str, Any]:
@@ -186,9 +187,17 @@ class RunLog:
     the summary until the next evaluation, all count for early stopping (``evaluations``).
     """
 
-    def __init__(self, run_dir: Path, begin: float, support_bound: float, layout: dict[str, int], *,
-                 write: bool = True, tensorboard: bool = False,
-                 past_evaluations: Sequence[dict[str, Any]] = ()):
+    def __init__(
+        self,
+        run_dir: Path,
+        begin: float,
+        support_bound: float,
+        layout: dict[str, int],
+        *,
+        write: bool = True,
+        tensorboard: bool = False,
+        past_evaluations: Sequence[dict[str, Any]] = (),
+    ):
         self.run_dir = run_dir
         self.support_bound = support_bound
         self.layout = layout  # num_devices, num_processes: carried by every line
@@ -202,13 +211,21 @@ class RunLog:
         self.begin = begin  # perf_counter() at the run's start: wall_time counts from it
         self.summary: dict = dict(past_evaluations[-1]) if past_evaluations else {}  # the last evaluation line
         # (env_steps, eval_return) of every evaluation, for early stopping
-        self.evaluations: list[tuple[int, float | None]] = [(e["env_steps"], e["eval_return"])
-                                                            for e in past_evaluations]
+        self.evaluations: list[tuple[int, float | None]] = [
+            (e["env_steps"], e["eval_return"]) for e in past_evaluations
+        ]
         self.reset()
 
     def reset(self) -> None:
-        self.window = {"return": 0.0, "length": 0.0, "episodes": 0.0, "losses": [],
-                       "start": time.perf_counter(), "steps": 0, "updates": 0}
+        self.window = {
+            "return": 0.0,
+            "length": 0.0,
+            "episodes": 0.0,
+            "losses": [],
+            "start": time.perf_counter(),
+            "steps": 0,
+            "updates": 0,
+        }
 
     def add(self, metrics, steps: int) -> None:
         """Sums one call's metrics (IterationMetrics, fields [k]) into the window; warns once
@@ -227,10 +244,13 @@ class RunLog:
             from rmuzero.networks.transforms import h_inv
 
             self.warned = True
-            print(f"warning: {100 * float(outside.max()):.2g}% of the value / reward targets of an update lie "
-                  f"outside the supports (|x| <= {float(h_inv(self.support_bound)):.3g}, "
-                  f"network.support_bound={self.support_bound} after h) and are clipped; set "
-                  "network.support_bound higher for this task's returns", file=sys.stderr)
+            print(
+                f"warning: {100 * float(outside.max()):.2g}% of the value / reward targets of an update lie "
+                f"outside the supports (|x| <= {float(h_inv(self.support_bound)):.3g}, "
+                f"network.support_bound={self.support_bound} after h) and are clipped; set "
+                "network.support_bound higher for this task's returns",
+                file=sys.stderr,
+            )
 
     def log_training(self, env_steps: int, updates: int) -> dict:
         window = self.window

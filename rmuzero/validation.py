@@ -31,8 +31,9 @@ def check_int(name: str, value: Any, minimum: int = 1, *, error: type[Exception]
         raise error(f"{name}={value!r}; valid: an integer >= {minimum}")
 
 
-def check_real(name: str, value: Any, low: float, high: float, *, open_low: bool = False,
-               error: type[Exception] = ValueError) -> None:
+def check_real(
+    name: str, value: Any, low: float, high: float, *, open_low: bool = False, error: type[Exception] = ValueError
+) -> None:
     """Raises ``error("name=value; valid: a number in [low, high]")`` (``(low, high]`` with
     ``open_low``) unless ``value`` is one."""
     ok = is_real(value) and (low < value if open_low else low <= value) and value <= high

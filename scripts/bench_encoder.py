@@ -56,20 +56,28 @@ def bench_model(name: str, strategy: str | None, *, length: int, batch: int, wid
     forward = jax.jit(lambda p, c, x, s: model.apply(p, c, (x, s))[1])
     seconds = {"forward": _median_seconds(forward, params, carry, x, start, repeats=repeats)}
     if backward:
+
         def loss(p, c, x, s):
             return jnp.mean(jnp.square(model.apply(p, c, (x, s))[1]))
 
-        seconds["forward_backward"] = _median_seconds(
-            jax.jit(jax.grad(loss)), params, carry, x, start, repeats=repeats
-        )
+        seconds["forward_backward"] = _median_seconds(jax.jit(jax.grad(loss)), params, carry, x, start, repeats=repeats)
     return seconds
 
 
-USAGE = ("usage: python scripts/bench_encoder.py [models=[...]] [lengths=[...]] [batch=B] [width=W] [step_batch=B] "
-         "[repeats=N] [strategies=[...]] [out=<file>]")
-OPTIONS = {"models": sorted(MEMORY_MODELS), "lengths": [64, 256, 1024, 4096], "batch": 32, "width": 128,
-           "step_batch": 1024, "repeats": 7, "strategies": ["sequential", "associative", "chunked"],
-           "out": "bench_encoder.json"}
+USAGE = (
+    "usage: python scripts/bench_encoder.py [models=[...]] [lengths=[...]] [batch=B] [width=W] [step_batch=B] "
+    "[repeats=N] [strategies=[...]] [out=<file>]"
+)
+OPTIONS = {
+    "models": sorted(MEMORY_MODELS),
+    "lengths": [64, 256, 1024, 4096],
+    "batch": 32,
+    "width": 128,
+    "step_batch": 1024,
+    "repeats": 7,
+    "strategies": ["sequential", "associative", "chunked"],
+    "out": "bench_encoder.json",
+}
 STRATEGIES = ("sequential", "associative", "chunked", "auto")
 
 
@@ -92,8 +100,9 @@ def main(argv: list[str]) -> int:
             variants.append((name, None))
 
     machine = f"{platform.processor() or platform.machine()}, {jax.default_backend()} ({jax.devices()[0].device_kind})"
-    print(f"# {machine}; B={args.batch}, width={args.width}; median of {args.repeats}; auto -> "
-          f"{resolve_strategy('auto')}")
+    print(
+        f"# {machine}; B={args.batch}, width={args.width}; median of {args.repeats}; auto -> {resolve_strategy('auto')}"
+    )
     header = f"{'model':28s} {'T':>6s} {'fwd ms':>10s} {'fwd+bwd ms':>12s} {'fwd+bwd vs gru':>15s}"
     print(header)
     gru_time = {}
@@ -108,8 +117,11 @@ def main(argv: list[str]) -> int:
                 gru_time[length] = seconds["forward_backward"]
             ratio = gru_time.get(length, float("nan")) / seconds["forward_backward"]
             rows.append({"model": label, "T": length, "batch": args.batch, **seconds, "speedup_vs_gru": ratio})
-            print(f"{label:28s} {length:6d} {1e3 * seconds['forward']:10.2f} "
-                  f"{1e3 * seconds['forward_backward']:12.2f} {ratio:14.2f}x", flush=True)
+            print(
+                f"{label:28s} {length:6d} {1e3 * seconds['forward']:10.2f} "
+                f"{1e3 * seconds['forward_backward']:12.2f} {ratio:14.2f}x",
+                flush=True,
+            )
 
     print(f"\n# single step (T=1), B={args.step_batch}")
     for name, strategy in ordered:

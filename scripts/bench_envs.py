@@ -79,14 +79,10 @@ def jax_steps_per_second(name: str, difficulty: str, *, num_envs: int, steps: in
         return state, agent_step.obs, agent_step.reward
 
     state, _ = jax.jit(agent_env.reset)(jax.random.PRNGKey(0))
-    return _time_scan(
-        step, state, num_envs=num_envs, num_actions=agent_env.num_actions, steps=steps, repeats=repeats
-    )
+    return _time_scan(step, state, num_envs=num_envs, num_actions=agent_env.num_actions, steps=steps, repeats=repeats)
 
 
-def jumanji_stack_steps_per_second(
-    name: str, difficulty: str, *, num_envs: int, steps: int, repeats: int
-) -> float:
+def jumanji_stack_steps_per_second(name: str, difficulty: str, *, num_envs: int, steps: int, repeats: int) -> float:
     """jumanji's own ``VmapWrapper(AutoResetWrapper(env))`` (resets under a vmapped cond)."""
     env = make(name, difficulty)
     batched = VmapWrapper(AutoResetWrapper(env))
@@ -97,7 +93,11 @@ def jumanji_stack_steps_per_second(
 
     state, _ = jax.jit(batched.reset)(jax.random.split(jax.random.PRNGKey(0), num_envs))
     return _time_scan(
-        step, state, num_envs=num_envs, num_actions=int(env.action_spec.num_values), steps=steps,
+        step,
+        state,
+        num_envs=num_envs,
+        num_actions=int(env.action_spec.num_values),
+        steps=steps,
         repeats=repeats,
     )
 
@@ -132,10 +132,19 @@ def reference_steps_per_second(family: str, difficulty: str, *, steps: int, repe
     return steps / statistics.median(seconds)
 
 
-USAGE = ("usage: python scripts/bench_envs.py [num_envs=B] [steps=N] [ref_steps=N] [repeats=N] "
-         "[difficulty=<easy|medium|hard>] [families=[...]] [out=<file>]")
-OPTIONS = {"num_envs": 1024, "steps": 128, "ref_steps": 2000, "repeats": 5, "difficulty": "easy", "families": [],
-           "out": "bench_envs.json"}
+USAGE = (
+    "usage: python scripts/bench_envs.py [num_envs=B] [steps=N] [ref_steps=N] [repeats=N] "
+    "[difficulty=<easy|medium|hard>] [families=[...]] [out=<file>]"
+)
+OPTIONS = {
+    "num_envs": 1024,
+    "steps": 128,
+    "ref_steps": 2000,
+    "repeats": 5,
+    "difficulty": "easy",
+    "families": [],
+    "out": "bench_envs.json",
+}
 
 
 def main(argv: list[str]) -> int:
@@ -162,9 +171,7 @@ def main(argv: list[str]) -> int:
         jumanji_sps = jumanji_stack_steps_per_second(
             name, args.difficulty, num_envs=args.num_envs, steps=args.steps, repeats=args.repeats
         )
-        ref_sps = reference_steps_per_second(
-            family, args.difficulty, steps=args.ref_steps, repeats=args.repeats
-        )
+        ref_sps = reference_steps_per_second(family, args.difficulty, steps=args.ref_steps, repeats=args.repeats)
         rows.append(
             {
                 "family": family,
@@ -175,8 +182,7 @@ def main(argv: list[str]) -> int:
             }
         )
         print(
-            f"{family:<30} {jax_sps:>13,.0f} {jumanji_sps:>14,.0f} {ref_sps:>12,.0f} "
-            f"{jax_sps / ref_sps:>7.1f}x",
+            f"{family:<30} {jax_sps:>13,.0f} {jumanji_sps:>14,.0f} {ref_sps:>12,.0f} {jax_sps / ref_sps:>7.1f}x",
             flush=True,
         )
 

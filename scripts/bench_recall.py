@@ -58,9 +58,9 @@ import platform
 import time
 from types import SimpleNamespace
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import flax.linen as nn
 import optax
 
 from rmuzero import cli
@@ -99,8 +99,10 @@ def count_recall_batch(key, batch: int):
     """(obs [51, B, 4], start [51, B], labels [51, B]) dealt as CountRecall Easy: shuffled decks."""
     deck = jnp.repeat(jnp.arange(KINDS), DECK // KINDS)
     value_key, query_key = jax.random.split(key)
-    values, queries = (jax.vmap(lambda k: jax.random.permutation(k, deck))(jax.random.split(k, batch)).T[: DECK - 1]
-                       for k in (value_key, query_key))
+    values, queries = (
+        jax.vmap(lambda k: jax.random.permutation(k, deck))(jax.random.split(k, batch)).T[: DECK - 1]
+        for k in (value_key, query_key)
+    )
     return count_observations(values, queries), count_starts(DECK - 1, batch), count_labels(values, queries)
 
 
@@ -109,8 +111,9 @@ def pooled_deals(key, indices, classes: int):
     given when each was dealt: (obs [51, B, 4], start [51, B], labels [51, B], answers [51, B])."""
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices)
     obs, start, labels = jax.vmap(lambda k: count_recall_batch(k, 1), out_axes=1)(keys)
-    answers = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 7), (DECK - 1,), 0, classes),
-                       out_axes=1)(keys)
+    answers = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 7), (DECK - 1,), 0, classes), out_axes=1)(
+        keys
+    )
     return obs[:, :, 0], start[:, :, 0], labels[:, :, 0], answers
 
 
@@ -136,9 +139,24 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, kwargs
 
 
-def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: int, blocks: int,
-        seed: int, features: int, task: str = "recall", feedback: str = "label", learning_rate: float = 1e-3,
-        epsilon: float = 0.1, pool: int = 0, refresh: float = 0.0) -> dict:
+def run(
+    memory: str,
+    kwargs: dict,
+    *,
+    lag: int,
+    length: int,
+    batch: int,
+    steps: int,
+    blocks: int,
+    seed: int,
+    features: int,
+    task: str = "recall",
+    feedback: str = "label",
+    learning_rate: float = 1e-3,
+    epsilon: float = 0.1,
+    pool: int = 0,
+    refresh: float = 0.0,
+) -> dict:
     encoder = HistoryEncoder(memory=memory, features=features, latent_size=features, memory_kwargs=kwargs)
     head_key, data_key, init_key = jax.random.split(jax.random.PRNGKey(seed), 3)
 
@@ -159,8 +177,10 @@ def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: 
     reward_model = RewardModel(classes, features)
     params = {"encoder": encoder.init(init_key, carry, (obs, start))}
     if feedback == "label":
-        params["head"] = {"w": jax.random.normal(head_key, (features, classes)) / jnp.sqrt(features),
-                          "b": jnp.zeros(classes)}
+        params["head"] = {
+            "w": jax.random.normal(head_key, (features, classes)) / jnp.sqrt(features),
+            "b": jnp.zeros(classes),
+        }
     else:
         params["head"] = reward_model.init(head_key, jnp.zeros((features,)), jnp.zeros((), jnp.int32))
     optimizer = optax.adam(learning_rate)
@@ -183,12 +203,14 @@ def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: 
             answer = jax.random.randint(jax.random.fold_in(key, 1), labels.shape, 0, classes)
             if pool:  # as from a replay: deals first + [0, pool), each with the answers it was given when dealt
                 first = jnp.floor(update * refresh).astype(jnp.int32)
-                obs, start, labels, answer = pooled_deals(data_key, first + jax.random.randint(key, (batch,), 0, pool),
-                                                          classes)
+                obs, start, labels, answer = pooled_deals(
+                    data_key, first + jax.random.randint(key, (batch,), 0, pool), classes
+                )
             _, latents = encoder.apply(params["encoder"], carry, (obs, start))
             if feedback == "policy_action":  # the model's own best answer, uniform with probability epsilon
                 every = jax.vmap(lambda a: reward_model.apply(params["head"], latents, jnp.full(labels.shape, a)))(
-                    jnp.arange(classes))
+                    jnp.arange(classes)
+                )
                 greedy = jnp.argmax(jax.lax.stop_gradient(every), axis=0)
                 explore = jax.random.uniform(jax.random.fold_in(key, 2), labels.shape) < epsilon
                 answer = jnp.where(explore, answer, greedy)
@@ -218,15 +240,39 @@ def run(memory: str, kwargs: dict, *, lag: int, length: int, batch: int, steps: 
     for block in range(blocks):
         params, opt_state, loss, accuracy = train_block(params, opt_state, jax.random.PRNGKey(1000 + block), block)
         curve.append({"updates": (block + 1) * steps, "loss": float(loss), "accuracy": float(accuracy)})
-    return {"memory": memory, "kwargs": kwargs, "feedback": feedback, "pool": pool, "refresh": refresh, "curve": curve,
-            "seconds": time.perf_counter() - begin}
+    return {
+        "memory": memory,
+        "kwargs": kwargs,
+        "feedback": feedback,
+        "pool": pool,
+        "refresh": refresh,
+        "curve": curve,
+        "seconds": time.perf_counter() - begin,
+    }
 
 
-USAGE = ("usage: python scripts/bench_recall.py [task=recall|count|count_recall] [feedback=[...]] [lag=K] [length=T] "
-         "[models=[...]] [variant=[model:key=value,...]] [key=value ...]")
-OPTIONS = {"task": "recall", "feedback": ["label"], "pool": 0, "refresh": 0.0, "epsilon": 0.1, "lag": 31, "length": 104,
-           "batch": 32, "features": 128, "steps": 250, "blocks": 8, "seed": 0, "learning_rate": 1e-3,
-           "models": ["ffm", "gru"], "variant": [], "out": "bench_recall.json"}
+USAGE = (
+    "usage: python scripts/bench_recall.py [task=recall|count|count_recall] [feedback=[...]] [lag=K] [length=T] "
+    "[models=[...]] [variant=[model:key=value,...]] [key=value ...]"
+)
+OPTIONS = {
+    "task": "recall",
+    "feedback": ["label"],
+    "pool": 0,
+    "refresh": 0.0,
+    "epsilon": 0.1,
+    "lag": 31,
+    "length": 104,
+    "batch": 32,
+    "features": 128,
+    "steps": 250,
+    "blocks": 8,
+    "seed": 0,
+    "learning_rate": 1e-3,
+    "models": ["ffm", "gru"],
+    "variant": [],
+    "out": "bench_recall.json",
+}
 TASKS = ("recall", "count", "count_recall")
 FEEDBACK = ("label", "every_action", "taken_action", "policy_action")
 
@@ -245,26 +291,45 @@ def main(argv: list[str]) -> int:
         raise cli.UsageError("pool=: with task=count_recall feedback=taken_action only")
     if args.task == "count_recall":
         args.length = DECK - 1
-    what = {"recall": f"lag {args.lag}", "count": "exact count (classes 0..T)",
-            "count_recall": "CountRecall Easy's count (answers 0..26)"}[args.task]
-    print(f"# {platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}; {args.task}: {what}, "
-          f"T={args.length}, B={args.batch}, width {args.features}, Adam {args.learning_rate:g}; accuracy after each "
-          f"{args.steps} updates")
+    what = {
+        "recall": f"lag {args.lag}",
+        "count": "exact count (classes 0..T)",
+        "count_recall": "CountRecall Easy's count (answers 0..26)",
+    }[args.task]
+    print(
+        f"# {platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}; {args.task}: {what}, "
+        f"T={args.length}, B={args.batch}, width {args.features}, Adam {args.learning_rate:g}; accuracy after each "
+        f"{args.steps} updates"
+    )
     rows = []
     for text in [*args.models, *args.variant]:
         memory, kwargs = parse_variant(text)
         for feedback in args.feedback:
-            row = run(memory, kwargs, lag=args.lag, length=args.length, batch=args.batch, steps=args.steps,
-                      blocks=args.blocks, seed=args.seed, features=args.features, task=args.task, feedback=feedback,
-                      learning_rate=args.learning_rate, epsilon=args.epsilon, pool=args.pool,
-                      refresh=args.refresh)
+            row = run(
+                memory,
+                kwargs,
+                lag=args.lag,
+                length=args.length,
+                batch=args.batch,
+                steps=args.steps,
+                blocks=args.blocks,
+                seed=args.seed,
+                features=args.features,
+                task=args.task,
+                feedback=feedback,
+                learning_rate=args.learning_rate,
+                epsilon=args.epsilon,
+                pool=args.pool,
+                refresh=args.refresh,
+            )
             rows.append(row)
             accuracies = " ".join(f"{point['accuracy']:.2f}" for point in row["curve"])
             name = text if args.feedback == ["label"] else f"{text}, {feedback}"
             print(f"{name:40s} {accuracies}  ({row['seconds']:.0f} s)", flush=True)
     with open(args.out, "w") as f:
-        json.dump({"machine": platform.platform(), "commit": cli.git_commit(), "args": vars(args), "rows": rows}, f,
-                  indent=1)
+        json.dump(
+            {"machine": platform.platform(), "commit": cli.git_commit(), "args": vars(args), "rows": rows}, f, indent=1
+        )
     return 0
 
 

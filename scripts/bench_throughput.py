@@ -76,8 +76,13 @@ def _functions(config, num_devices: int) -> Timed:
     if num_devices == 1:
         agent = make_agent(config)
         ready = jax.jit(agent.ready)
-        return Timed(agent, jax.jit(agent.init), jax.jit(agent.collect), jax.jit(agent.train_iteration),
-                     lambda state: bool(ready(state)))
+        return Timed(
+            agent,
+            jax.jit(agent.init),
+            jax.jit(agent.collect),
+            jax.jit(agent.train_iteration),
+            lambda state: bool(ready(state)),
+        )
     from jax.sharding import PartitionSpec as P
 
     from rmuzero.agent.parallel import DATA_AXIS, STATE, make_mesh, shard_functions, shard_state_function, to_host
@@ -85,10 +90,13 @@ def _functions(config, num_devices: int) -> Timed:
     mesh = make_mesh(num_devices)
     agent = make_agent(config, num_devices=num_devices, data_axis=DATA_AXIS)
     ready = shard_state_function(agent.ready, mesh, out_specs=P())
-    return Timed(agent, shard_functions(agent, mesh).init,
-                 shard_state_function(agent.collect, mesh, out_specs=(STATE, P())),
-                 shard_state_function(agent.train_iteration, mesh, out_specs=(STATE, P())),
-                 lambda state: bool(to_host(ready(state))))
+    return Timed(
+        agent,
+        shard_functions(agent, mesh).init,
+        shard_state_function(agent.collect, mesh, out_specs=(STATE, P())),
+        shard_state_function(agent.train_iteration, mesh, out_specs=(STATE, P())),
+        lambda state: bool(to_host(ready(state))),
+    )
 
 
 def measure(config, repeats: int, num_devices: int = 1) -> dict:
@@ -122,12 +130,26 @@ def measure(config, repeats: int, num_devices: int = 1) -> dict:
 
 
 # Config keys the grid sets at every point, and the option that sets them.
-GRID_KEYS = {"system.num_envs": "num_envs", "system.batch_size": "batch_sizes",
-             "search.num_simulations": "simulations", "network": "networks"}
-USAGE = ("usage: python scripts/bench_throughput.py [networks=[...]] [num_envs=[...]] [batch_sizes=[...]] "
-         "[simulations=[...]] [pairs=true] [devices=[...]] [repeats=N] [out=<file>] [train.py key=value ...]")
-OPTIONS = {"networks": ["ffm"], "num_envs": [], "batch_sizes": [], "simulations": [], "pairs": False,
-           "devices": [1], "repeats": 3, "out": "bench_throughput.json"}  # an empty axis: the config's value
+GRID_KEYS = {
+    "system.num_envs": "num_envs",
+    "system.batch_size": "batch_sizes",
+    "search.num_simulations": "simulations",
+    "network": "networks",
+}
+USAGE = (
+    "usage: python scripts/bench_throughput.py [networks=[...]] [num_envs=[...]] [batch_sizes=[...]] "
+    "[simulations=[...]] [pairs=true] [devices=[...]] [repeats=N] [out=<file>] [train.py key=value ...]"
+)
+OPTIONS = {
+    "networks": ["ffm"],
+    "num_envs": [],
+    "batch_sizes": [],
+    "simulations": [],
+    "pairs": False,
+    "devices": [1],
+    "repeats": 3,
+    "out": "bench_throughput.json",
+}  # an empty axis: the config's value
 ALIASES = {"difficulty": "env.difficulty"}  # the old --difficulty
 
 
@@ -140,8 +162,13 @@ def fill_grid_defaults(args: dict, values: dict) -> None:
 
 
 def point_overrides(network: str, num_envs: int, batch: int, sims: int, overrides: list[str]) -> list[str]:
-    return [f"network={network}", *overrides, f"system.num_envs={num_envs}", f"system.batch_size={batch}",
-            f"search.num_simulations={sims}"]
+    return [
+        f"network={network}",
+        *overrides,
+        f"system.num_envs={num_envs}",
+        f"system.batch_size={batch}",
+        f"search.num_simulations={sims}",
+    ]
 
 
 def main(argv: list[str]) -> int:
@@ -149,14 +176,16 @@ def main(argv: list[str]) -> int:
     for token in overrides:
         key = token.partition("=")[0].lstrip("+~")
         if key in GRID_KEYS:
-            raise cli.UsageError(f"{token}: {key} is a grid axis here; valid: {GRID_KEYS[key]}=[...] (the grid "
-                                 "would replace it)")
+            raise cli.UsageError(
+                f"{token}: {key} is a grid axis here; valid: {GRID_KEYS[key]}=[...] (the grid would replace it)"
+            )
     cli.at_least(args, 1, "devices", "repeats")
     values = cli.compose(overrides)
     fill_grid_defaults(args, values)
     if args["pairs"] and len(args["num_envs"]) != len(args["batch_sizes"]):
-        raise cli.UsageError(f"pairs=true needs as many num_envs ({len(args['num_envs'])}) as batch_sizes "
-                             f"({len(args['batch_sizes'])})")
+        raise cli.UsageError(
+            f"pairs=true needs as many num_envs ({len(args['num_envs'])}) as batch_sizes ({len(args['batch_sizes'])})"
+        )
     try:
         cli.start_devices(max(args["devices"]))
     except cli.UsageError as error:
@@ -165,24 +194,42 @@ def main(argv: list[str]) -> int:
     machine = f"{platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}, jax {jax.__version__}"
     env = values["env"]
     print(f"# {machine}; {env['name']} {env['difficulty']}; overrides {overrides}; median of {args['repeats']}")
-    header = (f"{'network':8s} {'dev':>3s} {'envs':>5s} {'batch':>5s} {'sims':>4s} {'L':>4s} {'iter s':>7s} {'act s':>6s} "
-              f"{'learn s':>7s} {'env st/s':>9s} {'upd/s':>6s} {'seq/s':>7s} {'compile s':>9s}")
+    header = (
+        f"{'network':8s} {'dev':>3s} {'envs':>5s} {'batch':>5s} {'sims':>4s} {'L':>4s} {'iter s':>7s} {'act s':>6s} "
+        f"{'learn s':>7s} {'env st/s':>9s} {'upd/s':>6s} {'seq/s':>7s} {'compile s':>9s}"
+    )
     print(header)
     rows = []
-    widths = (list(zip(args["num_envs"], args["batch_sizes"])) if args["pairs"]
-              else list(itertools.product(args["num_envs"], args["batch_sizes"])))
+    widths = (
+        list(zip(args["num_envs"], args["batch_sizes"]))
+        if args["pairs"]
+        else list(itertools.product(args["num_envs"], args["batch_sizes"]))
+    )
     for network, devices, (num_envs, batch), sims in itertools.product(
-            args["networks"], args["devices"], widths, args["simulations"]):
+        args["networks"], args["devices"], widths, args["simulations"]
+    ):
         config = cli.agent_config(cli.compose(point_overrides(network, num_envs, batch, sims, overrides)))
         row = measure(config, args["repeats"], devices)
         rows.append(row)
-        print(f"{network:8s} {devices:3d} {num_envs:5d} {batch:5d} {sims:4d} {row['sequence_length']:4d} "
-              f"{row['iteration_s']:7.3f} {row['collect_s']:6.3f} {row['learn_s']:7.3f} "
-              f"{row['env_steps_per_second']:9.0f} {row['updates_per_second']:6.1f} "
-              f"{row['sequences_per_second']:7.0f} {row['compile_s']:9.1f}", flush=True)
+        print(
+            f"{network:8s} {devices:3d} {num_envs:5d} {batch:5d} {sims:4d} {row['sequence_length']:4d} "
+            f"{row['iteration_s']:7.3f} {row['collect_s']:6.3f} {row['learn_s']:7.3f} "
+            f"{row['env_steps_per_second']:9.0f} {row['updates_per_second']:6.1f} "
+            f"{row['sequences_per_second']:7.0f} {row['compile_s']:9.1f}",
+            flush=True,
+        )
     with open(args["out"], "w") as f:
-        json.dump({"machine": machine, "platform": platform.platform(), "commit": cli.git_commit(),
-                   "args": {**args, "overrides": overrides}, "rows": rows}, f, indent=1)
+        json.dump(
+            {
+                "machine": machine,
+                "platform": platform.platform(),
+                "commit": cli.git_commit(),
+                "args": {**args, "overrides": overrides},
+                "rows": rows,
+            },
+            f,
+            indent=1,
+        )
     print(f"wrote {args['out']}")
     return 0
 

@@ -33,14 +33,30 @@ def main(argv: list[str]) -> int:
     from rmuzero.envs.wrappers import make_agent_env
 
     config = agent.config
-    env = make_agent_env(config.env.name, difficulty=config.env.difficulty, num_envs=args["envs"],
-                         prev_action=config.env.prev_action, prev_reward=config.env.prev_reward)
-    diagnose = functools.partial(diagnose_search, agent.model, env, num_steps=args["steps"],
-                                 discount=config.system.discount)
+    env = make_agent_env(
+        config.env.name,
+        difficulty=config.env.difficulty,
+        num_envs=args["envs"],
+        prev_action=config.env.prev_action,
+        prev_reward=config.env.prev_reward,
+    )
+    diagnose = functools.partial(
+        diagnose_search, agent.model, env, num_steps=args["steps"], discount=config.system.discount
+    )
     diagnosis = jax.jit(diagnose)(params, jax.random.PRNGKey(args["seed"]))
-    print(json.dumps({**summarise(diagnosis), "env": config.env.name, "difficulty": config.env.difficulty,
-                      "checkpoint": str(step_dir), "steps": args["steps"], "envs": args["envs"],
-                      "seed": args["seed"]}))
+    print(
+        json.dumps(
+            {
+                **summarise(diagnosis),
+                "env": config.env.name,
+                "difficulty": config.env.difficulty,
+                "checkpoint": str(step_dir),
+                "steps": args["steps"],
+                "envs": args["envs"],
+                "seed": args["seed"],
+            }
+        )
+    )
     return 0
 
 

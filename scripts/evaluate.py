@@ -29,17 +29,21 @@ def main(argv: list[str]) -> int:
 
     evaluation = jax.tree.map(np.asarray, jax.jit(agent.evaluate)(params, jax.random.PRNGKey(args["seed"])))
     summary = evaluation_summary(*evaluation)
-    print(json.dumps({
-        "mean_return": summary["eval_return"],
-        "std_return": summary["eval_return_std"],
-        "episodes": summary["eval_episodes"],
-        "unfinished": summary["eval_unfinished"],
-        "mean_length": summary["eval_length"],
-        "env": agent.config.env.name,
-        "difficulty": agent.config.env.difficulty,
-        "checkpoint": str(step_dir),
-        "seed": args["seed"],
-    }))
+    print(
+        json.dumps(
+            {
+                "mean_return": summary["eval_return"],
+                "std_return": summary["eval_return_std"],
+                "episodes": summary["eval_episodes"],
+                "unfinished": summary["eval_unfinished"],
+                "mean_length": summary["eval_length"],
+                "env": agent.config.env.name,
+                "difficulty": agent.config.env.difficulty,
+                "checkpoint": str(step_dir),
+                "seed": args["seed"],
+            }
+        )
+    )
     return 0
 
 

@@ -43,7 +43,8 @@ def eval_curves(folder: Path) -> dict[str, list[tuple[list[int], list[float]]]]:
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         evals = [line for line in lines if line.get("eval_return") is not None]
         curves.setdefault(path.parent.parent.name, []).append(
-            ([line["env_steps"] for line in evals], [line["eval_return"] for line in evals]))
+            ([line["env_steps"] for line in evals], [line["eval_return"] for line in evals])
+        )
     return curves
 
 
@@ -56,8 +57,9 @@ def plot(folders: list[Path], out: Path) -> None:
 
     fig, axes = plt.subplots(1, len(folders), figsize=(4 * len(folders), 3.4), squeeze=False)
     for ax, folder in zip(axes[0], folders):
-        title, target = DEFAULTS.get(str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else "",
-                                     (folder.name, None))
+        title, target = DEFAULTS.get(
+            str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else "", (folder.name, None)
+        )
         curves = eval_curves(folder)
         if not curves:
             raise cli.UsageError(f"no <network>/seed_<s>/metrics.jsonl under {folder}; valid: a folder that holds them")
@@ -69,7 +71,9 @@ def plot(folders: list[Path], out: Path) -> None:
                 colour = line.get_color()
             if shared:
                 mean = np.mean([[dict(zip(steps, returns))[s] for s in shared] for steps, returns in seeds], axis=0)
-                ax.plot(np.array(shared) / 1000, mean, lw=2, color=colour, label=f"{network}, mean of {len(seeds)} seeds")
+                ax.plot(
+                    np.array(shared) / 1000, mean, lw=2, color=colour, label=f"{network}, mean of {len(seeds)} seeds"
+                )
         if target is not None:
             ax.axhline(target, ls="--", lw=1, color="grey", label=f"target {target}")
         ax.set_title(title)

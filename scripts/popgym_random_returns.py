@@ -182,10 +182,18 @@ def labyrinth_clairvoyant(name: str, difficulty: str, key: jax.Array, episodes: 
     return returns
 
 
-USAGE = ("usage: python scripts/popgym_random_returns.py [episodes=N] [seed=S] [families=[...]] [difficulties=[...]] "
-         "[oracles=true] [oracles_only=true]")
-OPTIONS = {"episodes": 2000, "seed": 0, "families": [], "difficulties": list(DIFFICULTIES), "oracles": False,
-           "oracles_only": False}
+USAGE = (
+    "usage: python scripts/popgym_random_returns.py [episodes=N] [seed=S] [families=[...]] [difficulties=[...]] "
+    "[oracles=true] [oracles_only=true]"
+)
+OPTIONS = {
+    "episodes": 2000,
+    "seed": 0,
+    "families": [],
+    "difficulties": list(DIFFICULTIES),
+    "oracles": False,
+    "oracles_only": False,
+}
 
 
 def main(argv: list[str]) -> int:
@@ -194,14 +202,16 @@ def main(argv: list[str]) -> int:
     names = [f"popgym/{family}" for family in args.families] or list_envs()
     unknown = [name for name in names if name not in list_envs()]
     if unknown:
-        raise cli.UsageError(f"families: {unknown[0].split('/')[1]}; valid: "
-                             f"{', '.join(name.split('/')[1] for name in list_envs())}")
+        raise cli.UsageError(
+            f"families: {unknown[0].split('/')[1]}; valid: {', '.join(name.split('/')[1] for name in list_envs())}"
+        )
     difficulties = args.difficulties
     for difficulty in difficulties:
         if difficulty not in DIFFICULTIES:
             raise cli.UsageError(f"difficulties: {difficulty}; valid: {', '.join(DIFFICULTIES)}")
-    print(f"jax {jax.__version__}, backend {jax.default_backend()}, seed {args.seed}, "
-          f"{args.episodes} episodes per task")
+    print(
+        f"jax {jax.__version__}, backend {jax.default_backend()}, seed {args.seed}, {args.episodes} episodes per task"
+    )
 
     if not args.oracles_only:
         print("\nrandom policy (uniform actions): name | difficulty | mean | stderr | episodes | mean length | seconds")

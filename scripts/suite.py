@@ -38,25 +38,55 @@ from rmuzero import cli
 
 # Presets: a named, documented set of runs (preset=NAME); options given beside it override its own.
 POPGYM_FAMILIES = (  # every POPGym family; those without a learning result before the preset run first
-    "higher_lower", "multiarmed_bandit", "minesweeper", "concentration", "battleship", "labyrinth_escape",
-    "labyrinth_explore", "position_only_cartpole", "velocity_only_cartpole", "noisy_position_only_cartpole",
-    "position_only_pendulum", "noisy_position_only_pendulum",
-    "repeat_first", "repeat_previous", "count_recall", "autoencode",
+    "higher_lower",
+    "multiarmed_bandit",
+    "minesweeper",
+    "concentration",
+    "battleship",
+    "labyrinth_escape",
+    "labyrinth_explore",
+    "position_only_cartpole",
+    "velocity_only_cartpole",
+    "noisy_position_only_cartpole",
+    "position_only_pendulum",
+    "noisy_position_only_pendulum",
+    "repeat_first",
+    "repeat_previous",
+    "count_recall",
+    "autoencode",
 )
 PRESETS = {
     "popgym-easy": {
         "about": "every POPGym family at Easy, the defaults with FFM, one seed, up to 1M env steps each; a run "
-                 "stops early once its evaluations have all been 1.0 (the best possible return) for 100k env steps",
+        "stops early once its evaluations have all been 1.0 (the best possible return) for 100k env steps",
         "tasks": [f"{family}:easy" for family in POPGYM_FAMILIES],
         "networks": ["ffm"],
         "seeds": [0],
-        "set": ["total_env_steps=1000000", "eval_every=10000", "checkpoint_every=50000", "keep_checkpoints=1",
-                "early_stop_return=1.0", "early_stop_env_steps=100000"],
+        "set": [
+            "total_env_steps=1000000",
+            "eval_every=10000",
+            "checkpoint_every=50000",
+            "keep_checkpoints=1",
+            "early_stop_return=1.0",
+            "early_stop_env_steps=100000",
+        ],
         "out": "results/popgym-easy",
     },
 }
-CSV_FIELDS = ["task", "difficulty", "network", "seed", "env_steps", "best_eval_return", "final_eval_return",
-              "settles_at", "steps_to_threshold", "seconds_to_threshold", "env_steps_per_second", "stopped_early"]
+CSV_FIELDS = [
+    "task",
+    "difficulty",
+    "network",
+    "seed",
+    "env_steps",
+    "best_eval_return",
+    "final_eval_return",
+    "settles_at",
+    "steps_to_threshold",
+    "seconds_to_threshold",
+    "env_steps_per_second",
+    "stopped_early",
+]
 
 
 def parse_task(text: str) -> tuple[str, str]:
@@ -88,8 +118,14 @@ def _set_aside(directory: Path) -> None:
 
 def run_overrides(task: str, difficulty: str, network: str, seeds: list[int], overrides: list[str]) -> list[str]:
     """The scripts/train.py overrides of one run: its task, network and seeds, then ``overrides``."""
-    return [f"env=popgym/{task}", f"env.difficulty={difficulty}", f"network={network}", f"seed={seeds[0]}",
-            f"num_seeds={len(seeds)}", *overrides]
+    return [
+        f"env=popgym/{task}",
+        f"env.difficulty={difficulty}",
+        f"network={network}",
+        f"seed={seeds[0]}",
+        f"num_seeds={len(seeds)}",
+        *overrides,
+    ]
 
 
 def run_one(out: Path, task: str, difficulty: str, network: str, seeds: list[int], overrides: list[str]) -> None:
@@ -124,8 +160,9 @@ def run_one(out: Path, task: str, difficulty: str, network: str, seeds: list[int
         path.write_text(json.dumps(summary))
 
 
-def collect_rows(out: Path, tasks: list[tuple[str, str]], networks: list[str], seeds: list[int],
-                 threshold: float) -> list[dict]:
+def collect_rows(
+    out: Path, tasks: list[tuple[str, str]], networks: list[str], seeds: list[int], threshold: float
+) -> list[dict]:
     from rmuzero.metrics import read_metrics
 
     rows = []
@@ -138,12 +175,21 @@ def collect_rows(out: Path, tasks: list[tuple[str, str]], networks: list[str], s
                 lines = read_metrics(metrics)
                 done = metrics.parent / "done.json"
                 stopped = json.loads(done.read_text()).get("stopped_early", False) if done.is_file() else ""
-                evaluations = [(line["env_steps"], line["eval_return"]) for line in lines
-                               if line.get("eval_return") is not None]
-                rows.append({"stopped_early": stopped, "task": task, "difficulty": difficulty, "network": network,
-                             "seed": seed, "env_steps": max((line["env_steps"] for line in lines), default=0),
-                             "settles_at": steps_to_final(evaluations),
-                             **{k: v for k, v in cli.summarise_metrics(lines, threshold).items() if k in CSV_FIELDS}})
+                evaluations = [
+                    (line["env_steps"], line["eval_return"]) for line in lines if line.get("eval_return") is not None
+                ]
+                rows.append(
+                    {
+                        "stopped_early": stopped,
+                        "task": task,
+                        "difficulty": difficulty,
+                        "network": network,
+                        "seed": seed,
+                        "env_steps": max((line["env_steps"] for line in lines), default=0),
+                        "settles_at": steps_to_final(evaluations),
+                        **{k: v for k, v in cli.summarise_metrics(lines, threshold).items() if k in CSV_FIELDS},
+                    }
+                )
     return rows
 
 
@@ -194,8 +240,12 @@ def write_markdown(rows: list[dict], path: Path, *, threshold: float, command: s
     from rmuzero.envs.popgym.anchors import SOURCES, UNVERIFIED, reference
 
     lines = [
-        "# rmuzero suite results", "",
-        f"Machine: {machine}  ", f"Command: `{command}`  ", f"Commit: {cli.git_commit()}", "",
+        "# rmuzero suite results",
+        "",
+        f"Machine: {machine}  ",
+        f"Command: `{command}`  ",
+        f"Commit: {cli.git_commit()}",
+        "",
         "Protocol, the same for every row: evaluation every `eval_every` env steps, 32 episodes of the greedy "
         "search (the acting search's improved policy, argmax, no exploration), the memory reset at every episode "
         "start; the number is the mean return over those episodes. Final eval: the last evaluation of the run; "
@@ -203,7 +253,8 @@ def write_markdown(rows: list[dict], path: Path, *, threshold: float, command: s
         "every later one is within 0.05 of the final one (median over seeds). Steps to "
         f"{threshold}: median over the seeds that reached it (reached / seeds). Normalised: (final - random) / "
         "(best possible - random), 0 at chance and 1 at the ceiling. A run that stopped early had every evaluation "
-        "at the task's maximum (1.0) for 100k env steps.", "",
+        "at the task's maximum (1.0) for 100k env steps.",
+        "",
         f"| task | network | seeds | env steps | final eval | best eval | settles at | steps to {threshold} "
         "| random | best possible | normalised | published |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -221,8 +272,13 @@ def write_markdown(rows: list[dict], path: Path, *, threshold: float, command: s
         score = normalised(statistics.mean(finals) if finals else None, ref["random"], ref["best_possible"])
         if score is not None:
             scores.setdefault(network, []).append(score)
-        published = "; ".join(f"{label} {value} (unverified)" for label, value, _ in
-                              UNVERIFIED.get((f"popgym/{task}", difficulty), [])) or "not found"
+        published = (
+            "; ".join(
+                f"{label} {value} (unverified)"
+                for label, value, _ in UNVERIFIED.get((f"popgym/{task}", difficulty), [])
+            )
+            or "not found"
+        )
         stopped = " (stopped early)" if any(r.get("stopped_early") is True for r in group) else ""
         lines.append(
             f"| {task} {difficulty} | {network} | {','.join(str(r['seed']) for r in group)} "
@@ -231,11 +287,21 @@ def write_markdown(rows: list[dict], path: Path, *, threshold: float, command: s
             f"| {_mean_spread([r['best_eval_return'] for r in group if r['best_eval_return'] is not None])} "
             f"| {f'{statistics.median(settles):,.0f}' if settles else '-'} | {steps} "
             f"| {_cell(ref['random'])} | {_cell(ref['best_possible'])} ({ref['best_possible_kind']}) "
-            f"| {_cell(score, 2)} | {published} |")
-    lines += ["", "Mean normalised score over the tasks above: " + (", ".join(
-        f"{network} {statistics.mean(values):.3f} over {len(values)} tasks" for network, values in scores.items())
-        or "none yet") + ". The published models' aggregate cannot be computed here: their per-task "
-        "figures could not be read (rmuzero/envs/popgym/anchors.py, NOT_FOUND).", "",
+            f"| {_cell(score, 2)} | {published} |"
+        )
+    lines += [
+        "",
+        "Mean normalised score over the tasks above: "
+        + (
+            ", ".join(
+                f"{network} {statistics.mean(values):.3f} over {len(values)} tasks"
+                for network, values in scores.items()
+            )
+            or "none yet"
+        )
+        + ". The published models' aggregate cannot be computed here: their per-task "
+        "figures could not be read (rmuzero/envs/popgym/anchors.py, NOT_FOUND).",
+        "",
         "Sources:",
         f"- random, best possible: {SOURCES['random']}; ceilings as `rmuzero/envs/popgym/anchors.py` says per family",
         f"- published: {SOURCES['popgym']} Figures marked unverified were carried by an earlier version of this "
@@ -274,7 +340,7 @@ def plot_curves(curves: dict, path: Path) -> None:
             if not shared:
                 continue
             values = np.array([[dict(zip(steps, returns))[s] for s in shared] for steps, returns in seeds])
-            line, = ax.plot(shared, values.mean(axis=0), label=f"{network} ({len(seeds)} seeds)")
+            (line,) = ax.plot(shared, values.mean(axis=0), label=f"{network} ({len(seeds)} seeds)")
             if len(seeds) > 1:
                 ax.fill_between(shared, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.2)
         ax.set_title(f"{task[0]} {task[1]}")
@@ -296,13 +362,27 @@ def write_results(out: Path, tasks, networks, seeds, *, threshold: float, comman
     return rows
 
 
-USAGE = ("usage: python scripts/suite.py [preset=<name>] [tasks=[<task>:<difficulty>,...]] [networks=[...]] "
-         "[seeds=[...]] [threshold=T] [out=<dir>] [train.py key=value ...]")
-OPTIONS = {"preset": None, "tasks": ["repeat_previous:easy"], "networks": ["ffm", "gru"], "seeds": [0, 1, 2],
-           "threshold": 0.95, "out": None}
-SUITE_KEYS = {"env": "tasks=", "network": "networks=", "seed": "seeds=", "num_seeds": "seeds=",
-              "progress": "nothing (the suite trains quietly)", "resume": "nothing (the suite resumes by itself)",
-              "hydra": "out="}  # config keys the suite sets itself -> the option that says what they say
+USAGE = (
+    "usage: python scripts/suite.py [preset=<name>] [tasks=[<task>:<difficulty>,...]] [networks=[...]] "
+    "[seeds=[...]] [threshold=T] [out=<dir>] [train.py key=value ...]"
+)
+OPTIONS = {
+    "preset": None,
+    "tasks": ["repeat_previous:easy"],
+    "networks": ["ffm", "gru"],
+    "seeds": [0, 1, 2],
+    "threshold": 0.95,
+    "out": None,
+}
+SUITE_KEYS = {
+    "env": "tasks=",
+    "network": "networks=",
+    "seed": "seeds=",
+    "num_seeds": "seeds=",
+    "progress": "nothing (the suite trains quietly)",
+    "resume": "nothing (the suite resumes by itself)",
+    "hydra": "out=",
+}  # config keys the suite sets itself -> the option that says what they say
 
 
 def preset_tokens(name: str) -> list[str]:
@@ -310,8 +390,11 @@ def preset_tokens(name: str) -> list[str]:
     if name not in PRESETS:
         raise cli.UsageError(f"preset={name}; valid: {', '.join(sorted(PRESETS))}")
     preset = PRESETS[name]
-    return [*(f"{key}=[{','.join(map(str, preset[key]))}]" for key in ("tasks", "networks", "seeds") if key in preset),
-            *([f"out={preset['out']}"] if "out" in preset else []), *preset.get("set", [])]
+    return [
+        *(f"{key}=[{','.join(map(str, preset[key]))}]" for key in ("tasks", "networks", "seeds") if key in preset),
+        *([f"out={preset['out']}"] if "out" in preset else []),
+        *preset.get("set", []),
+    ]
 
 
 def parse(argv: list[str]) -> tuple[dict, list[str]]:
@@ -351,8 +434,10 @@ def main(argv: list[str]) -> int:
     tasks = [parse_task(t) for t in args["tasks"]]
     for task, difficulty in tasks:
         if f"popgym/{task}" not in list_envs() or difficulty not in DIFFICULTIES:
-            raise cli.UsageError(f"tasks=[{task}:{difficulty}]; valid: <one of "
-                                 f"{', '.join(e.split('/')[1] for e in list_envs())}>:<{' | '.join(DIFFICULTIES)}>")
+            raise cli.UsageError(
+                f"tasks=[{task}:{difficulty}]; valid: <one of "
+                f"{', '.join(e.split('/')[1] for e in list_envs())}>:<{' | '.join(DIFFICULTIES)}>"
+            )
     for task, difficulty in tasks:  # every run's config checked before the first trains
         for network in args["networks"]:
             cli.agent_config(cli.compose(run_overrides(task, difficulty, network, args["seeds"][:1], overrides)))
@@ -365,11 +450,14 @@ def main(argv: list[str]) -> int:
                 run_one(out, task, difficulty, network, seeds, overrides)
     import jax
 
-    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-               f"{jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}")
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}"
+    )
     command = " ".join(["python scripts/suite.py", *argv])
-    rows = write_results(out, tasks, args["networks"], args["seeds"], threshold=args["threshold"], command=command,
-                         machine=machine)
+    rows = write_results(
+        out, tasks, args["networks"], args["seeds"], threshold=args["threshold"], command=command, machine=machine
+    )
     print(f"wrote {out / 'results.csv'} ({len(rows)} runs), {out / 'results.md'}, {out / 'curves.png'}")
     return 0
 

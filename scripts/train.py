@@ -53,8 +53,9 @@ def main(argv: list[str]) -> int:
 
     # The environment first: an unknown name, a missing suite, a bad factory stop here, before the run directory.
     env = config.env
-    environment = make_environment(env.suite, env.name, difficulty=env.difficulty, params=env.params,
-                                   kwargs=env.kwargs, factory=env.factory)
+    environment = make_environment(
+        env.suite, env.name, difficulty=env.difficulty, params=env.params, kwargs=env.kwargs, factory=env.factory
+    )
     run_dir = Path(run["hydra"]["run"]["dir"])
     resume = bool(run["resume"])
     if (resume or not holds_checkpoints(run_dir)) and config.distributed.process_id in (None, 0):

@@ -29,6 +29,7 @@ def test_count_probe_labels_by_hand():
     """bench_recall --task count: the label at t counts the value kinds 0..t equal to the query at t."""
     import jax.numpy as jnp
     import numpy as np
+
     KINDS, count_batch = (getattr(load_script("bench_recall"), name) for name in ("KINDS", "count_batch"))
 
     obs, start, labels = count_batch(jax.random.PRNGKey(0), 12, 3)
@@ -46,9 +47,14 @@ def test_count_recall_probe_labels_are_the_answers_the_environment_rewards():
     episode are the answers its reward calls right (+1/51), and the next count is called wrong; the
     probe's own deals hold 26 cards of each colour per deck, 51 dealt."""
     import numpy as np
+
     bench_recall = load_script("bench_recall")
-    DECK, KINDS, count_labels, count_recall_batch = (bench_recall.DECK, bench_recall.KINDS, bench_recall.count_labels,
-                                                     bench_recall.count_recall_batch)
+    DECK, KINDS, count_labels, count_recall_batch = (
+        bench_recall.DECK,
+        bench_recall.KINDS,
+        bench_recall.count_labels,
+        bench_recall.count_recall_batch,
+    )
 
     from rmuzero.envs.popgym.count_recall import CountRecall
 
@@ -80,6 +86,7 @@ def test_count_recall_pool_deals_the_same_cards_and_answers_whenever_an_index_is
     draws it, wherever it sits in the batch, as an episode read back from a replay; its labels count
     its own cards."""
     import numpy as np
+
     bench_recall = load_script("bench_recall")
     DECK, KINDS, pooled_deals = bench_recall.DECK, bench_recall.KINDS, bench_recall.pooled_deals
 
@@ -98,19 +105,29 @@ def test_count_recall_pool_deals_the_same_cards_and_answers_whenever_an_index_is
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("argv, error", [
-    (["system.batch_size=16"], "error: system.batch_size=16: system.batch_size is a grid axis here; valid: "
-                               "batch_sizes=[...] (the grid would replace it)"),
-    (["--set", "system.batch_size=16"], "error: system.batch_size=16: system.batch_size is a grid axis here; "
-                                        "valid: batch_sizes=[...] (the grid would replace it)"),
-    (["pairs=true", "num_envs=[16,64]"], "error: pairs=true needs as many num_envs (2) as batch_sizes (1)"),
-])
+@pytest.mark.parametrize(
+    "argv, error",
+    [
+        (
+            ["system.batch_size=16"],
+            "error: system.batch_size=16: system.batch_size is a grid axis here; valid: "
+            "batch_sizes=[...] (the grid would replace it)",
+        ),
+        (
+            ["--set", "system.batch_size=16"],
+            "error: system.batch_size=16: system.batch_size is a grid axis here; "
+            "valid: batch_sizes=[...] (the grid would replace it)",
+        ),
+        (["pairs=true", "num_envs=[16,64]"], "error: pairs=true needs as many num_envs (2) as batch_sizes (1)"),
+    ],
+)
 def test_throughput_refuses_a_key_that_its_grid_would_replace(argv, error):
     """`bench_throughput.py --set system.batch_size=16` once measured batch 32 (the grid's default)
     while its table said nothing: a key the grid sets is refused, naming the grid's option, in the
     key=value form and the old --set form alike."""
-    result = subprocess.run([sys.executable, str(SCRIPTS / "bench_throughput.py"), *argv],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench_throughput.py"), *argv], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == error
 

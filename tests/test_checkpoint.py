@@ -114,18 +114,14 @@ def test_round_trip_keeps_values_dtypes_and_containers(saved_run):
     assert restored.params["ffm"]["memory"].dtype == jnp.complex64
     assert np.iscomplexobj(np.asarray(restored.params["ffm"]["memory"]))
     # The restored key draws the same numbers as the saved one.
-    np.testing.assert_array_equal(
-        jax.random.uniform(restored.key, (3,)), jax.random.uniform(original.key, (3,))
-    )
+    np.testing.assert_array_equal(jax.random.uniform(restored.key, (3,)), jax.random.uniform(original.key, (3,)))
     assert load_config(step_dir) == {**CONFIG, "network": {"name": "ffm", "memory": [16, 4]}}
 
 
 def test_restore_into_abstract_and_numpy_targets(saved_run):
     step_dir = saved_run / "checkpoints" / "10"
     target = make_state(fill=False)
-    abstract = target._replace(
-        params=jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target.params)
-    )
+    abstract = target._replace(params=jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target.params))
     restored = restore_checkpoint(step_dir, abstract)
     assert checksum(restored) == checksum(make_state(fill=True))
     as_numpy = target._replace(params=jax.tree.map(np.asarray, target.params))
@@ -146,9 +142,7 @@ def test_restore_in_a_fresh_process(saved_run):
         "print(d.name, load_config(d)['seed'], m.checksum(s))\n"
     )
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run(
-        [sys.executable, "-c", child], capture_output=True, text=True, timeout=120, env=env
-    )
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     step, seed, digest = out.stdout.split()
     assert (step, int(seed)) == ("10", CONFIG["seed"])
@@ -207,9 +201,7 @@ def test_missing_path_and_empty_directory(tmp_path):
         latest_checkpoint(tmp_path)
 
 
-@pytest.mark.parametrize(
-    "victim", ["config.json", "tree.json", "state/_METADATA", "state/manifest.ocdbt"]
-)
+@pytest.mark.parametrize("victim", ["config.json", "tree.json", "state/_METADATA", "state/manifest.ocdbt"])
 def test_damaged_step_names_the_missing_file(tmp_path, victim):
     step_dir = save_checkpoint(tmp_path / "checkpoints", 4, make_state(fill=True), CONFIG)
     (step_dir / victim).unlink()
@@ -234,15 +226,11 @@ def test_mismatched_target_names_leaf_and_both_shapes(saved_run):
     step_dir = saved_run / "checkpoints" / "10"
     target = make_state(fill=False)
     wrong_shape = target._replace(
-        params=target.params.copy(
-            {"head": {**target.params["head"], "ids": jnp.zeros((6,), jnp.int32)}}
-        )
+        params=target.params.copy({"head": {**target.params["head"], "ids": jnp.zeros((6,), jnp.int32)}})
     )
     with pytest.raises(CheckpointError) as excinfo:
         restore_checkpoint(step_dir, wrong_shape)
-    assert one_line_error(excinfo) == (
-        "shape mismatch at leaf .params['head']['ids']: checkpoint (5,), target (6,)"
-    )
+    assert one_line_error(excinfo) == ("shape mismatch at leaf .params['head']['ids']: checkpoint (5,), target (6,)")
     wrong_dtype = target._replace(opt_count=jnp.float32(0))
     message = r"dtype mismatch at leaf \.opt_count: checkpoint int32, target float32"
     with pytest.raises(CheckpointError, match=message):
@@ -251,9 +239,7 @@ def test_mismatched_target_names_leaf_and_both_shapes(saved_run):
     with pytest.raises(CheckpointError, match=r"holds 7 leaves but the target has 8") as excinfo:
         restore_checkpoint(step_dir, extra_leaf)
     assert "checkpoint .params['ffm']['alpha'], target .params['extra']" in one_line_error(excinfo)
-    renamed = target._replace(
-        params=FrozenDict({"ffn": target.params["ffm"], "head": target.params["head"]})
-    )
+    renamed = target._replace(params=FrozenDict({"ffn": target.params["ffm"], "head": target.params["head"]}))
     message = r"structure mismatch at leaf 0: checkpoint \.params\['ffm'\]"
     with pytest.raises(CheckpointError, match=message):
         restore_checkpoint(step_dir, renamed)
@@ -291,8 +277,11 @@ def test_bfloat16_and_python_scalars_round_trip(tmp_path):
 def test_empty_arrays_round_trip_from_the_manifest_alone(tmp_path):
     """Orbax refuses zero-size arrays (replay without carries stores them): tree.json keeps their
     shape and dtype, and a target of another shape is still refused."""
-    state = {"carry": jnp.zeros((2, 5, 0, 3), jnp.float32), "count": jnp.zeros((2, 5, 0), jnp.int32),
-             "w": jnp.arange(4.0)}
+    state = {
+        "carry": jnp.zeros((2, 5, 0, 3), jnp.float32),
+        "count": jnp.zeros((2, 5, 0), jnp.int32),
+        "w": jnp.arange(4.0),
+    }
     step_dir = save_checkpoint(tmp_path, 0, state, {})
     restored = restore_checkpoint(step_dir, jax.tree.map(jnp.ones_like, state))
     for name in state:

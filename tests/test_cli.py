@@ -66,25 +66,44 @@ def test_interpolation_follows_the_override():
     assert cli.compose(["hydra.run.dir=runs/x"])["hydra"]["run"]["dir"] == "runs/x"
 
 
-@pytest.mark.parametrize("text, value", [
-    ("3", 3), ("-2", -2), ("1e-3", 1e-3), ("3.5e-4", 3.5e-4), ("0.5", 0.5), ("true", True), ("False", False),
-    ("null", None), ("on", "on"), ("no", "no"), ("1:20", "1:20"), ("10.0.0.1:1234", "10.0.0.1:1234"),
-    ("2026-12-01", "2026-12-01"), ("[8,16]", [8, 16]), ("{a:1,b:[x,y]}", {"a": 1, "b": ["x", "y"]}),
-    ("'a,b'", "a,b"), ("runs/a", "runs/a"),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("3", 3),
+        ("-2", -2),
+        ("1e-3", 1e-3),
+        ("3.5e-4", 3.5e-4),
+        ("0.5", 0.5),
+        ("true", True),
+        ("False", False),
+        ("null", None),
+        ("on", "on"),
+        ("no", "no"),
+        ("1:20", "1:20"),
+        ("10.0.0.1:1234", "10.0.0.1:1234"),
+        ("2026-12-01", "2026-12-01"),
+        ("[8,16]", [8, 16]),
+        ("{a:1,b:[x,y]}", {"a": 1, "b": ["x", "y"]}),
+        ("'a,b'", "a,b"),
+        ("runs/a", "runs/a"),
+    ],
+)
 def test_values_are_typed_as_hydra_types_them(text, value):
     assert cli.parse_value(text) == value and type(cli.parse_value(text)) is type(value)
 
 
-@pytest.mark.parametrize("token, named", [
-    ("network=transformer", ["transformer", *GROUPS["network"]]),
-    ("env=popgym/nope", ["popgym/nope", *list_envs()]),
-    ("system.batchsize=3", ["system.batchsize", "system.batch_size", "+system.batchsize="]),
-    ("seed", ["'seed'", "key=value"]),
-    ("+seed=1", ["seed is already in the config"]),
-    ("~nothing", ["nothing", "seed"]),
-    ("seed.x=1", ["seed is not a section", "system"]),
-])
+@pytest.mark.parametrize(
+    "token, named",
+    [
+        ("network=transformer", ["transformer", *GROUPS["network"]]),
+        ("env=popgym/nope", ["popgym/nope", *list_envs()]),
+        ("system.batchsize=3", ["system.batchsize", "system.batch_size", "+system.batchsize="]),
+        ("seed", ["'seed'", "key=value"]),
+        ("+seed=1", ["seed is already in the config"]),
+        ("~nothing", ["nothing", "seed"]),
+        ("seed.x=1", ["seed is not a section", "system"]),
+    ],
+)
 def test_a_bad_override_is_one_line_naming_the_valid_ones(token, named):
     with pytest.raises(cli.UsageError) as error:
         cli.compose([token])
@@ -92,25 +111,51 @@ def test_a_bad_override_is_one_line_naming_the_valid_ones(token, named):
     assert "\n" not in message and all(name in message for name in named), message
 
 
-OPTIONS = {"checkpoint": cli.REQUIRED, "episodes": 32, "rate": 0.5, "quick": False, "seeds": [0], "names": ["a"],
-           "out": "x.json", "any": None}
+OPTIONS = {
+    "checkpoint": cli.REQUIRED,
+    "episodes": 32,
+    "rate": 0.5,
+    "quick": False,
+    "seeds": [0],
+    "names": ["a"],
+    "out": "x.json",
+    "any": None,
+}
 
 
 def test_options_are_typed_by_their_default():
-    values, rest = cli.parse_args(["checkpoint=runs/a", "episodes=3", "rate=1", "quick=true", "seeds=1,2",
-                                   "names=[b,c]", "out=123", "any=[1]"], OPTIONS, usage="usage")
-    assert values == {"checkpoint": "runs/a", "episodes": 3, "rate": 1.0, "quick": True, "seeds": [1, 2],
-                      "names": ["b", "c"], "out": "123", "any": [1]} and rest == []
+    values, rest = cli.parse_args(
+        ["checkpoint=runs/a", "episodes=3", "rate=1", "quick=true", "seeds=1,2", "names=[b,c]", "out=123", "any=[1]"],
+        OPTIONS,
+        usage="usage",
+    )
+    assert (
+        values
+        == {
+            "checkpoint": "runs/a",
+            "episodes": 3,
+            "rate": 1.0,
+            "quick": True,
+            "seeds": [1, 2],
+            "names": ["b", "c"],
+            "out": "123",
+            "any": [1],
+        }
+        and rest == []
+    )
     assert cli.parse_args(["checkpoint=a", "seeds=4"], OPTIONS, usage="u")[0]["seeds"] == [4]
 
 
-@pytest.mark.parametrize("argv, named", [
-    (["episodes=3"], ["checkpoint= is required", "usage"]),
-    (["checkpoint=a", "episodes=x"], ["episodes=x", "integer"]),
-    (["checkpoint=a", "quick=1"], ["quick=1", "true or false"]),
-    (["checkpoint=a", "seeds=[a]"], ["seeds=a", "integer"]),
-    (["checkpoint=a", "steps=3"], ["steps=3", "checkpoint=", "episodes=", "out="]),
-])
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["episodes=3"], ["checkpoint= is required", "usage"]),
+        (["checkpoint=a", "episodes=x"], ["episodes=x", "integer"]),
+        (["checkpoint=a", "quick=1"], ["quick=1", "true or false"]),
+        (["checkpoint=a", "seeds=[a]"], ["seeds=a", "integer"]),
+        (["checkpoint=a", "steps=3"], ["steps=3", "checkpoint=", "episodes=", "out="]),
+    ],
+)
 def test_a_bad_option_is_one_line_naming_the_valid_ones(argv, named):
     with pytest.raises(cli.UsageError) as error:
         cli.parse_args(argv, OPTIONS, usage="usage")
@@ -119,30 +164,60 @@ def test_a_bad_option_is_one_line_naming_the_valid_ones(argv, named):
 
 
 def test_overrides_are_checked_beside_the_options():
-    values, rest = cli.parse_args(["episodes=2", "checkpoint=a", "system.batch_size=8", "env=popgym/autoencode"],
-                                  OPTIONS, usage="u", overrides=True)
+    values, rest = cli.parse_args(
+        ["episodes=2", "checkpoint=a", "system.batch_size=8", "env=popgym/autoencode"],
+        OPTIONS,
+        usage="u",
+        overrides=True,
+    )
     assert values["episodes"] == 2 and rest == ["system.batch_size=8", "env=popgym/autoencode"]
     with pytest.raises(cli.UsageError, match="an option of this script: checkpoint=, episodes="):
         cli.parse_args(["checkpoint=a", "episode=2"], OPTIONS, usage="u", overrides=True)
 
 
 def test_the_old_option_form_reads_as_key_value(capsys):
-    argv = ["--preset", "popgym-easy", "--seeds", "0", "1", "--set", "total_env_steps=10", "--quick",
-            "--difficulty", "hard", "--families", "a,b", "--set=eval_every=5"]
+    argv = [
+        "--preset",
+        "popgym-easy",
+        "--seeds",
+        "0",
+        "1",
+        "--set",
+        "total_env_steps=10",
+        "--quick",
+        "--difficulty",
+        "hard",
+        "--families",
+        "a,b",
+        "--set=eval_every=5",
+    ]
     assert cli.translate_legacy(argv, {"difficulty": "env.difficulty"}) == [
-        "total_env_steps=10", "eval_every=5", "preset=popgym-easy", "seeds=[0,1]", "quick=true",
-        "env.difficulty=hard", 'families="a,b"']
+        "total_env_steps=10",
+        "eval_every=5",
+        "preset=popgym-easy",
+        "seeds=[0,1]",
+        "quick=true",
+        "env.difficulty=hard",
+        'families="a,b"',
+    ]
     assert "the same command now reads: total_env_steps=10" in capsys.readouterr().err
     assert cli.translate_legacy(["a=1"]) == ["a=1"]
 
 
 def test_summarise_metrics_by_hand():
-    lines = [{"env_steps": 10, "updates": 1, "updates_per_second": 2.0, "env_steps_per_second": 100.0},
-             {"env_steps": 10, "eval_return": 0.5, "wall_time": 3.0},
-             {"env_steps": 20, "updates": 2, "updates_per_second": 4.0, "env_steps_per_second": 300.0},
-             {"env_steps": 20, "eval_return": 0.97, "wall_time": 6.0},
-             {"env_steps": 30, "eval_return": 0.9, "wall_time": 9.0}]
+    lines = [
+        {"env_steps": 10, "updates": 1, "updates_per_second": 2.0, "env_steps_per_second": 100.0},
+        {"env_steps": 10, "eval_return": 0.5, "wall_time": 3.0},
+        {"env_steps": 20, "updates": 2, "updates_per_second": 4.0, "env_steps_per_second": 300.0},
+        {"env_steps": 20, "eval_return": 0.97, "wall_time": 6.0},
+        {"env_steps": 30, "eval_return": 0.9, "wall_time": 9.0},
+    ]
     assert cli.summarise_metrics(lines, 0.95) == {
-        "steps_to_threshold": 20, "seconds_to_threshold": 6.0, "final_eval_return": 0.9, "best_eval_return": 0.97,
-        "env_steps_per_second": 200.0, "updates_per_second": 3.0}
+        "steps_to_threshold": 20,
+        "seconds_to_threshold": 6.0,
+        "final_eval_return": 0.9,
+        "best_eval_return": 0.97,
+        "env_steps_per_second": 200.0,
+        "updates_per_second": 3.0,
+    }
     assert cli.summarise_metrics(lines, 0.99)["steps_to_threshold"] is None

@@ -54,7 +54,11 @@ def test_numpy_and_jax_scalars_become_python_numbers(tmp_path):
         "zero_d": 1.5,
     }
     assert [type(record[k]) for k in ("np_f32", "np_i64", "np_bool", "jax_i32", "jax_bool")] == [
-        float, int, bool, int, bool
+        float,
+        int,
+        bool,
+        int,
+        bool,
     ]
 
 

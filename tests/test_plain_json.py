@@ -8,10 +8,24 @@ from rmuzero.plain_json import plain_json
 
 
 def test_scalars_become_python_values_and_non_finite_floats_null():
-    value = {"a": np.float32(1.5), "b": jnp.asarray(3, jnp.int32), "c": np.bool_(True), "d": float("nan"),
-             "e": {"f": np.array(2.0)}, "g": None, "h": "text"}
-    assert plain_json(value, "record") == {"a": 1.5, "b": 3, "c": True, "d": None, "e": {"f": 2.0}, "g": None,
-                                           "h": "text"}
+    value = {
+        "a": np.float32(1.5),
+        "b": jnp.asarray(3, jnp.int32),
+        "c": np.bool_(True),
+        "d": float("nan"),
+        "e": {"f": np.array(2.0)},
+        "g": None,
+        "h": "text",
+    }
+    assert plain_json(value, "record") == {
+        "a": 1.5,
+        "b": 3,
+        "c": True,
+        "d": None,
+        "e": {"f": 2.0},
+        "g": None,
+        "h": "text",
+    }
 
 
 def test_lists_only_where_asked_and_their_entries_named():

@@ -25,9 +25,11 @@ def test_every_default_folder_has_curves():
 def test_eval_curves_by_hand(tmp_path):
     seed = tmp_path / "gru" / "seed_3"
     seed.mkdir(parents=True)
-    (seed / "metrics.jsonl").write_text('{"env_steps": 10, "episode_return": 0.1}\n'
-                                        '{"env_steps": 20, "eval_return": -0.5}\n'
-                                        '{"env_steps": 40, "eval_return": 0.25}\n')
+    (seed / "metrics.jsonl").write_text(
+        '{"env_steps": 10, "episode_return": 0.1}\n'
+        '{"env_steps": 20, "eval_return": -0.5}\n'
+        '{"env_steps": 40, "eval_return": 0.25}\n'
+    )
     assert plot_results.eval_curves(tmp_path) == {"gru": [([20, 40], [-0.5, 0.25])]}
 
 

@@ -18,12 +18,31 @@ _spec = importlib.util.spec_from_file_location("suite", SCRIPT)  # a script, not
 suite = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(suite)
 
-TINY = ["network.features=8", "network.latent_size=8", "network.head_sizes=[8]", "network.value_bins=11",
-        "network.reward_bins=11", "search.num_simulations=2", "search.max_num_considered_actions=2",
-        "system.num_envs=4", "system.rollout_length=4", "system.batch_size=2", "system.sequence_length=6",
-        "system.roots_per_sequence=2", "system.burn_in=0", "system.num_unroll_steps=1", "system.td_steps=1",
-        "system.replay_length_per_env=32", "system.updates_per_iteration=1", "system.reanalyse_fraction=0.0",
-        "eval_episodes=2", "total_env_steps=64", "eval_every=32", "log_every=16", "checkpoint_every=32"]
+TINY = [
+    "network.features=8",
+    "network.latent_size=8",
+    "network.head_sizes=[8]",
+    "network.value_bins=11",
+    "network.reward_bins=11",
+    "search.num_simulations=2",
+    "search.max_num_considered_actions=2",
+    "system.num_envs=4",
+    "system.rollout_length=4",
+    "system.batch_size=2",
+    "system.sequence_length=6",
+    "system.roots_per_sequence=2",
+    "system.burn_in=0",
+    "system.num_unroll_steps=1",
+    "system.td_steps=1",
+    "system.replay_length_per_env=32",
+    "system.updates_per_iteration=1",
+    "system.reanalyse_fraction=0.0",
+    "eval_episodes=2",
+    "total_env_steps=64",
+    "eval_every=32",
+    "log_every=16",
+    "checkpoint_every=32",
+]
 TIMINGS = ("wall_time", "env_steps_per_second", "updates_per_second")
 
 
@@ -40,7 +59,9 @@ def test_suite_on_a_tiny_budget_writes_one_row_per_run_and_skips_finished_runs(t
     suite.main(args)
     rows = _read_csv(out / "results.csv")
     assert [(r["task"], r["difficulty"], r["network"], r["seed"], r["env_steps"]) for r in rows] == [
-        ("repeat_previous", "easy", "ffm", "0", "64"), ("repeat_previous", "easy", "ffm", "1", "64")]
+        ("repeat_previous", "easy", "ffm", "0", "64"),
+        ("repeat_previous", "easy", "ffm", "1", "64"),
+    ]
     assert all(-1.0 <= float(r["final_eval_return"]) <= 1.0 for r in rows)
     assert "| repeat_previous easy | ffm | 0,1 | 64 |" in (out / "results.md").read_text()
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -78,8 +99,16 @@ def _write_run(out: Path, network: str, seed: int, evals: list[tuple[int, float,
     directory.mkdir(parents=True)
     lines = []
     for steps, value, wall in evals:
-        lines.append({"env_steps": steps, "episode_return": value, "env_steps_per_second": 100.0 + seed,
-                      "updates_per_second": 10.0, "updates": steps // 8, "wall_time": wall - 1})
+        lines.append(
+            {
+                "env_steps": steps,
+                "episode_return": value,
+                "env_steps_per_second": 100.0 + seed,
+                "updates_per_second": 10.0,
+                "updates": steps // 8,
+                "wall_time": wall - 1,
+            }
+        )
         lines.append({"env_steps": steps, "eval_return": value, "wall_time": wall})
     (directory / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
 
@@ -89,13 +118,24 @@ def test_tables_and_plot_from_metrics_files(tmp_path):
     _write_run(tmp_path, "ffm", 0, [(1000, -0.5, 10.0), (2000, 0.96, 20.0), (3000, 0.90, 30.0)])
     _write_run(tmp_path, "ffm", 1, [(1000, -0.4, 11.0), (2000, 0.50, 21.0), (3000, 0.97, 31.0)])
     _write_run(tmp_path, "gru", 0, [(1000, -0.5, 9.0), (2000, -0.45, 19.0), (3000, -0.3, 29.0)])
-    rows = suite.write_results(tmp_path, [("repeat_previous", "medium")], ["ffm", "gru"], [0, 1],
-                               threshold=0.95, command="python scripts/suite.py (fixture)", machine="fixture")
+    rows = suite.write_results(
+        tmp_path,
+        [("repeat_previous", "medium")],
+        ["ffm", "gru"],
+        [0, 1],
+        threshold=0.95,
+        command="python scripts/suite.py (fixture)",
+        machine="fixture",
+    )
     table = _read_csv(tmp_path / "results.csv")
     assert len(rows) == len(table) == 3  # gru seed 1 never ran
     ffm0, ffm1, gru0 = table
-    assert (ffm0["best_eval_return"], ffm0["final_eval_return"], ffm0["steps_to_threshold"],
-            ffm0["seconds_to_threshold"]) == ("0.96", "0.9", "2000", "20.0")
+    assert (
+        ffm0["best_eval_return"],
+        ffm0["final_eval_return"],
+        ffm0["steps_to_threshold"],
+        ffm0["seconds_to_threshold"],
+    ) == ("0.96", "0.9", "2000", "20.0")
     assert (ffm1["steps_to_threshold"], ffm1["env_steps_per_second"]) == ("3000", "101.0")
     assert (gru0["steps_to_threshold"], gru0["seconds_to_threshold"]) == ("", "")
 
@@ -106,11 +146,15 @@ def test_tables_and_plot_from_metrics_files(tmp_path):
     random = reference("popgym/repeat_previous", "medium")["random"]
     ffm_score, gru_score = (0.935 - random) / (1.0 - random), (-0.3 - random) / (1.0 - random)
     # Both ffm seeds settle at 3,000: their 2,000 evaluations (0.96, 0.50) are more than 0.05 from the final.
-    assert (f"| repeat_previous medium | ffm | 0,1 | 3,000 | {final} | 0.965 ± 0.007 | 3,000 | 2,500 (2/2) "
-            f"| {random:.3f} | 1.000 (exact) | {ffm_score:.2f} | POPGym GRU -0.315 (unverified); "
-            "POPGym best PPO model 0.789 (unverified) |") in markdown
-    assert (f"| repeat_previous medium | gru | 0 | 3,000 | -0.300 | -0.300 | 3,000 | - (0/1) | {random:.3f} "
-            f"| 1.000 (exact) | {gru_score:.2f} |") in markdown
+    assert (
+        f"| repeat_previous medium | ffm | 0,1 | 3,000 | {final} | 0.965 ± 0.007 | 3,000 | 2,500 (2/2) "
+        f"| {random:.3f} | 1.000 (exact) | {ffm_score:.2f} | POPGym GRU -0.315 (unverified); "
+        "POPGym best PPO model 0.789 (unverified) |"
+    ) in markdown
+    assert (
+        f"| repeat_previous medium | gru | 0 | 3,000 | -0.300 | -0.300 | 3,000 | - (0/1) | {random:.3f} "
+        f"| 1.000 (exact) | {gru_score:.2f} |"
+    ) in markdown
     assert f"ffm {ffm_score:.3f} over 1 tasks, gru {gru_score:.3f} over 1 tasks" in markdown
     assert "Morad, Kortvelesy, Bettini, Liwicki, Prorok, 'POPGym" in markdown
     assert (tmp_path / "curves.png").stat().st_size > 10_000
@@ -133,7 +177,8 @@ def test_the_preset_runs_into_the_folders_it_always_did():
     assert (args["networks"], args["seeds"], args["out"]) == (["ffm"], [0], "results/popgym-easy")
     assert overrides == suite.PRESETS["popgym-easy"]["set"]
     assert suite.run_dir(Path(args["out"]), "autoencode", "easy", "ffm") == Path(
-        "results/popgym-easy/runs/autoencode-easy/ffm")
+        "results/popgym-easy/runs/autoencode-easy/ffm"
+    )
     assert suite.parse(cli.translate_legacy(["--preset", "popgym-easy"])) == (args, overrides)
     args, overrides = suite.parse(["preset=popgym-easy", "seeds=[1,2]", "out=elsewhere", "eval_every=5000"])
     assert (args["seeds"], args["out"], overrides[-1]) == ([1, 2], "elsewhere", "eval_every=5000")
@@ -141,15 +186,18 @@ def test_the_preset_runs_into_the_folders_it_always_did():
     assert (config.env.name, config.early_stop_return, config.eval_every) == ("popgym/count_recall", 1.0, 5000)
 
 
-@pytest.mark.parametrize("argv, named", [
-    ([], ["out= is required", "popgym-easy"]),
-    (["preset=nope"], ["preset=nope", "popgym-easy"]),
-    (["out=x", "env.difficulty=hard"], ["env.difficulty=hard", "tasks="]),
-    (["out=x", "seed=3"], ["seed=3", "seeds="]),
-    (["out=x", "resume=true"], ["resume=true"]),
-    (["out=x", "networks=[]"], ["networks=[]"]),
-    (["out=x", "system.batchsize=3"], ["system.batch_size", "tasks="]),
-])
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        ([], ["out= is required", "popgym-easy"]),
+        (["preset=nope"], ["preset=nope", "popgym-easy"]),
+        (["out=x", "env.difficulty=hard"], ["env.difficulty=hard", "tasks="]),
+        (["out=x", "seed=3"], ["seed=3", "seeds="]),
+        (["out=x", "resume=true"], ["resume=true"]),
+        (["out=x", "networks=[]"], ["networks=[]"]),
+        (["out=x", "system.batchsize=3"], ["system.batch_size", "tasks="]),
+    ],
+)
 def test_a_bad_command_line_is_one_line_naming_the_valid_ones(argv, named):
     with pytest.raises(cli.UsageError) as error:
         suite.parse(argv)

@@ -40,10 +40,8 @@ def _h_float64(x):
 
 def test_h_hand_values():
     # sqrt(4) - 1 + 0.003 = 1.003; sqrt(9) - 1 + 0.008 = 2.008; odd function.
-    np.testing.assert_allclose(_h(jnp.array([0.0, 3.0, 8.0, -3.0])), [0.0, 1.003, 2.008, -1.003],
-                               rtol=1e-6)
-    np.testing.assert_allclose(_h_inv(jnp.array([0.0, 1.003, 2.008, -1.003])), [0.0, 3.0, 8.0, -3.0],
-                               rtol=1e-6)
+    np.testing.assert_allclose(_h(jnp.array([0.0, 3.0, 8.0, -3.0])), [0.0, 1.003, 2.008, -1.003], rtol=1e-6)
+    np.testing.assert_allclose(_h_inv(jnp.array([0.0, 1.003, 2.008, -1.003])), [0.0, 3.0, 8.0, -3.0], rtol=1e-6)
 
 
 def test_h_matches_float64_formula():
@@ -96,8 +94,7 @@ def test_two_hot_expectation_is_transformed_value():
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
     assert float(probs.min()) >= 0.0
     assert int((probs > 0).sum(-1).max()) <= 2
-    np.testing.assert_allclose((probs * support.values()).sum(-1), _h_float64(x), rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose((probs * support.values()).sum(-1), _h_float64(x), rtol=1e-5, atol=1e-5)
 
 
 def test_two_hot_clips_outside_support():
@@ -121,8 +118,7 @@ def test_encode_decode_round_trip(transform):
 
 def test_decode_uniform_logits_is_support_mean():
     support = DiscreteSupport(min_value=-1.0, max_value=3.0, num_bins=5)  # points -1..3, mean 1
-    np.testing.assert_allclose(_decode(support, "identity")(jnp.zeros((2, 3, 5))), np.ones((2, 3)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(_decode(support, "identity")(jnp.zeros((2, 3, 5))), np.ones((2, 3)), rtol=1e-6)
     decoded = np.asarray(_decode(support)(jnp.zeros((4, 5))))
     # The mean 1 is in h-space: the decoded x satisfies h(x) = 1, a bit below 3 (h(3) = 1.003).
     np.testing.assert_allclose(_h_float64(decoded), np.ones(4), rtol=1e-6)

@@ -1,7 +1,7 @@
 """The agent: configuration, acting / learning / reanalysis, and the training run.
 
-    from rmuzero.agent import AgentConfig, make_agent, train
-    summary = train(AgentConfig(), "runs/example")
+from rmuzero.agent import AgentConfig, make_agent, train
+summary = train(AgentConfig(), "runs/example")
 """
 
 from rmuzero.agent.agent import Agent, TrainState, make_agent

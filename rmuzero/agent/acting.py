@@ -35,8 +35,9 @@ def invalid_actions(step: AgentStep) -> chex.Array | None:
     return None if step.action_mask is None else ~step.action_mask
 
 
-def explore(key: chex.PRNGKey, action: chex.Array, invalid: chex.Array | None, num_actions: int,
-            epsilon: float) -> chex.Array:
+def explore(
+    key: chex.PRNGKey, action: chex.Array, invalid: chex.Array | None, num_actions: int, epsilon: float
+) -> chex.Array:
     """``action [B]`` with each entry, with probability ``epsilon``, replaced by a uniform valid action."""
     replace_key, uniform_key = jax.random.split(key)
     logits = jnp.zeros(action.shape + (num_actions,))
@@ -46,8 +47,9 @@ def explore(key: chex.PRNGKey, action: chex.Array, invalid: chex.Array | None, n
     return jnp.where(jax.random.uniform(replace_key, action.shape) < epsilon, uniform, action)
 
 
-def act_step(model: Model, env: AgentEnv, params: Params, actor: ActorState,
-             key: chex.PRNGKey, epsilon: float = 0.0) -> tuple[ActorState, tuple[StepRecord, AgentStep]]:
+def act_step(
+    model: Model, env: AgentEnv, params: Params, actor: ActorState, key: chex.PRNGKey, epsilon: float = 0.0
+) -> tuple[ActorState, tuple[StepRecord, AgentStep]]:
     """Encodes o_t, searches, steps the environments; the record of step t ([B, ...])."""
     step = actor.step
     carry, latent = model.encode(params, actor.carry, jax.tree.map(lambda x: x[None], step.obs), step.start[None])
@@ -74,8 +76,15 @@ def act_step(model: Model, env: AgentEnv, params: Params, actor: ActorState,
     return ActorState(env_state, next_step, carry), (record, next_step)
 
 
-def rollout(model: Model, env: AgentEnv, params: Params, actor: ActorState, key: chex.PRNGKey,
-            num_steps: int, epsilon: float = 0.0) -> tuple[ActorState, StepRecord, AgentStep]:
+def rollout(
+    model: Model,
+    env: AgentEnv,
+    params: Params,
+    actor: ActorState,
+    key: chex.PRNGKey,
+    num_steps: int,
+    epsilon: float = 0.0,
+) -> tuple[ActorState, StepRecord, AgentStep]:
     """``num_steps`` acting steps: records ``[B, T, ...]`` (batch-major, for the replay)
     and the timesteps reached ``[T, B, ...]`` (time-major, for episode metrics)."""
     keys = jax.random.split(key, num_steps)

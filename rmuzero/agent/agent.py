@@ -44,7 +44,7 @@ import jumanji
 import optax
 
 from rmuzero.agent.acting import ActorState, rollout
-from rmuzero.agent.config import AgentConfig, SystemConfig, ConfigError, resolve_sequence_length, roots_for
+from rmuzero.agent.config import AgentConfig, ConfigError, SystemConfig, resolve_sequence_length, roots_for
 from rmuzero.agent.evaluation import EvalLoop, Evaluation, make_evaluate
 from rmuzero.agent.learning import Learner, LossOutput
 from rmuzero.agent.model import Model, make_model
@@ -55,8 +55,17 @@ from rmuzero.replay.targets import return_scale
 
 Params = Any
 
-__all__ = ["ActorState", "Agent", "EvalLoop", "Evaluation", "IterationMetrics", "LearnBatch", "LossOutput", "TrainState",
-           "make_agent"]
+__all__ = [
+    "ActorState",
+    "Agent",
+    "EvalLoop",
+    "Evaluation",
+    "IterationMetrics",
+    "LearnBatch",
+    "LossOutput",
+    "TrainState",
+    "make_agent",
+]
 
 
 class TrainState(NamedTuple):
@@ -114,7 +123,9 @@ class Agent:
     step: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # train_iteration once ready, else collect
     sample_batch: Callable[[TrainState, chex.PRNGKey], LearnBatch]  # sequences, targets, roots of one update
     learn: Callable[[TrainState, LearnBatch], tuple[TrainState, tuple]]  # one gradient step on a batch
-    train_iterations: Callable[[TrainState], tuple[TrainState, IterationMetrics]]  # config.iterations_per_call steps; metrics [k]
+    train_iterations: Callable[
+        [TrainState], tuple[TrainState, IterationMetrics]
+    ]  # config.iterations_per_call steps; metrics [k]
     evaluate: Callable  # (params, key) -> Evaluation of config.eval_episodes episodes (returns, lengths, finished [N])
 
 
@@ -125,9 +136,11 @@ def check_divisible(system: SystemConfig, num_devices: int) -> SystemConfig:
         if value % num_devices:
             raise ConfigError(
                 f"system.{name}={value} does not divide over {num_devices} devices; valid: a multiple of "
-                f"{num_devices} (or num_devices=1)")
+                f"{num_devices} (or num_devices=1)"
+            )
     return dataclasses.replace(
-        system, num_envs=system.num_envs // num_devices, batch_size=system.batch_size // num_devices)
+        system, num_envs=system.num_envs // num_devices, batch_size=system.batch_size // num_devices
+    )
 
 
 def make_agent(
@@ -175,20 +188,24 @@ def make_agent(
     if environment is not None:
         task = as_environment(environment)
     else:
-        task = make_environment(config.env.suite, config.env.name, difficulty=config.env.difficulty,
-                                params=config.env.params, kwargs=config.env.kwargs, factory=config.env.factory)
+        task = make_environment(
+            config.env.suite,
+            config.env.name,
+            difficulty=config.env.difficulty,
+            params=config.env.params,
+            kwargs=config.env.kwargs,
+            factory=config.env.factory,
+        )
 
     def build_env(num_envs: int) -> AgentEnv:
-        return wrap_env(task, num_envs=num_envs, prev_action=config.env.prev_action,
-                        prev_reward=config.env.prev_reward)
+        return wrap_env(task, num_envs=num_envs, prev_action=config.env.prev_action, prev_reward=config.env.prev_reward)
 
     env = build_env(system.num_envs)
     max_episode_length = getattr(task, "max_episode_length", None)
     length = resolve_sequence_length(system, max_episode_length)
     num_actions = env.num_actions
     model = make_model(config, num_actions)
-    learner = Learner(model=model, system=system, num_actions=num_actions,
-                      roots_per_sequence=roots_for(system, length))
+    learner = Learner(model=model, system=system, num_actions=num_actions, roots_per_sequence=roots_for(system, length))
     replay = make_replay(
         num_envs=system.num_envs,
         sequence_length=length,
@@ -199,9 +216,7 @@ def make_agent(
         # episode fits the sequence (its observations are at most max_episode_length).
         store_carries=system.store_all_carries or max_episode_length is None or max_episode_length > length,
     )
-    optimizer = optax.chain(
-        optax.clip_by_global_norm(system.max_grad_norm), optax.adam(system.learning_rate)
-    )
+    optimizer = optax.chain(optax.clip_by_global_norm(system.max_grad_norm), optax.adam(system.learning_rate))
 
     def sample_batch(state: TrainState, key) -> LearnBatch:
         """This device's sequences, their targets (target network, reanalysis) and unroll roots."""
@@ -250,19 +265,32 @@ def make_agent(
     def collect(state: TrainState) -> tuple[TrainState, IterationMetrics]:
         key, rollout_key = jax.random.split(state.key)
         actor, records, steps = rollout(
-            model, env, state.params, state.actor, device_key(rollout_key), system.rollout_length,
-            epsilon=system.exploration_epsilon)
+            model,
+            env,
+            state.params,
+            state.actor,
+            device_key(rollout_key),
+            system.rollout_length,
+            epsilon=system.exploration_epsilon,
+        )
         replay_state = replay.add(state.replay, records)
         done = steps.episode_done.astype(jnp.float32)
         zero = jnp.zeros((), jnp.float32)
         return_sum, length_sum, episodes = sum_over_devices(
-            (jnp.sum(steps.episode_return * done), jnp.sum(steps.episode_length * done), jnp.sum(done)))
+            (jnp.sum(steps.episode_return * done), jnp.sum(steps.episode_length * done), jnp.sum(done))
+        )
         metrics = IterationMetrics(
             episode_return_sum=return_sum,
             episode_length_sum=length_sum,
             episodes=episodes,
-            loss=zero, value_loss=zero, reward_loss=zero, policy_loss=zero, consistency_loss=zero, grad_norm=zero,
-            updates=jnp.zeros((), jnp.int32), targets_outside_support=zero,
+            loss=zero,
+            value_loss=zero,
+            reward_loss=zero,
+            policy_loss=zero,
+            consistency_loss=zero,
+            grad_norm=zero,
+            updates=jnp.zeros((), jnp.int32),
+            targets_outside_support=zero,
         )
         state = state._replace(
             actor=actor,
@@ -280,13 +308,18 @@ def make_agent(
             state, (parts, grad_norm, outside) = jax.lax.scan(update, state, keys)
         else:
             state, grouped = jax.lax.scan(
-                prepared_updates, state, keys.reshape((-1, system.sample_ahead) + keys.shape[1:]))
+                prepared_updates, state, keys.reshape((-1, system.sample_ahead) + keys.shape[1:])
+            )
             parts, grad_norm, outside = jax.tree.map(
-                lambda x: x.reshape((system.updates_per_iteration,) + x.shape[2:]), grouped)
+                lambda x: x.reshape((system.updates_per_iteration,) + x.shape[2:]), grouped
+            )
         state = state._replace(key=key)
         metrics = metrics._replace(
-            loss=jnp.mean(parts.total), value_loss=jnp.mean(parts.value), reward_loss=jnp.mean(parts.reward),
-            policy_loss=jnp.mean(parts.policy), consistency_loss=jnp.mean(parts.consistency),
+            loss=jnp.mean(parts.total),
+            value_loss=jnp.mean(parts.value),
+            reward_loss=jnp.mean(parts.reward),
+            policy_loss=jnp.mean(parts.policy),
+            consistency_loss=jnp.mean(parts.consistency),
             grad_norm=jnp.mean(grad_norm),
             updates=jnp.asarray(system.updates_per_iteration, jnp.int32),
             targets_outside_support=jnp.mean(outside),
@@ -358,6 +391,8 @@ def make_agent(
         learn=learn,
         train_iterations=train_iterations,
         evaluate=make_evaluate(
-            model, build_env(eval_envs or config.eval_envs or config.eval_episodes),
-            episodes=config.eval_episodes if eval_envs is None else eval_envs),
+            model,
+            build_env(eval_envs or config.eval_envs or config.eval_episodes),
+            episodes=config.eval_episodes if eval_envs is None else eval_envs,
+        ),
     )

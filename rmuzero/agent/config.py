@@ -52,11 +52,15 @@ class EnvConfig:
         _require(self.suite in SUITES, f"env.suite={self.suite!r}; valid: {', '.join(SUITES)}")
         if self.suite == "popgym":
             _require(self.name in list_envs(), f"env.name={self.name!r}; valid: {', '.join(list_envs())}")
-        _require(self.difficulty in DIFFICULTIES, f"env.difficulty={self.difficulty!r}; valid: {', '.join(DIFFICULTIES)}")
+        _require(
+            self.difficulty in DIFFICULTIES, f"env.difficulty={self.difficulty!r}; valid: {', '.join(DIFFICULTIES)}"
+        )
         for name in ("params", "kwargs"):
             value = getattr(self, name)
-            _require(value is None or isinstance(value, Mapping),
-                     f"env.{name}={value!r}; valid: a mapping, e.g. 'env.{name}={{key: value}}'")
+            _require(
+                value is None or isinstance(value, Mapping),
+                f"env.{name}={value!r}; valid: a mapping, e.g. 'env.{name}={{key: value}}'",
+            )
             object.__setattr__(self, name, dict(value or {}))
 
 
@@ -70,9 +74,13 @@ class NetworkConfig:
     value_bins: int = 101  # categorical support size of the value head
     reward_bins: int = 101  # and of the reward head
     support_bound: float = 0.5  # supports span [-bound, bound] in h-transformed units
-    separate_reward_trunk: bool = True  # the reward reads its own MLP, not the next latent's (saved configs without it: False)
+    separate_reward_trunk: bool = (
+        True  # the reward reads its own MLP, not the next latent's (saved configs without it: False)
+    )
     memory_kwargs: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)  # layer options (None: none)
-    torso: str = "auto"  # observation leaves -> features: auto (by shape; images / grids through a conv stack) | flatten
+    torso: str = (
+        "auto"  # observation leaves -> features: auto (by shape; images / grids through a conv stack) | flatten
+    )
 
     def __post_init__(self):
         _require(
@@ -87,8 +95,10 @@ class NetworkConfig:
         for size in self.head_sizes:
             check_int("network.head_sizes[]", size, error=ConfigError)
         check_real("network.support_bound", self.support_bound, 0.0, 1e6, open_low=True, error=ConfigError)
-        _require(isinstance(self.separate_reward_trunk, bool),
-                 f"network.separate_reward_trunk={self.separate_reward_trunk!r}; valid: true | false")
+        _require(
+            isinstance(self.separate_reward_trunk, bool),
+            f"network.separate_reward_trunk={self.separate_reward_trunk!r}; valid: true | false",
+        )
         _require(
             self.memory_kwargs is None or isinstance(self.memory_kwargs, Mapping),
             f"network.memory_kwargs={self.memory_kwargs!r}; valid: a mapping of layer options, "
@@ -126,7 +136,9 @@ class SystemConfig:
     learning_rate: float = 1e-3
     max_grad_norm: float = 5.0
     value_loss_weight: float = 0.5
-    reward_loss_weight: float = 4.0  # the memory learns what to keep mostly from the reward (configs/system/muzero.yaml)
+    reward_loss_weight: float = (
+        4.0  # the memory learns what to keep mostly from the reward (configs/system/muzero.yaml)
+    )
     policy_loss_weight: float = 1.0
     consistency_loss_weight: float = 0.0  # latent consistency: the dynamics' latent k steps on against the
     #                                       encoder's at t + k (stop-gradient), 1 - centred cosine; 0: off
@@ -145,8 +157,16 @@ class SystemConfig:
 
     def __post_init__(self):
         for name in (
-            "num_envs", "rollout_length", "updates_per_iteration", "batch_size", "roots_per_sequence",
-            "num_unroll_steps", "td_steps", "replay_length_per_env", "target_update_period", "sample_ahead",
+            "num_envs",
+            "rollout_length",
+            "updates_per_iteration",
+            "batch_size",
+            "roots_per_sequence",
+            "num_unroll_steps",
+            "td_steps",
+            "replay_length_per_env",
+            "target_update_period",
+            "sample_ahead",
         ):
             check_int(f"system.{name}", getattr(self, name), error=ConfigError)
         _require(
@@ -156,8 +176,10 @@ class SystemConfig:
             f"{', '.join(str(d) for d in range(1, self.updates_per_iteration + 1) if self.updates_per_iteration % d == 0)}",
         )
         check_int("system.burn_in", self.burn_in, minimum=0, error=ConfigError)
-        _require(isinstance(self.store_all_carries, bool),
-                 f"system.store_all_carries={self.store_all_carries!r}; valid: true | false")
+        _require(
+            isinstance(self.store_all_carries, bool),
+            f"system.store_all_carries={self.store_all_carries!r}; valid: true | false",
+        )
         if self.sequence_length is not None:
             check_int("system.sequence_length", self.sequence_length, minimum=2, error=ConfigError)
             self.check_sequence_length(self.sequence_length)
@@ -232,7 +254,9 @@ class AgentConfig:
     keep_checkpoints: int | None = None  # keep only the newest N checkpoints (the final one among them); None: all
     iterations_per_call: int = 1  # training iterations fused into one jitted call (logging waits for the call)
     num_seeds: int = 1  # seeds seed .. seed + N - 1 trained together, vmapped, in one process
-    num_devices: int | None = None  # devices the training step is split over (data parallel); None: the most visible ones
+    num_devices: int | None = (
+        None  # devices the training step is split over (data parallel); None: the most visible ones
+    )
     #                                 num_envs and batch_size divide over (every device with several processes)
     early_stop_return: float | None = None  # stop once every evaluation for early_stop_env_steps has been at least
     #                                         this (within 1e-4); None: train to total_env_steps
@@ -240,8 +264,15 @@ class AgentConfig:
 
     def __post_init__(self):
         check_int("config.seed", self.seed, minimum=0, error=ConfigError)
-        for name in ("total_env_steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
-                     "iterations_per_call", "num_seeds"):
+        for name in (
+            "total_env_steps",
+            "eval_every",
+            "eval_episodes",
+            "log_every",
+            "checkpoint_every",
+            "iterations_per_call",
+            "num_seeds",
+        ):
             check_int(f"config.{name}", getattr(self, name), error=ConfigError)
         if self.eval_envs is not None:
             check_int("config.eval_envs", self.eval_envs, error=ConfigError)
@@ -263,8 +294,14 @@ class AgentConfig:
         return self.system.num_envs * self.system.rollout_length
 
 
-_SECTIONS = {"env": EnvConfig, "network": NetworkConfig, "search": SearchConfig, "system": SystemConfig,
-             "distributed": DistributedConfig, "logger": LoggerConfig}
+_SECTIONS = {
+    "env": EnvConfig,
+    "network": NetworkConfig,
+    "search": SearchConfig,
+    "system": SystemConfig,
+    "distributed": DistributedConfig,
+    "logger": LoggerConfig,
+}
 
 
 def _build(cls, owner: str, values: Mapping[str, Any]):
@@ -296,10 +333,12 @@ def config_from_dict(values: Mapping[str, Any]) -> AgentConfig:
 
 # Options whose default changed, with the value that reproduces a config saved before they
 # existed (a checkpoint's config.json lacks them): (section, key) -> that value.
-_BEFORE_OPTION = {("network", "separate_reward_trunk"): False,
-                  ("system", "store_all_carries"): True,
-                  ("system", "prediction_gradient_scale"): 1.0,
-                  ("system", "exploration_epsilon"): 0.0}
+_BEFORE_OPTION = {
+    ("network", "separate_reward_trunk"): False,
+    ("system", "store_all_carries"): True,
+    ("system", "prediction_gradient_scale"): 1.0,
+    ("system", "exploration_epsilon"): 0.0,
+}
 
 
 def saved_config_from_dict(values: Mapping[str, Any]) -> AgentConfig:

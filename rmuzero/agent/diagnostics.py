@@ -46,8 +46,9 @@ class SearchDiagnosis(NamedTuple):
     episode_step: chex.Array  # [T, E] int32: index of the step in its episode
 
 
-def diagnose_search(model: Model, env: AgentEnv, params: Params, key: chex.PRNGKey, *,
-                    num_steps: int, discount: float) -> SearchDiagnosis:
+def diagnose_search(
+    model: Model, env: AgentEnv, params: Params, key: chex.PRNGKey, *, num_steps: int, discount: float
+) -> SearchDiagnosis:
     """Plays ``env.num_envs`` environments ``num_steps`` steps with the search's actions.
 
     ``discount`` is the gamma of ``model_q`` (the run's ``system.discount``). Jit with
@@ -133,9 +134,17 @@ def summarise(diagnosis: SearchDiagnosis, phases: int = 3) -> dict:
         first, last = int(np.ceil(lo)), int(np.ceil(hi)) - 1
         where = informative & (d.episode_step >= first) & (d.episode_step <= last)
         if where.any():
-            by_episode_step.append({"first": first, "last": last, "steps": int(where.sum()),
-                                    "prior_top": top(d.prior, where), "improved_top": top(d.improved, where),
-                                    "reward_model_top": top(d.model_reward, where), "q_top": top(d.model_q, where)})
+            by_episode_step.append(
+                {
+                    "first": first,
+                    "last": last,
+                    "steps": int(where.sum()),
+                    "prior_top": top(d.prior, where),
+                    "improved_top": top(d.improved, where),
+                    "reward_model_top": top(d.model_reward, where),
+                    "q_top": top(d.model_q, where),
+                }
+            )
 
     def expected(policy):
         value = np.sum(np.where(valid, policy * d.true_reward, 0.0), axis=-1)
@@ -150,8 +159,7 @@ def summarise(diagnosis: SearchDiagnosis, phases: int = 3) -> dict:
     on_informative = valid & informative[..., None]
     dv = np.where(on_informative, value_centred, 0.0)
     dr = np.where(on_informative, centred(d.model_reward), 0.0)
-    by_action = (np.sum(np.where(valid, value_centred, 0.0), axis=(0, 1))
-                 / np.maximum(valid.sum(axis=(0, 1)), 1))
+    by_action = np.sum(np.where(valid, value_centred, 0.0), axis=(0, 1)) / np.maximum(valid.sum(axis=(0, 1)), 1)
     num_actions = valid.shape[-1]
     return {
         "informative_steps": float(np.mean(informative)),
@@ -163,8 +171,9 @@ def summarise(diagnosis: SearchDiagnosis, phases: int = 3) -> dict:
         "improved_expected_reward": expected(d.improved),
         "reward_model_error": float(np.mean(np.abs(d.model_reward - d.true_reward)[valid])),
         "next_value_reward_slope": float(np.sum(dv * dr) / max(float(np.sum(dr * dr)), 1e-30)),
-        "next_value_spread": float(np.mean(np.where(valid, next_value, -np.inf).max(-1)
-                                           - np.where(valid, next_value, np.inf).min(-1))),
+        "next_value_spread": float(
+            np.mean(np.where(valid, next_value, -np.inf).max(-1) - np.where(valid, next_value, np.inf).min(-1))
+        ),
         "action_frequency": (np.bincount(d.action.ravel(), minlength=num_actions) / d.action.size).tolist(),
         "next_value_by_action": by_action.tolist(),
         "by_episode_step": by_episode_step,

@@ -17,7 +17,6 @@ from rmuzero.envs.wrappers import AgentEnv, AgentState, AgentStep
 from rmuzero.search import select_action
 
 
-
 class Evaluation(NamedTuple):
     """N evaluation episodes: the first ``ceil(N / E)`` of each of E environments, taken
     episode index first (every environment's first episode, then its second, ...)."""
@@ -67,12 +66,15 @@ def make_evaluate(model: Model, env: AgentEnv, *, episodes: int, max_steps: int 
 
         def body(loop: EvalLoop) -> EvalLoop:
             key, search_key, select_key = jax.random.split(loop.key, 3)
-            carry, latent = model.encode(params, loop.carry, jax.tree.map(lambda x: x[None], loop.step.obs), loop.step.start[None])
+            carry, latent = model.encode(
+                params, loop.carry, jax.tree.map(lambda x: x[None], loop.step.obs), loop.step.start[None]
+            )
             out = model.search(params, search_key, latent[0], invalid_actions(loop.step))
             action = select_action(select_key, out, temperature=0.0)
             env_state, step = env.step(loop.env_state, action)
             record = (step.episode_done & (loop.episodes < per_env))[:, None] & (
-                jnp.arange(per_env)[None, :] == loop.episodes[:, None])  # [E, P]
+                jnp.arange(per_env)[None, :] == loop.episodes[:, None]
+            )  # [E, P]
             return EvalLoop(
                 env_state=env_state,
                 step=step,
@@ -84,8 +86,9 @@ def make_evaluate(model: Model, env: AgentEnv, *, episodes: int, max_steps: int 
                 count=loop.count + 1,
             )
 
-        loop = EvalLoop(env_state, step, carry, key, jnp.zeros((num_envs,), jnp.int32), zeros, zeros,
-                        jnp.zeros((), jnp.int32))
+        loop = EvalLoop(
+            env_state, step, carry, key, jnp.zeros((num_envs,), jnp.int32), zeros, zeros, jnp.zeros((), jnp.int32)
+        )
         loop = jax.lax.while_loop(cond, body, loop)
         finished = jnp.arange(per_env)[None, :] < loop.episodes[:, None]  # [E, P]
 

@@ -83,12 +83,18 @@ class Learner:
         ``positions [S, R]`` the latents at those positions only, ``[R, S, D]`` (the memory
         still runs over the whole sequence; only the per-step readout is restricted)."""
         steps = sequences.steps
-        _, latents = self.model.encode(params, sequences.carry, jax.tree.map(_time_major, steps.obs), _time_major(steps.start),
-                                       None if positions is None else _time_major(positions))
+        _, latents = self.model.encode(
+            params,
+            sequences.carry,
+            jax.tree.map(_time_major, steps.obs),
+            _time_major(steps.start),
+            None if positions is None else _time_major(positions),
+        )
         return latents
 
-    def targets(self, target_params: Params, sequences: Sequences, key: chex.PRNGKey,
-                reward_scale: chex.Array | float = 1.0) -> tuple[UnrollTargets, SearchOutput | None]:
+    def targets(
+        self, target_params: Params, sequences: Sequences, key: chex.PRNGKey, reward_scale: chex.Array | float = 1.0
+    ) -> tuple[UnrollTargets, SearchOutput | None]:
         """``UnrollTargets`` with fields ``[S, L, K+1]`` and the reanalysis search (or None);
         rewards are divided by ``reward_scale`` (``rmuzero.replay.targets.return_scale``), in
         whose units the network's values and rewards are."""
@@ -122,6 +128,7 @@ class Learner:
     def outside_support(self, unroll: UnrollTargets) -> chex.Array:
         """``[]`` fraction of the data value and reward targets that the supports cannot
         represent (clipped by the two-hot encoding): h(x) outside [min_value, max_value]."""
+
         def outside(x, support):
             y = h(x)
             return (y < support.min_value) | (y > support.max_value)
@@ -167,8 +174,9 @@ class Learner:
             unroll_step, latents, jnp.moveaxis(actions, -1, 0)
         )  # step_latents [K, S, R, D], reward_logits [K, S, R, S_r]
         all_latents = jnp.concatenate([step_latents, last[None]], axis=0)  # [K+1, S, R, D]
-        heads = model.network.apply(params, _scale_gradient(all_latents, system.prediction_gradient_scale),
-                                    method=MuZeroNetwork.predict)
+        heads = model.network.apply(
+            params, _scale_gradient(all_latents, system.prediction_gradient_scale), method=MuZeroNetwork.predict
+        )
         value_logits = jnp.moveaxis(heads.value_logits, 0, 2)  # [S, R, K+1, S_v]
         policy_logits = jnp.moveaxis(heads.policy_logits, 0, 2)  # [S, R, K+1, A]
         reward_logits = jnp.moveaxis(reward_logits, 0, 2)  # [S, R, K, S_r]

@@ -47,8 +47,9 @@ class Model:
         out = self.network.apply(params, latent, action, method=MuZeroNetwork.dynamics)
         return Transition(logits_to_scalar(out.reward_logits, support=self.reward_support), out.next_latent, None)
 
-    def search(self, params: Params, key: chex.PRNGKey, latent: chex.Array,
-               invalid_actions: chex.Array | None = None) -> SearchOutput:
+    def search(
+        self, params: Params, key: chex.PRNGKey, latent: chex.Array, invalid_actions: chex.Array | None = None
+    ) -> SearchOutput:
         """``(latent [N, D], invalid_actions [N, A] | None) -> SearchOutput`` of N roots."""
         return run_search(
             params,

@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flashbax.buffers.trajectory_buffer import TrajectoryBufferState
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from rmuzero.agent.acting import ActorState
 from rmuzero.agent.agent import TrainState
@@ -42,8 +43,18 @@ from rmuzero.distributed import DistributedConfig, initialize
 
 DATA_AXIS = "data"
 
-__all__ = ["DATA_AXIS", "STATE", "ShardedTraining", "abstract_state", "shard_state_function", "initialize_distributed", "make_mesh",
-           "shard_functions", "state_specs", "to_host"]
+__all__ = [
+    "DATA_AXIS",
+    "STATE",
+    "ShardedTraining",
+    "abstract_state",
+    "shard_state_function",
+    "initialize_distributed",
+    "make_mesh",
+    "shard_functions",
+    "state_specs",
+    "to_host",
+]
 
 
 def initialize_distributed(distributed: DistributedConfig) -> None:
@@ -51,8 +62,9 @@ def initialize_distributed(distributed: DistributedConfig) -> None:
     process count JAX reports must then be the configured one."""
     initialize(distributed)
     if distributed.enabled and jax.process_count() != distributed.num_processes:
-        raise ConfigError(f"distributed.num_processes={distributed.num_processes} but JAX runs "
-                          f"{jax.process_count()} processes")
+        raise ConfigError(
+            f"distributed.num_processes={distributed.num_processes} but JAX runs {jax.process_count()} processes"
+        )
 
 
 def default_num_devices(num_envs: int, batch_size: int, available: int, num_processes: int = 1) -> int:
@@ -71,8 +83,10 @@ def make_mesh(num_devices: int | None) -> Mesh:
     if count > len(devices):
         raise ConfigError(f"num_devices={count}; valid: 1 .. {len(devices)} (the devices visible), or null for all")
     if jax.process_count() > 1 and count != len(devices):
-        raise ConfigError(f"num_devices={count} with {jax.process_count()} processes; valid: null (every device "
-                          f"of every process, {len(devices)})")
+        raise ConfigError(
+            f"num_devices={count} with {jax.process_count()} processes; valid: null (every device "
+            f"of every process, {len(devices)})"
+        )
     return Mesh(np.asarray(devices[:count]), (DATA_AXIS,))
 
 
@@ -110,14 +124,16 @@ def _seeded(spec_tree: Any, num_seeds: int) -> Any:
     return jax.tree.map(lambda spec: P(None, *spec), spec_tree, is_leaf=lambda x: isinstance(x, P))
 
 
-def shard_state_function(fn: Callable, mesh: Mesh, *, out_specs: Any, num_seeds: int = 1,
-                         donate: bool = False) -> Callable:
+def shard_state_function(
+    fn: Callable, mesh: Mesh, *, out_specs: Any, num_seeds: int = 1, donate: bool = False
+) -> Callable:
     """``fn(state) -> out`` of an agent built for one device's share, jitted over ``mesh``:
     the state partitioned by :func:`state_specs`, ``out_specs`` for the rest of the output
     (``STATE`` where it is a state); vmapped over a leading seed axis for ``num_seeds > 1``."""
     state_spec = _seeded(state_specs(), num_seeds)
-    out_specs = jax.tree.map(lambda spec: state_spec if spec is STATE else spec, out_specs,
-                             is_leaf=lambda x: isinstance(x, P) or x is STATE)
+    out_specs = jax.tree.map(
+        lambda spec: state_spec if spec is STATE else spec, out_specs, is_leaf=lambda x: isinstance(x, P) or x is STATE
+    )
     body = jax.vmap(fn) if num_seeds > 1 else fn
     sharded = jax.shard_map(body, mesh=mesh, in_specs=(state_spec,), out_specs=out_specs, check_vma=False)
     return jax.jit(sharded, donate_argnums=0 if donate else ())
@@ -145,15 +161,20 @@ def shard_functions(agent, mesh: Mesh, *, num_seeds: int = 1) -> ShardedTraining
     With ``num_seeds > 1`` every function runs over a leading seed axis, which stays
     unsharded: vmapped, except ``init``, one seed at a time (:func:`_init_per_seed`)."""
     state_spec = _seeded(state_specs(), num_seeds)
-    init = jax.shard_map(_init_per_seed(agent.init, num_seeds), mesh=mesh, in_specs=P(),
-                         out_specs=state_spec, check_vma=False)
-    iterations = shard_state_function(agent.train_iterations, mesh, out_specs=(STATE, P()), num_seeds=num_seeds,
-                                      donate=True)
+    init = jax.shard_map(
+        _init_per_seed(agent.init, num_seeds), mesh=mesh, in_specs=P(), out_specs=state_spec, check_vma=False
+    )
+    iterations = shard_state_function(
+        agent.train_iterations, mesh, out_specs=(STATE, P()), num_seeds=num_seeds, donate=True
+    )
     shardings = _shardings(mesh, state_spec)
 
     def place(state: TrainState) -> TrainState:
-        return jax.tree.map(lambda x, s: jax.make_array_from_callback(np.shape(x), s, lambda i: np.asarray(x)[i]),
-                            state, _leaf_shardings(shardings, state))
+        return jax.tree.map(
+            lambda x, s: jax.make_array_from_callback(np.shape(x), s, lambda i: np.asarray(x)[i]),
+            state,
+            _leaf_shardings(shardings, state),
+        )
 
     return ShardedTraining(jax.jit(init), iterations, place, shardings)
 
@@ -163,6 +184,7 @@ def abstract_state(shapes: Any, shardings: Any = None) -> Any:
     shardings the real state will have (a prefix tree, as :class:`ShardedTraining` holds), or
     none (``shardings=None``: one device, uncommitted arrays): what lowering a state function
     ahead of the state needs for jit's cache to serve the real call."""
+
     def spec(x, sharding=None):  # weak types kept: a weak-typed leaf lowers to another program
         return jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=x.weak_type, sharding=sharding)
 
@@ -175,8 +197,9 @@ def _leaf_shardings(shardings: Any, tree: Any) -> Any:
     """The prefix tree ``shardings`` as one sharding per leaf of ``tree``, an empty leaf (a
     replay without stored carries) replicated: jax returns it so whatever its spec, and a
     state placed otherwise would make jit compile the training step again."""
-    return jax.tree.map(lambda x, s: NamedSharding(s.mesh, P()) if math.prod(np.shape(x)) == 0 else s,
-                        tree, _expand(shardings, tree))
+    return jax.tree.map(
+        lambda x, s: NamedSharding(s.mesh, P()) if math.prod(np.shape(x)) == 0 else s, tree, _expand(shardings, tree)
+    )
 
 
 def _shardings(mesh: Mesh, spec_tree: Any) -> Any:
@@ -185,8 +208,9 @@ def _shardings(mesh: Mesh, spec_tree: Any) -> Any:
 
 def _expand(prefix: Any, tree: Any) -> Any:
     """The prefix tree ``prefix`` broadcast to the structure of ``tree``."""
-    return jax.tree.map(lambda p, sub: jax.tree.map(lambda _: p, sub), prefix, tree,
-                        is_leaf=lambda x: isinstance(x, NamedSharding))
+    return jax.tree.map(
+        lambda p, sub: jax.tree.map(lambda _: p, sub), prefix, tree, is_leaf=lambda x: isinstance(x, NamedSharding)
+    )
 
 
 def to_host(tree: Any) -> Any:

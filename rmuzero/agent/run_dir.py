@@ -28,10 +28,20 @@ from rmuzero.agent.config import AgentConfig, config_to_dict, saved_config_from_
 from rmuzero.checkpoint import CheckpointError, latest_checkpoint, load_config, restore_checkpoint, save_checkpoint
 from rmuzero.metrics import METRICS_FILE
 
-RESUMABLE_CHANGES = ("total_env_steps", "early_stop_return", "early_stop_env_steps", "log_every", "eval_every",
-                     "checkpoint_every", "keep_checkpoints", "logger.tensorboard",
-                     "num_devices", "distributed.coordinator_address", "distributed.num_processes",
-                     "distributed.process_id")  # may differ on resume (the state is global, the layout is not)
+RESUMABLE_CHANGES = (
+    "total_env_steps",
+    "early_stop_return",
+    "early_stop_env_steps",
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "logger.tensorboard",
+    "num_devices",
+    "distributed.coordinator_address",
+    "distributed.num_processes",
+    "distributed.process_id",
+)  # may differ on resume (the state is global, the layout is not)
 
 
 def checkpoint_payload(state: TrainState) -> dict[str, Any]:
@@ -91,8 +101,13 @@ class RunDirectory:
     def save(self, env_steps: int, states: list[TrainState]) -> None:
         """Each seed's host state ([N] states) as its checkpoint ``<env_steps>``."""
         for directory, state in zip(self.seeds, states, strict=True):
-            save_checkpoint(directory / "checkpoints", env_steps, checkpoint_payload(state),
-                            config_to_dict(self.config), keep=self.config.keep_checkpoints)
+            save_checkpoint(
+                directory / "checkpoints",
+                env_steps,
+                checkpoint_payload(state),
+                config_to_dict(self.config),
+                keep=self.config.keep_checkpoints,
+            )
 
 
 def restore_state(like: TrainState, step_dirs: list[Path], *, many: bool, host: bool = False) -> TrainState:
@@ -147,12 +162,12 @@ def _resumable_checkpoint(directory: Path, config: AgentConfig) -> Path:
     # Through the config class: options added since the run was saved take the value that
     # reproduces it (``saved_config_from_dict``).
     saved = config_to_dict(saved_config_from_dict(load_config(step_dir)))
-    differing = [key for key in _config_differences(saved, config_to_dict(config))
-                 if key not in RESUMABLE_CHANGES]
+    differing = [key for key in _config_differences(saved, config_to_dict(config)) if key not in RESUMABLE_CHANGES]
     if differing:
         raise CheckpointError(
             f"cannot resume {directory}: the run was trained with other {', '.join(differing)} "
-            f"(only {', '.join(RESUMABLE_CHANGES)} may change on resume)")
+            f"(only {', '.join(RESUMABLE_CHANGES)} may change on resume)"
+        )
     return step_dir
 
 

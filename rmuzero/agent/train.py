@@ -27,12 +27,30 @@ import numpy as np
 
 from rmuzero.agent.agent import Agent, IterationMetrics, TrainState, make_agent
 from rmuzero.agent.config import AgentConfig
-from rmuzero.agent.parallel import (DATA_AXIS, abstract_state, default_num_devices, initialize_distributed, make_mesh,
-                                    shard_functions, to_host)
-from rmuzero.agent.run_dir import (RESUMABLE_CHANGES, RunDirectory, checkpoint_payload, latest_checkpoint_or_none,
-                                   load_trained, restore_state, seed_dirs)
-from rmuzero.compilation_cache import (COMPILATION_CACHE_VARIABLE, DEFAULT_COMPILATION_CACHE, compilation_cache_dir,
-                                       enable_compilation_cache)
+from rmuzero.agent.parallel import (
+    DATA_AXIS,
+    abstract_state,
+    default_num_devices,
+    initialize_distributed,
+    make_mesh,
+    shard_functions,
+    to_host,
+)
+from rmuzero.agent.run_dir import (
+    RESUMABLE_CHANGES,
+    RunDirectory,
+    checkpoint_payload,
+    latest_checkpoint_or_none,
+    load_trained,
+    restore_state,
+    seed_dirs,
+)
+from rmuzero.compilation_cache import (
+    COMPILATION_CACHE_VARIABLE,
+    DEFAULT_COMPILATION_CACHE,
+    compilation_cache_dir,
+    enable_compilation_cache,
+)
 from rmuzero.metrics import LOSS_NAMES, RunLog, evaluation_summary
 
 # What scripts and tests import from here, those defined elsewhere included (they moved to
@@ -60,7 +78,12 @@ __all__ = [
     "training_functions",
 ]
 
-SCRIPT_OPTIONS = ("progress", "compilation_cache", "resume", "cpu_devices")  # configs/config.yaml keys for scripts/train.py, not the agent
+SCRIPT_OPTIONS = (
+    "progress",
+    "compilation_cache",
+    "resume",
+    "cpu_devices",
+)  # configs/config.yaml keys for scripts/train.py, not the agent
 EVAL_SEED_OFFSET = 1_000_003  # seed s evaluates with PRNGKey(s + EVAL_SEED_OFFSET)
 EARLY_STOP_TOLERANCE = 1e-4  # an evaluation within this of early_stop_return counts as reaching it (float32 sums)
 
@@ -69,8 +92,15 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss or parameter); the message says where."""
 
 
-def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, agent: Agent | None = None,
-          resume: bool = False, environment: Any = None) -> dict:
+def train(
+    config: AgentConfig,
+    run_dir: str | Path,
+    *,
+    progress: bool = True,
+    agent: Agent | None = None,
+    resume: bool = False,
+    environment: Any = None,
+) -> dict:
     """Trains from scratch, or with ``resume`` continues the run in ``run_dir`` from its latest
     complete checkpoint; returns the last evaluation summary (plus ``env_steps``, and
     ``stopped_early``: whether ``early_stop_return`` held for ``early_stop_env_steps``).
@@ -107,9 +137,18 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
     env_steps = _seed_0(state.env_steps)
     past = run.cut_metrics(env_steps) if resume and writer else [[]] * config.num_seeds  # evaluations kept
     layout = {"num_devices": fns.num_devices, "num_processes": jax.process_count()}
-    logs = [RunLog(directory, begin, config.network.support_bound, layout, write=writer,
-                   tensorboard=config.logger.tensorboard, past_evaluations=evaluations)
-            for directory, evaluations in zip(run.seeds, past)]
+    logs = [
+        RunLog(
+            directory,
+            begin,
+            config.network.support_bound,
+            layout,
+            write=writer,
+            tensorboard=config.logger.tensorboard,
+            past_evaluations=evaluations,
+        )
+        for directory, evaluations in zip(run.seeds, past)
+    ]
     bar = _ProgressBar(config.total_env_steps, env_steps, enabled=progress and writer)
     # Evaluation compiles on a thread while the first training call compiles: then it is in jit's cache.
     compiling = _compile_in_background([(fns.evaluate, (state.params, eval_key)), (fns.all_finite, (state.params,))])
@@ -126,8 +165,9 @@ def train(config: AgentConfig, run_dir: str | Path, *, progress: bool = True, ag
             run.save(env_steps, _per_seed(host, config.num_seeds))
         return env_steps  # the step of the last checkpoint (every process knows it)
 
-    logs_due, evaluations_due, checkpoints_due = (Period(every, after=env_steps) for every in (
-        config.log_every, config.eval_every, config.checkpoint_every))
+    logs_due, evaluations_due, checkpoints_due = (
+        Period(every, after=env_steps) for every in (config.log_every, config.eval_every, config.checkpoint_every)
+    )
     saved, stopped_early = env_steps if resume else None, False
     compiling_training.join()
     try:
@@ -199,7 +239,8 @@ def held_for(evaluations: list[tuple[int, float | None]], threshold: float) -> i
 def _should_stop(config: AgentConfig, logs: list[RunLog]) -> bool:
     """Every seed's evaluations have held ``early_stop_return`` for ``early_stop_env_steps``."""
     return config.early_stop_return is not None and all(
-        held_for(log.evaluations, config.early_stop_return) >= config.early_stop_env_steps for log in logs)
+        held_for(log.evaluations, config.early_stop_return) >= config.early_stop_env_steps for log in logs
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,7 +266,8 @@ def training_functions(config: AgentConfig, agent: Agent | None = None, environm
     many = config.num_seeds > 1
     batched = jax.vmap if many else (lambda f: f)
     num_devices = config.num_devices or default_num_devices(
-        config.system.num_envs, config.system.batch_size, jax.device_count(), jax.process_count())
+        config.system.num_envs, config.system.batch_size, jax.device_count(), jax.process_count()
+    )
     if num_devices == 1 and jax.process_count() == 1:
         agent = agent or make_agent(config, environment=environment)
 
@@ -249,9 +291,16 @@ def training_functions(config: AgentConfig, agent: Agent | None = None, environm
         def restore(like, step_dirs):
             return sharded.place(restore_state(to_host(like), step_dirs, many=many, host=True))
 
-    return TrainingFunctions(agent=agent, init=init, train_iterations=train_iterations,
-                             evaluate=jax.jit(batched(agent.evaluate)), all_finite=jax.jit(batched(_all_finite)),
-                             restore=restore, shardings=shardings, num_devices=num_devices)
+    return TrainingFunctions(
+        agent=agent,
+        init=init,
+        train_iterations=train_iterations,
+        evaluate=jax.jit(batched(agent.evaluate)),
+        all_finite=jax.jit(batched(_all_finite)),
+        restore=restore,
+        shardings=shardings,
+        num_devices=num_devices,
+    )
 
 
 def _all_finite(tree) -> jax.Array:
@@ -276,8 +325,9 @@ def _seed_0(counter: jax.Array) -> int:
     return int(np.ravel(to_host(counter))[0])
 
 
-def _account(state: TrainState, metrics: IterationMetrics, logs: list[RunLog], fns: TrainingFunctions,
-             config: AgentConfig) -> tuple[int, int]:
+def _account(
+    state: TrainState, metrics: IterationMetrics, logs: list[RunLog], fns: TrainingFunctions, config: AgentConfig
+) -> tuple[int, int]:
     """After one call: stops the run on a non-finite loss or parameter, else sums the call's
     metrics into each seed's log; returns ``(env_steps, updates)``."""
     metrics = _per_seed(to_host(metrics), config.num_seeds)  # fields [k] per seed, one transfer
@@ -292,7 +342,8 @@ def _account(state: TrainState, metrics: IterationMetrics, logs: list[RunLog], f
             kept = latest_checkpoint_or_none(log.run_dir / "checkpoints")
             raise TrainingError(
                 f"non-finite {broken[0]} by env_steps={env_steps} (update {updates}); "
-                f"stopped, nothing saved; last good checkpoint: {kept or 'none yet'}")
+                f"stopped, nothing saved; last good checkpoint: {kept or 'none yet'}"
+            )
     for log, seed_metrics in zip(logs, metrics):
         log.add(seed_metrics, config.env_steps_per_iteration * config.iterations_per_call)
     return env_steps, updates
@@ -300,13 +351,19 @@ def _account(state: TrainState, metrics: IterationMetrics, logs: list[RunLog], f
 
 def _summary(config: AgentConfig, logs: list[RunLog], env_steps: int, stopped_early: bool) -> dict:
     if stopped_early:
-        print(f"stopped early at env_steps={env_steps}: every evaluation since "
-              f"{env_steps - config.early_stop_env_steps} was >= early_stop_return={config.early_stop_return}",
-              flush=True)
+        print(
+            f"stopped early at env_steps={env_steps}: every evaluation since "
+            f"{env_steps - config.early_stop_env_steps} was >= early_stop_return={config.early_stop_return}",
+            flush=True,
+        )
     if config.num_seeds > 1:
-        return {"env_steps": env_steps, "stopped_early": stopped_early,
-                "seeds": [{"seed": config.seed + i, **log.summary, "stopped_early": stopped_early}
-                          for i, log in enumerate(logs)]}
+        return {
+            "env_steps": env_steps,
+            "stopped_early": stopped_early,
+            "seeds": [
+                {"seed": config.seed + i, **log.summary, "stopped_early": stopped_early} for i, log in enumerate(logs)
+            ],
+        }
     return {**logs[0].summary, "stopped_early": stopped_early}
 
 
@@ -333,8 +390,9 @@ class _ProgressBar:
 
     def show_evaluation(self, env_steps: int, logs: list[RunLog]) -> None:
         if self.bar is not None:
-            values = " ".join("-" if log.summary["eval_return"] is None else f"{log.summary['eval_return']:.3f}"
-                              for log in logs)
+            values = " ".join(
+                "-" if log.summary["eval_return"] is None else f"{log.summary['eval_return']:.3f}" for log in logs
+            )
             self.bar.write(f"env_steps={env_steps} eval_return={values}")
 
     def close(self) -> None:
@@ -347,9 +405,11 @@ def replay_size(replay: Any, config: AgentConfig) -> str:
     total = sum(x.size * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(replay))
     observation = sum(x.size * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(replay.experience.obs))
     dtypes = sorted({str(jnp.dtype(x.dtype)) for x in jax.tree.leaves(replay.experience.obs)})
-    return (f"replay: {total:,} bytes ({total / 2**30:.2f} GiB; observations {observation:,} bytes as "
-            f"{'/'.join(dtypes)}) for {config.num_seeds} x {config.system.num_envs} environments x "
-            f"{config.system.replay_length_per_env} steps")
+    return (
+        f"replay: {total:,} bytes ({total / 2**30:.2f} GiB; observations {observation:,} bytes as "
+        f"{'/'.join(dtypes)}) for {config.num_seeds} x {config.system.num_envs} environments x "
+        f"{config.system.replay_length_per_env} steps"
+    )
 
 
 def _compile_in_background(calls: list[tuple[Any, tuple]]) -> threading.Thread:
@@ -358,11 +418,13 @@ def _compile_in_background(calls: list[tuple[Any, tuple]]) -> threading.Thread:
     arguments are read here, before the caller may donate them; an uncommitted array (one jit
     may move, like a fresh key) keeps no sharding. A failure is left to the first call, which
     compiles again and raises there."""
+
     def spec(x):
         if isinstance(x, jax.ShapeDtypeStruct):  # already a spec (rmuzero.agent.parallel.abstract_state)
             return x
-        return jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=x.weak_type,
-                                    sharding=x.sharding if x.committed else None)
+        return jax.ShapeDtypeStruct(
+            x.shape, x.dtype, weak_type=x.weak_type, sharding=x.sharding if x.committed else None
+        )
 
     specs = [(jitted, jax.tree.map(spec, args)) for jitted, args in calls]
 

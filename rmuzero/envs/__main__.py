@@ -12,8 +12,10 @@ from rmuzero.envs.sources import SUITES, EnvError, list_names
 def main() -> None:
     for suite in SUITES:
         if suite == "custom":
-            print("custom: env=custom env.factory=package.module:function (returns a jumanji environment "
-                  "or a gymnax (env, params) pair)")
+            print(
+                "custom: env=custom env.factory=package.module:function (returns a jumanji environment "
+                "or a gymnax (env, params) pair)"
+            )
             continue
         try:
             names = list_names(suite)

@@ -98,17 +98,26 @@ class GymnaxEnvironment(jumanji.Environment):
         if type(action_space).__name__ != "Discrete":
             raise EnvError(
                 f"{self.name} has a {type(action_space).__name__} action space; this agent plans over discrete "
-                "actions (a gymnax Discrete space)")
+                "actions (a gymnax Discrete space)"
+            )
         self.num_actions = int(action_space.n)
         self._observation_spec = _space_to_spec(env.observation_space(params), "observation")
         _, state = jax.eval_shape(env.reset_env, jax.random.PRNGKey(0), params)
         # The time limit is checked here when the parameters hold it and the state counts time.
         self._limit_in_params = hasattr(state, "time") and hasattr(params, "max_steps_in_episode")
         self._lifted = params.replace(max_steps_in_episode=_NO_LIMIT) if self._limit_in_params else params
-        limit = next((value for value in (getattr(env, "max_episode_length", None),
-                                           getattr(env, "max_steps_in_episode", None),
-                                           getattr(params, "max_steps_in_episode", None))
-                      if isinstance(value, (int, np.integer)) and value > 1), None)
+        limit = next(
+            (
+                value
+                for value in (
+                    getattr(env, "max_episode_length", None),
+                    getattr(env, "max_steps_in_episode", None),
+                    getattr(params, "max_steps_in_episode", None),
+                )
+                if isinstance(value, (int, np.integer)) and value > 1
+            ),
+            None,
+        )
         self.max_episode_length = None if limit is None else int(limit)
         super().__init__()
 
@@ -141,8 +150,12 @@ class GymnaxEnvironment(jumanji.Environment):
         reward = jnp.asarray(reward, jnp.float32)
         timestep = jax.lax.switch(
             jnp.where(terminated, 2, jnp.where(truncated, 1, 0)),
-            [lambda: transition(reward, obs, extras={}), lambda: truncation(reward, obs, extras={}),
-             lambda: termination(reward, obs, extras={})])
+            [
+                lambda: transition(reward, obs, extras={}),
+                lambda: truncation(reward, obs, extras={}),
+                lambda: termination(reward, obs, extras={}),
+            ],
+        )
         return GymnaxState(env_state, key, key_reset), timestep
 
     @property
@@ -183,13 +196,16 @@ class JumanjiAdapter(jumanji.Environment):
         elif isinstance(action_spec, specs.MultiDiscreteArray):
             self.action_shape = tuple(int(n) for n in np.asarray(action_spec.num_values).reshape(-1))
             if np.asarray(action_spec.num_values).ndim != 1:
-                raise EnvError(f"{self.name}: multi-discrete actions of num_values shape "
-                               f"{np.shape(action_spec.num_values)}; valid: one axis of sizes")
+                raise EnvError(
+                    f"{self.name}: multi-discrete actions of num_values shape "
+                    f"{np.shape(action_spec.num_values)}; valid: one axis of sizes"
+                )
             self.num_actions = math.prod(self.action_shape)
         else:
             raise EnvError(
                 f"{self.name} has a {type(action_spec).__name__} action spec; this agent plans over discrete "
-                "actions (specs.DiscreteArray or specs.MultiDiscreteArray)")
+                "actions (specs.DiscreteArray or specs.MultiDiscreteArray)"
+            )
         self.max_episode_length = getattr(env, "max_episode_length", None) or getattr(env, "time_limit", None)
         _, timestep = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
         fields = _fields(timestep.observation)
@@ -199,7 +215,8 @@ class JumanjiAdapter(jumanji.Environment):
             if shape not in ((self.num_actions,), self.action_shape or (self.num_actions,)):
                 raise EnvError(
                     f"{self.name}: action_mask of shape {shape} does not match the actions "
-                    f"{self.action_shape or (self.num_actions,)}; valid: a mask of every (joint) action")
+                    f"{self.action_shape or (self.num_actions,)}; valid: a mask of every (joint) action"
+                )
         converted = jax.eval_shape(lambda key: self._convert(env.reset(key)[1].observation), jax.random.PRNGKey(0))
         self._observation_spec = jax.tree.map(lambda x: specs.Array(tuple(x.shape), x.dtype), converted)
         super().__init__()
@@ -218,9 +235,12 @@ class JumanjiAdapter(jumanji.Environment):
         return MaskedObservation(features, jnp.reshape(mask, (self.num_actions,)).astype(bool))
 
     def _timestep(self, timestep: TimeStep) -> TimeStep:
-        return timestep.replace(observation=self._convert(timestep.observation), extras={},
-                                reward=jnp.asarray(timestep.reward, jnp.float32),
-                                discount=jnp.asarray(timestep.discount, jnp.float32))
+        return timestep.replace(
+            observation=self._convert(timestep.observation),
+            extras={},
+            reward=jnp.asarray(timestep.reward, jnp.float32),
+            discount=jnp.asarray(timestep.discount, jnp.float32),
+        )
 
     def reset(self, key: chex.PRNGKey) -> tuple[Any, TimeStep]:
         state, timestep = self.env.reset(key)

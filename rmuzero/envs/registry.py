@@ -52,13 +52,9 @@ def make(name: str, difficulty: str = "easy") -> jumanji.Environment:
     Raises:
       ValueError: for an unknown name or difficulty, listing the valid choices.
     """
-    if not name.startswith(_PREFIX) or name[len(_PREFIX):] not in _FAMILIES:
-        raise ValueError(
-            f"unknown environment {name!r}; valid names: {', '.join(list_envs())}"
-        )
+    if not name.startswith(_PREFIX) or name[len(_PREFIX) :] not in _FAMILIES:
+        raise ValueError(f"unknown environment {name!r}; valid names: {', '.join(list_envs())}")
     if difficulty not in DIFFICULTIES:
-        raise ValueError(
-            f"unknown difficulty {difficulty!r} for {name}; valid: {', '.join(DIFFICULTIES)}"
-        )
-    module = _module(name[len(_PREFIX):])
+        raise ValueError(f"unknown difficulty {difficulty!r} for {name}; valid: {', '.join(DIFFICULTIES)}")
+    module = _module(name[len(_PREFIX) :])
     return module.ENVIRONMENT(**module.DIFFICULTIES[difficulty])

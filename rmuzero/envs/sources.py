@@ -37,8 +37,10 @@ def _import_suite(suite: str):
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise EnvError(f"env={suite} needs the {module} package, which is not installed ({error}); install it "
-                       f"with: pip install -e '.[{EXTRAS.get(suite, suite)}]'") from None
+        raise EnvError(
+            f"env={suite} needs the {module} package, which is not installed ({error}); install it "
+            f"with: pip install -e '.[{EXTRAS.get(suite, suite)}]'"
+        ) from None
 
 
 def _arcade_names(arcade) -> list[str]:
@@ -94,8 +96,10 @@ def _call(factory: Callable, kwargs: Mapping[str, Any], what: str) -> Any:
 
 def _load_factory(path: str | None) -> Callable:
     if not path or ":" not in path:
-        raise EnvError(f"env.factory={path!r}; valid: 'package.module:function' (a callable that returns a jumanji "
-                       "environment or a gymnax (env, params) pair)")
+        raise EnvError(
+            f"env.factory={path!r}; valid: 'package.module:function' (a callable that returns a jumanji "
+            "environment or a gymnax (env, params) pair)"
+        )
     module_name, _, attribute = path.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -113,12 +117,13 @@ def from_object(made: Any, *, params: Mapping[str, Any] | None = None, name: str
         if params:
             raise EnvError("env.params are gymnax parameters; a jumanji environment takes env.kwargs")
         return JumanjiAdapter(made, name=name)
-    if (isinstance(made, tuple) and len(made) == 2 and hasattr(made[0], "step_env")
-            and hasattr(made[0], "reset_env")):
+    if isinstance(made, tuple) and len(made) == 2 and hasattr(made[0], "step_env") and hasattr(made[0], "reset_env"):
         env, env_params = made
         return GymnaxEnvironment(env, _gymnax_params(env, env_params, params or {}, name), name=name)
-    raise EnvError(f"{name or 'the factory'} returned {type(made).__name__}; valid: a jumanji.Environment or a "
-                   "gymnax (env, params) pair")
+    raise EnvError(
+        f"{name or 'the factory'} returned {type(made).__name__}; valid: a jumanji.Environment or a "
+        "gymnax (env, params) pair"
+    )
 
 
 def as_environment(made: Any) -> jumanji.Environment:
@@ -133,8 +138,15 @@ def as_environment(made: Any) -> jumanji.Environment:
     return from_object(made)
 
 
-def make_environment(suite: str, name: str = "", *, difficulty: str = "easy", params: Mapping[str, Any] | None = None,
-                     kwargs: Mapping[str, Any] | None = None, factory: str | None = None) -> jumanji.Environment:
+def make_environment(
+    suite: str,
+    name: str = "",
+    *,
+    difficulty: str = "easy",
+    params: Mapping[str, Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    factory: str | None = None,
+) -> jumanji.Environment:
     """The environment ``name`` of ``suite`` (module docstring), without auto-reset.
 
     Args:
@@ -167,7 +179,9 @@ def make_environment(suite: str, name: str = "", *, difficulty: str = "easy", pa
     _check_name(suite, name)
     module = _import_suite(suite)
     if suite == "jumanji":
-        return from_object(_call(module.make, {"id": name, **kwargs}, f"jumanji.make({name!r})"), params=params,
-                           name=name)
-    return from_object(_call(lambda **kw: module.make(name, **kw), kwargs, f"{suite}.make({name!r})"),
-                       params=params, name=name)
+        return from_object(
+            _call(module.make, {"id": name, **kwargs}, f"jumanji.make({name!r})"), params=params, name=name
+        )
+    return from_object(
+        _call(lambda **kw: module.make(name, **kw), kwargs, f"{suite}.make({name!r})"), params=params, name=name
+    )

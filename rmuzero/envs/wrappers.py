@@ -184,9 +184,7 @@ def _batched_auto_reset(env: jumanji.Environment) -> tuple[Callable, Callable]:
                 return jnp.where(jnp.reshape(last, last.shape + (1,) * (old.ndim - 1)), new, old)
 
             state = jax.tree_util.tree_map(pick, reset_state, state)
-            observation = jax.tree_util.tree_map(
-                pick, reset_timestep.observation, timestep.observation
-            )
+            observation = jax.tree_util.tree_map(pick, reset_timestep.observation, timestep.observation)
             return state, timestep.replace(observation=observation)
 
         return jax.lax.cond(jnp.any(last), reset_finished, lambda s, t: (s, t), state, timestep)
@@ -272,26 +270,25 @@ def wrap_env(
 
     first_state, first_timestep = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
     if not hasattr(first_state, "key") and not hasattr(env, "auto_reset"):
-        raise ValueError(
-            f"the environment's state ({type(first_state).__name__}) needs a `key` field for auto-reset"
-        )
+        raise ValueError(f"the environment's state ({type(first_state).__name__}) needs a `key` field for auto-reset")
     features, mask = _observation_parts(first_timestep.observation)
     leaves = jax.tree_util.tree_leaves(features)
     if not leaves or not all(hasattr(x, "shape") and hasattr(x, "dtype") for x in leaves):
-        raise ValueError(f"the environment's observation must be arrays (or a MaskedObservation of them), got {features}")
+        raise ValueError(
+            f"the environment's observation must be arrays (or a MaskedObservation of them), got {features}"
+        )
     vector = not isinstance(features, (dict, tuple, list)) and len(features.shape) == 1
     if mask is not None and (mask.shape != (num_actions,) or mask.dtype != jnp.bool_):
-        raise ValueError(
-            f"action_mask must be bool [A]=[{num_actions}], got {mask.dtype}{list(mask.shape)}"
-        )
+        raise ValueError(f"action_mask must be bool [A]=[{num_actions}], got {mask.dtype}{list(mask.shape)}")
     previous_size = (num_actions if prev_action else 0) + (1 if prev_reward else 0)
     if vector:
         obs_size = int(features.shape[0]) + previous_size
         observation_spec = jax.ShapeDtypeStruct((obs_size,), jnp.float32)
     else:
         obs_size = None
-        observation_spec = {"observation": jax.tree_util.tree_map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), features)}
+        observation_spec = {
+            "observation": jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), features)
+        }
         if previous_size:
             observation_spec["previous"] = jax.ShapeDtypeStruct((previous_size,), jnp.float32)
 
@@ -340,25 +337,19 @@ def wrap_env(
     def reset(key: chex.PRNGKey) -> tuple[AgentState, AgentStep]:
         typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
         if key.shape != (() if typed else (2,)):
-            raise ValueError(
-                f"reset takes one PRNG key (split inside into B={num_envs}), "
-                f"got shape {tuple(key.shape)}"
-            )
+            raise ValueError(f"reset takes one PRNG key (split inside into B={num_envs}), got shape {tuple(key.shape)}")
         env_state, timestep = batched_reset(jax.random.split(key, num_envs))
         zeros_f = jnp.zeros((num_envs,), jnp.float32)
         zeros_i = jnp.zeros((num_envs,), jnp.int32)
         no_action = zeros_i  # unused: start is set, so the one-hot part is zeroed
-        step, return_so_far, length_so_far = agent_step(
-            timestep, no_action, zeros_f, zeros_i, at_reset=True
-        )
+        step, return_so_far, length_so_far = agent_step(timestep, no_action, zeros_f, zeros_i, at_reset=True)
         return AgentState(env_state, return_so_far, length_so_far), step
 
     def step(state: AgentState, action: chex.Array) -> tuple[AgentState, AgentStep]:
         action = jnp.asarray(action)
         if action.shape != (num_envs,) or not jnp.issubdtype(action.dtype, jnp.integer):
             raise ValueError(
-                f"action must be an integer array of shape [B]=({num_envs},), "
-                f"got {action.dtype}{list(action.shape)}"
+                f"action must be an integer array of shape [B]=({num_envs},), got {action.dtype}{list(action.shape)}"
             )
         env_state, timestep = batched_step(state.env_state, action)
         agent_step_, return_so_far, length_so_far = agent_step(

@@ -93,8 +93,9 @@ class HistoryEncoder(nn.Module):
             )
         obs, start = inputs[0], inputs[1]
         if hasattr(obs, "ndim") and obs.ndim != 3:
-            raise ValueError(f"HistoryEncoder: obs must be [T, B, F] (or a tree of [T, B, ...] leaves); "
-                             f"received shape {obs.shape}")
+            raise ValueError(
+                f"HistoryEncoder: obs must be [T, B, F] (or a tree of [T, B, ...] leaves); received shape {obs.shape}"
+            )
         if hasattr(obs, "ndim"):  # one vector per step: as it is (no torso parameters)
             features = [obs.astype(jnp.float32)]
         else:

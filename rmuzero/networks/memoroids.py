@@ -89,9 +89,7 @@ class LogDiagonalMonoid:
     """:class:`DiagonalMonoid` in log space (minGRU): identity (0, -inf)."""
 
     def combine(self, a: LogDiagonalState, b: LogDiagonalState) -> LogDiagonalState:
-        return LogDiagonalState(
-            a.log_decay + b.log_decay, jnp.logaddexp(b.log_decay + a.log_state, b.log_state)
-        )
+        return LogDiagonalState(a.log_decay + b.log_decay, jnp.logaddexp(b.log_decay + a.log_state, b.log_state))
 
     def identity(self, like: LogDiagonalState) -> LogDiagonalState:
         return LogDiagonalState(jnp.zeros((), like.log_decay.dtype), jnp.full((), -jnp.inf, like.log_state.dtype))
@@ -125,8 +123,9 @@ class _Memoroid(nn.Module):
         raise NotImplementedError
 
     @nn.compact
-    def __call__(self, carry: Carry, inputs: tuple[chex.Array, chex.Array],
-                 positions: chex.Array | None = None) -> tuple[Carry, chex.Array]:
+    def __call__(
+        self, carry: Carry, inputs: tuple[chex.Array, chex.Array], positions: chex.Array | None = None
+    ) -> tuple[Carry, chex.Array]:
         """``positions [R, B]``, if given: the output only at those steps, ``y [R, B, H]`` (the
         readout is per step, so it runs only there; the carry is still the one after step T)."""
         x, start = inputs
@@ -285,9 +284,7 @@ class LRU(_DiagonalSSM):
         nu_log = self.param("nu_log", nu_init, (self.state_size,))
         theta_log = self.param("theta_log", theta_init, (self.state_size,))
         modulus = jnp.exp(-jnp.exp(nu_log))
-        gamma_log = self.param(
-            "gamma_log", lambda key, shape: jnp.log(jnp.sqrt(1.0 - modulus**2)), (self.state_size,)
-        )
+        gamma_log = self.param("gamma_log", lambda key, shape: jnp.log(jnp.sqrt(1.0 - modulus**2)), (self.state_size,))
         decay = jnp.exp(-jnp.exp(nu_log) + 1j * jnp.exp(theta_log))
         scale = 1.0 / math.sqrt(2 * num_inputs)
         b_re = self.param("b_re", nn.initializers.normal(scale), (self.state_size, num_inputs))

@@ -45,9 +45,7 @@ class GRU(nn.Module):
         scan_lib.check_positions("GRU", positions, x)
         h_size = self.features
         projected = nn.Dense(3 * h_size, name="input")(x)  # [T, B, 3H]: reset, update, candidate
-        recurrent = self.param(
-            "recurrent", nn.initializers.orthogonal(), (h_size, 3 * h_size)
-        )
+        recurrent = self.param("recurrent", nn.initializers.orthogonal(), (h_size, 3 * h_size))
         recurrent_bias = self.param("recurrent_bias", nn.initializers.zeros, (3 * h_size,))
 
         def step(h, inp):
@@ -80,9 +78,7 @@ class LSTM(nn.Module):
         scan_lib.check_positions("LSTM", positions, x)
         h_size = self.features
         projected = nn.Dense(4 * h_size, name="input")(x)  # [T, B, 4H]: input, forget, cell, output
-        recurrent = self.param(
-            "recurrent", nn.initializers.orthogonal(), (h_size, 4 * h_size)
-        )
+        recurrent = self.param("recurrent", nn.initializers.orthogonal(), (h_size, 4 * h_size))
 
         def step(state, inp):
             x_t, start_t = inp

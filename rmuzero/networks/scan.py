@@ -119,9 +119,7 @@ def _sequential(monoid: Monoid, carry: State, elements: State, start: chex.Array
 def _associative(monoid: Monoid, carry: State, elements: State, start: chex.Array) -> State:
     with_carry = jax.tree.map(lambda c, x: jnp.concatenate([c[None], x], axis=0), carry, elements)
     flags = jnp.concatenate([jnp.zeros_like(start[:1]), start], axis=0)
-    states, _ = jax.lax.associative_scan(
-        lambda a, b: reset_combine(monoid, a, b), (with_carry, flags), axis=0
-    )
+    states, _ = jax.lax.associative_scan(lambda a, b: reset_combine(monoid, a, b), (with_carry, flags), axis=0)
     return jax.tree.map(lambda x: x[1:], states)
 
 
@@ -145,15 +143,11 @@ def _chunked(monoid: Monoid, carry: State, elements: State, start: chex.Array, c
             lambda a, b: reset_combine(monoid, a, b), (chunk_elements, chunk_start), axis=0
         )
         running = jax.tree.map(lambda s: jnp.broadcast_to(s[None], (chunk_size,) + s.shape), state)
-        states, _ = reset_combine(
-            monoid, (running, jnp.zeros_like(prefix_start)), (prefix, prefix_start)
-        )
+        states, _ = reset_combine(monoid, (running, jnp.zeros_like(prefix_start)), (prefix, prefix_start))
         return jax.tree.map(lambda x: x[-1], states), states
 
     _, states = jax.lax.scan(chunk_step, carry, (chunked_elements, chunked_start))
-    return jax.tree.map(
-        lambda x: x.reshape((num_chunks * chunk_size,) + x.shape[2:])[:num_steps], states
-    )
+    return jax.tree.map(lambda x: x.reshape((num_chunks * chunk_size,) + x.shape[2:])[:num_steps], states)
 
 
 def at_positions(tree: State, positions: chex.Array | None) -> State:
@@ -169,12 +163,16 @@ def check_positions(name: str, positions: chex.Array | None, x: chex.Array) -> N
     """``positions`` must be ``None`` or integer ``[R, B]`` matching ``x [T, B, F]``'s batch."""
     if positions is None:
         return
-    if getattr(positions, "ndim", None) != 2 or positions.shape[1] != x.shape[1] or not jnp.issubdtype(
-            positions.dtype, jnp.integer):
+    if (
+        getattr(positions, "ndim", None) != 2
+        or positions.shape[1] != x.shape[1]
+        or not jnp.issubdtype(positions.dtype, jnp.integer)
+    ):
         raise ValueError(
             f"{name}: positions must be integer time indices [R, B] with B = {x.shape[1]} (from x "
             f"{tuple(x.shape)}); received {getattr(positions, 'shape', type(positions))} "
-            f"{getattr(positions, 'dtype', '')}")
+            f"{getattr(positions, 'dtype', '')}"
+        )
 
 
 def check_inputs(name: str, carry: State, x: chex.Array, start: chex.Array) -> None:
@@ -184,9 +182,7 @@ def check_inputs(name: str, carry: State, x: chex.Array, start: chex.Array) -> N
     ``[B, ...]``.
     """
     if getattr(x, "ndim", None) != 3:
-        raise ValueError(
-            f"{name}: x must be time-major [T, B, F]; received shape {getattr(x, 'shape', type(x))}"
-        )
+        raise ValueError(f"{name}: x must be time-major [T, B, F]; received shape {getattr(x, 'shape', type(x))}")
     if getattr(start, "shape", None) != x.shape[:2]:
         raise ValueError(
             f"{name}: start must have shape [T, B] = {tuple(x.shape[:2])} to match x {tuple(x.shape)}; "
@@ -201,4 +197,3 @@ def check_inputs(name: str, carry: State, x: chex.Array, start: chex.Array) -> N
                 f"{name}: carry leaf {jax.tree_util.keystr(path)} must have batch size B = {batch} "
                 f"(from x {tuple(x.shape)}) as its leading dimension; received shape {leaf.shape}"
             )
-

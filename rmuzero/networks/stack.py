@@ -46,9 +46,7 @@ def _build_layer(name: str, features: int, kwargs: Mapping[str, Any]):
         return cls(features=features, **dict(kwargs), parent=None)
     except TypeError as error:
         fields = sorted(f for f in cls.__dataclass_fields__ if f not in ("parent", "name"))
-        raise ValueError(
-            f"bad option for memory model {name!r}: {error}; valid options: {', '.join(fields)}"
-        ) from None
+        raise ValueError(f"bad option for memory model {name!r}: {error}; valid options: {', '.join(fields)}") from None
 
 
 class MemoryStack(nn.Module):
@@ -83,9 +81,7 @@ class MemoryStack(nn.Module):
         h = nn.Dense(self.features, name="input")(x)
         new_carry = []
         for index, layer_carry in enumerate(carry):
-            layer = memory_class(self.memory)(
-                features=self.features, name=f"layer_{index}", **dict(self.layer_kwargs)
-            )
+            layer = memory_class(self.memory)(features=self.features, name=f"layer_{index}", **dict(self.layer_kwargs))
             normed = nn.LayerNorm(name=f"norm_{index}")(h)
             last = index == self.num_layers - 1
             layer_carry, y = layer(layer_carry, (normed, start), positions if last else None)
@@ -117,8 +113,7 @@ def make_memory(name: str, *, features: int = 128, num_layers: int = 1, **layer_
     memory_class(name)
     if features < 1 or num_layers < 1:
         raise ValueError(
-            f"features and num_layers must be positive integers; received features={features}, "
-            f"num_layers={num_layers}"
+            f"features and num_layers must be positive integers; received features={features}, num_layers={num_layers}"
         )
     _build_layer(name, features, layer_kwargs)  # validates the options now, not at trace time
     return MemoryStack(memory=name, features=features, num_layers=num_layers, layer_kwargs=FrozenDict(layer_kwargs))

@@ -80,8 +80,10 @@ class ObservationTorso(nn.Module):
         parts = []
         for i, leaf in enumerate(leaves):
             if leaf.ndim < 2 or leaf.shape[:2] != lead:
-                raise ValueError(f"ObservationTorso: every leaf must lead with [T, B] = {tuple(lead)}; "
-                                 f"leaf {i} has shape {tuple(leaf.shape)}")
+                raise ValueError(
+                    f"ObservationTorso: every leaf must lead with [T, B] = {tuple(lead)}; "
+                    f"leaf {i} has shape {tuple(leaf.shape)}"
+                )
             x = _as_float(leaf)
             rest = x.shape[2:]
             if self.kind == "auto" and len(rest) in (2, 3) and min(rest[:2]) > 1:

@@ -48,13 +48,13 @@ class DiscreteSupport:
             raise ValueError(f"DiscreteSupport.num_bins must be an int >= 2, got {num_bins!r}")
         for name in ("min_value", "max_value"):
             value = getattr(self, name)
-            if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                    or not math.isfinite(value)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
                 raise ValueError(f"DiscreteSupport.{name} must be a finite number, got {value!r}")
         if not self.min_value < self.max_value:
             raise ValueError(
                 "DiscreteSupport needs min_value < max_value, got "
-                f"min_value={self.min_value!r}, max_value={self.max_value!r}")
+                f"min_value={self.min_value!r}, max_value={self.max_value!r}"
+            )
 
     @property
     def step(self) -> float:
@@ -122,8 +122,10 @@ def scalar_to_two_hot(
     lower = jnp.clip(jnp.floor(position), 0, support.num_bins - 2)
     upper_weight = position - lower  # in [0, 1]
     lower_index = lower.astype(jnp.int32)
-    return (jax.nn.one_hot(lower_index, support.num_bins) * (1.0 - upper_weight)[..., None]
-            + jax.nn.one_hot(lower_index + 1, support.num_bins) * upper_weight[..., None])
+    return (
+        jax.nn.one_hot(lower_index, support.num_bins) * (1.0 - upper_weight)[..., None]
+        + jax.nn.one_hot(lower_index + 1, support.num_bins) * upper_weight[..., None]
+    )
 
 
 def logits_to_scalar(
@@ -142,8 +144,8 @@ def logits_to_scalar(
     logits = jnp.asarray(logits)
     if logits.ndim < 1 or logits.shape[-1] != support.num_bins:
         raise ValueError(
-            f"logits must have shape [..., {support.num_bins}] (num_bins of the support), "
-            f"got {logits.shape}")
+            f"logits must have shape [..., {support.num_bins}] (num_bins of the support), got {logits.shape}"
+        )
     probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
     y = jnp.sum(probs * support.values(), axis=-1)
     return h_inv(y) if transform == "signed_hyperbolic" else y

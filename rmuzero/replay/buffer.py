@@ -119,8 +119,14 @@ def _check_example(record: StepRecord) -> None:
     problems = []
     if not jax.tree.leaves(record.obs) or (hasattr(record.obs, "ndim") and jnp.ndim(record.obs) != 1):
         problems.append(f"obs must be [F] or a tree of arrays, got {_describe(record.obs)}")
-    for name, dtype in (("start", jnp.bool_), ("action", jnp.int32), ("episode_step", jnp.int32), ("reward", None),
-                        ("discount", None), ("search_value", None)):
+    for name, dtype in (
+        ("start", jnp.bool_),
+        ("action", jnp.int32),
+        ("episode_step", jnp.int32),
+        ("reward", None),
+        ("discount", None),
+        ("search_value", None),
+    ):
         value = getattr(record, name)
         if jnp.shape(value) != ():
             problems.append(f"{name} must be a scalar [], got shape {jnp.shape(value)}")
@@ -128,10 +134,10 @@ def _check_example(record: StepRecord) -> None:
             problems.append(f"{name} must be {jnp.dtype(dtype).name}, got {jnp.result_type(value)}")
     if jnp.ndim(record.search_policy) != 1:
         problems.append(f"search_policy must be [A], got shape {jnp.shape(record.search_policy)}")
-    elif record.action_mask is not None and (
-            jnp.shape(record.action_mask) != jnp.shape(record.search_policy)):
-        problems.append(f"action_mask must be [A] = {jnp.shape(record.search_policy)}, "
-                        f"got shape {jnp.shape(record.action_mask)}")
+    elif record.action_mask is not None and (jnp.shape(record.action_mask) != jnp.shape(record.search_policy)):
+        problems.append(
+            f"action_mask must be [A] = {jnp.shape(record.search_policy)}, got shape {jnp.shape(record.action_mask)}"
+        )
     if problems:
         raise ValueError("bad example StepRecord: " + "; ".join(problems))
 
@@ -162,16 +168,18 @@ def make_replay(
     Raises:
       ValueError: one line naming the bad size and what is valid.
     """
-    for name, value in (("num_envs", num_envs), ("sequence_length", sequence_length),
-                        ("max_length_per_env", max_length_per_env),
-                        ("sample_batch_size", sample_batch_size)):
+    for name, value in (
+        ("num_envs", num_envs),
+        ("sequence_length", sequence_length),
+        ("max_length_per_env", max_length_per_env),
+        ("sample_batch_size", sample_batch_size),
+    ):
         if not is_int(value) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     if not is_int(burn_in) or not 0 <= burn_in < sequence_length:
         raise ValueError(f"burn_in must be an int in [0, sequence_length={sequence_length}), got {burn_in!r}")
     if sequence_length > max_length_per_env:
-        raise ValueError(
-            f"sequence_length={sequence_length} must be <= max_length_per_env={max_length_per_env}")
+        raise ValueError(f"sequence_length={sequence_length} must be <= max_length_per_env={max_length_per_env}")
 
     buffer = flashbax.make_trajectory_buffer(
         add_batch_size=num_envs,
@@ -188,9 +196,11 @@ def make_replay(
         an empty [..., 0, *shape] (the zero-length axis after the first `axis` axes)."""
         if store_carries:
             return records
-        return records.replace(carry=jax.tree.map(
-            lambda x: jnp.zeros(jnp.shape(x)[:axis] + (0,) + jnp.shape(x)[axis:], jnp.result_type(x)),
-            records.carry))
+        return records.replace(
+            carry=jax.tree.map(
+                lambda x: jnp.zeros(jnp.shape(x)[:axis] + (0,) + jnp.shape(x)[axis:], jnp.result_type(x)), records.carry
+            )
+        )
 
     def init(example_record: StepRecord) -> ReplayState:
         _check_example(example_record)
@@ -199,21 +209,22 @@ def make_replay(
         return jax.tree.map(lambda x: jnp.asarray(x, x.dtype), buffer.init(kept(example_record, 0)))
 
     def add(state: ReplayState, records: StepRecord) -> ReplayState:
-        if not isinstance(records, StepRecord) or (
-                jax.tree.structure(records) != jax.tree.structure(state.experience)):
-            raise ValueError("add expects a StepRecord with the structure given to init; "
-                             f"expected {_describe(state.experience, drop=2)}, "
-                             f"got {_describe(records)}")
+        if not isinstance(records, StepRecord) or (jax.tree.structure(records) != jax.tree.structure(state.experience)):
+            raise ValueError(
+                "add expects a StepRecord with the structure given to init; "
+                f"expected {_describe(state.experience, drop=2)}, "
+                f"got {_describe(records)}"
+            )
         records = kept(jax.tree.map(jnp.asarray, records), 2)
         given = [(x.shape, x.dtype) for x in jax.tree.leaves(records)]
         steps = given[0][0][1] if len(given[0][0]) >= 2 else 0
-        wanted = [((num_envs, steps) + x.shape[2:], x.dtype)
-                  for x in jax.tree.leaves(state.experience)]
+        wanted = [((num_envs, steps) + x.shape[2:], x.dtype) for x in jax.tree.leaves(state.experience)]
         if not 1 <= steps <= max_length_per_env or given != wanted:
             raise ValueError(
                 f"add expects records [B={num_envs}, T, ...] with 1 <= T <= "
                 f"{max_length_per_env} and per-step shapes/dtypes "
-                f"{_describe(state.experience, drop=2)}; got {_describe(records)}")
+                f"{_describe(state.experience, drop=2)}; got {_describe(records)}"
+            )
         return buffer.add(state, records)
 
     def eligible(state: ReplayState) -> chex.Array:
@@ -240,8 +251,7 @@ def make_replay(
         if store_carries:
             carry = jax.tree.map(lambda x: x[row, first], experience.carry)
         else:  # every sequence begins at a start flag, which clears whatever carry comes in
-            carry = jax.tree.map(lambda x: jnp.zeros((sample_batch_size,) + x.shape[3:], x.dtype),
-                                 experience.carry)
+            carry = jax.tree.map(lambda x: jnp.zeros((sample_batch_size,) + x.shape[3:], x.dtype), experience.carry)
         return Sequences(steps=steps, carry=carry)
 
     def can_sample(state: ReplayState) -> chex.Array:

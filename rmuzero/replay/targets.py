@@ -90,8 +90,7 @@ def _check_unit(name: str, value) -> None:
 
 def _check_window(reward_t, discount_t, start_t, bootstrap_value_t, policy_t=None) -> None:
     """Raises a one-line ValueError unless the arrays form one window of length L."""
-    arrays = dict(reward=reward_t, discount=discount_t, start=start_t,
-                  bootstrap_value=bootstrap_value_t)
+    arrays = dict(reward=reward_t, discount=discount_t, start=start_t, bootstrap_value=bootstrap_value_t)
     expected = "reward [L], discount [L], start [L] bool, bootstrap_value [L]"
     if policy_t is not None:
         arrays["policy"] = policy_t
@@ -109,8 +108,9 @@ def _check_window(reward_t, discount_t, start_t, bootstrap_value_t, policy_t=Non
         raise ValueError(f"start must be a bool array, got dtype {jnp.asarray(start_t).dtype}")
 
 
-def _first_episode_mask(start_t: chex.Array, ends_at_edge: chex.Array, idx: chex.Array,
-                        ahead: chex.Array) -> chex.Array:
+def _first_episode_mask(
+    start_t: chex.Array, ends_at_edge: chex.Array, idx: chex.Array, ahead: chex.Array
+) -> chex.Array:
     """[L, M] bool: no start flag at positions (j, j + i].
 
     idx = j + i ([L, M]), ahead = i ([1, M]). A flag stands at L when the window's
@@ -167,14 +167,18 @@ def n_step_value_targets(
     horizon = jnp.minimum(td_steps, length - 1 - root + ends_at_edge.astype(root.dtype))  # [L, 1]
     discount_ji = discount_t[clipped].astype(jnp.float32)
     discount_before = jnp.concatenate(  # prod_{l<i} d_{j+l}
-        [jnp.ones((length, 1), jnp.float32), jnp.cumprod(discount_ji, axis=1)[:, :-1]], axis=1)
+        [jnp.ones((length, 1), jnp.float32), jnp.cumprod(discount_ji, axis=1)[:, :-1]], axis=1
+    )
     weight = jnp.power(jnp.float32(discount_factor), ahead.astype(jnp.float32)) * discount_before
     rewards = jnp.where(same_episode & (ahead < horizon), weight * reward_t[clipped], 0.0)
     # The bootstrap at the horizon, or at a truncated end j + i inside it (gamma^{i+1} (prod_{l<=i} d)
     # v_{j+i}); the two never meet, so without truncations the array, and its sum, are what they were.
     truncated = truncated_ends(start_t, discount_t)[clipped]
-    cut = jnp.where(same_episode & (ahead < horizon) & truncated,
-                    weight * discount_factor * discount_ji * bootstrap_value_t[clipped], 0.0)
+    cut = jnp.where(
+        same_episode & (ahead < horizon) & truncated,
+        weight * discount_factor * discount_ji * bootstrap_value_t[clipped],
+        0.0,
+    )
     bootstrap = jnp.where(same_episode & (ahead == horizon), weight * bootstrap_value_t[clipped], cut)
     return rewards.sum(axis=1) + bootstrap.sum(axis=1)
 
@@ -211,10 +215,11 @@ def lambda_value_targets(
     cut_value = jnp.where(truncated_ends(start_t, discount_t), v_t, 0.0)
     g_last = jnp.where(_ends_at_edge(discount_t), reward_t[-1].astype(jnp.float32), v_t[-1])
     _, g_head = jax.lax.scan(
-        backward, g_last,
-        (reward_t[:-1].astype(jnp.float32), discount_t[:-1].astype(jnp.float32),
-         start_t[1:], v_t[1:], cut_value[:-1]),
-        reverse=True)
+        backward,
+        g_last,
+        (reward_t[:-1].astype(jnp.float32), discount_t[:-1].astype(jnp.float32), start_t[1:], v_t[1:], cut_value[:-1]),
+        reverse=True,
+    )
     return jnp.concatenate([g_head, g_last[None]])
 
 
@@ -249,16 +254,18 @@ def unroll_targets(
     if (td_steps is None) == (td_lambda is None):
         raise ValueError(
             f"give exactly one of td_steps (n-step) or td_lambda (TD(lambda)), got "
-            f"td_steps={td_steps!r}, td_lambda={td_lambda!r}")
+            f"td_steps={td_steps!r}, td_lambda={td_lambda!r}"
+        )
     _check_window(reward_t, discount_t, start_t, bootstrap_value_t, policy_t)
-    chex.assert_rank([reward_t, discount_t, start_t, bootstrap_value_t, policy_t],
-                     [1, 1, 1, 1, 2])
+    chex.assert_rank([reward_t, discount_t, start_t, bootstrap_value_t, policy_t], [1, 1, 1, 1, 2])
     if td_steps is not None:
-        value_t = n_step_value_targets(reward_t, discount_t, start_t, bootstrap_value_t,
-                                       td_steps=td_steps, discount_factor=discount_factor)
+        value_t = n_step_value_targets(
+            reward_t, discount_t, start_t, bootstrap_value_t, td_steps=td_steps, discount_factor=discount_factor
+        )
     else:
-        value_t = lambda_value_targets(reward_t, discount_t, start_t, bootstrap_value_t,
-                                       td_lambda=td_lambda, discount_factor=discount_factor)
+        value_t = lambda_value_targets(
+            reward_t, discount_t, start_t, bootstrap_value_t, td_lambda=td_lambda, discount_factor=discount_factor
+        )
 
     length, num_actions = policy_t.shape
     root = jnp.arange(length)[:, None]  # [L, 1] root t
@@ -305,10 +312,15 @@ def batched_unroll_targets(
     if [len(s) for s in shapes] != [2, 2, 2, 2, 3] or len({s[:2] for s in shapes}) != 1:
         raise ValueError(
             "expected a batch of windows: reward, discount, start, bootstrap_value [B, L] and "
-            f"policy [B, L, A]; got {', '.join(str(s) for s in shapes)}")
+            f"policy [B, L, A]; got {', '.join(str(s) for s in shapes)}"
+        )
     one_window = functools.partial(
-        unroll_targets, num_unroll_steps=num_unroll_steps, discount_factor=discount_factor,
-        td_steps=td_steps, td_lambda=td_lambda)
+        unroll_targets,
+        num_unroll_steps=num_unroll_steps,
+        discount_factor=discount_factor,
+        td_steps=td_steps,
+        td_lambda=td_lambda,
+    )
     return jax.vmap(one_window)(reward, discount, start, bootstrap_value, policy)
 
 
@@ -338,4 +350,3 @@ def return_scale(reward: chex.Array, start: chex.Array) -> chex.Array:
     largest = jnp.max(jnp.abs(partial))
     power = jnp.exp2(jnp.ceil(jnp.log2(jnp.maximum(largest, 1.0))))
     return jnp.where(largest <= 1.0 + RETURN_SCALE_TOLERANCE, jnp.float32(1.0), power)
-

@@ -102,30 +102,16 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         if self.policy not in _POLICIES:
-            raise ValueError(
-                f"SearchConfig.policy={self.policy!r}; valid: {', '.join(_POLICIES)}"
-            )
+            raise ValueError(f"SearchConfig.policy={self.policy!r}; valid: {', '.join(_POLICIES)}")
         if not is_int(self.num_simulations) or self.num_simulations <= 0:
-            raise ValueError(
-                f"SearchConfig.num_simulations={self.num_simulations!r}; valid: an int > 0"
-            )
+            raise ValueError(f"SearchConfig.num_simulations={self.num_simulations!r}; valid: an int > 0")
         if not is_real(self.discount) or not 0.0 < self.discount <= 1.0:
+            raise ValueError(f"SearchConfig.discount={self.discount!r}; valid: a float in (0, 1]")
+        if self.max_depth is not None and (not is_int(self.max_depth) or self.max_depth <= 0):
+            raise ValueError(f"SearchConfig.max_depth={self.max_depth!r}; valid: None or an int > 0")
+        if not is_int(self.max_num_considered_actions) or self.max_num_considered_actions <= 0:
             raise ValueError(
-                f"SearchConfig.discount={self.discount!r}; valid: a float in (0, 1]"
-            )
-        if self.max_depth is not None and (
-            not is_int(self.max_depth) or self.max_depth <= 0
-        ):
-            raise ValueError(
-                f"SearchConfig.max_depth={self.max_depth!r}; valid: None or an int > 0"
-            )
-        if (
-            not is_int(self.max_num_considered_actions)
-            or self.max_num_considered_actions <= 0
-        ):
-            raise ValueError(
-                "SearchConfig.max_num_considered_actions="
-                f"{self.max_num_considered_actions!r}; valid: an int > 0"
+                f"SearchConfig.max_num_considered_actions={self.max_num_considered_actions!r}; valid: an int > 0"
             )
         for name, lower, inclusive in (
             ("gumbel_scale", 0.0, True),
@@ -138,16 +124,9 @@ class SearchConfig:
             ok = is_real(value) and (value >= lower if inclusive else value > lower)
             if not ok:
                 bound = ">=" if inclusive else ">"
-                raise ValueError(
-                    f"SearchConfig.{name}={value!r}; valid: a float {bound} {lower}"
-                )
-        if not is_real(self.dirichlet_fraction) or not (
-            0.0 <= self.dirichlet_fraction <= 1.0
-        ):
-            raise ValueError(
-                f"SearchConfig.dirichlet_fraction={self.dirichlet_fraction!r}; "
-                "valid: a float in [0, 1]"
-            )
+                raise ValueError(f"SearchConfig.{name}={value!r}; valid: a float {bound} {lower}")
+        if not is_real(self.dirichlet_fraction) or not (0.0 <= self.dirichlet_fraction <= 1.0):
+            raise ValueError(f"SearchConfig.dirichlet_fraction={self.dirichlet_fraction!r}; valid: a float in [0, 1]")
 
 
 @chex.dataclass(frozen=True)
@@ -210,16 +189,12 @@ def _check_prediction(where: str, out: Prediction, batch: int) -> int:
     """Checks a Prediction for batch ``batch``; returns A."""
     logits_shape = getattr(out.policy_logits, "shape", None)
     if logits_shape is None or len(logits_shape) != 2 or logits_shape[0] != batch:
-        raise ValueError(
-            f"{where} policy_logits: expected shape ({batch}, A), received {logits_shape}"
-        )
+        raise ValueError(f"{where} policy_logits: expected shape ({batch}, A), received {logits_shape}")
     _check_shape(f"{where} value", out.value, (batch,))
     return logits_shape[1]
 
 
-def _sample_from_weights(
-    key: chex.PRNGKey, weights: chex.Array, temperature: float
-) -> chex.Array:
+def _sample_from_weights(key: chex.PRNGKey, weights: chex.Array, temperature: float) -> chex.Array:
     """Samples ``[B]`` actions from ``weights [B, A] ** (1 / temperature)``.
 
     Zero-weight entries get probability exactly 0; temperature 0 is the argmax
@@ -265,8 +240,7 @@ def run_search(
     """
     if getattr(root_latent, "ndim", None) != 2:
         raise ValueError(
-            "root_latent: expected shape (B, D), received "
-            f"{getattr(root_latent, 'shape', type(root_latent).__name__)}"
+            f"root_latent: expected shape (B, D), received {getattr(root_latent, 'shape', type(root_latent).__name__)}"
         )
     batch, width = root_latent.shape
     root = prediction_fn(params, root_latent)
@@ -274,9 +248,7 @@ def run_search(
     if invalid_actions is not None:
         _check_shape("invalid_actions", invalid_actions, (batch, num_actions))
         if invalid_actions.dtype != jnp.bool_:
-            raise ValueError(
-                f"invalid_actions: expected dtype bool, received {invalid_actions.dtype}"
-            )
+            raise ValueError(f"invalid_actions: expected dtype bool, received {invalid_actions.dtype}")
 
     gamma = float(config.discount)
 
@@ -305,9 +277,7 @@ def run_search(
         )
         return out, step.next_latent
 
-    root_output = mctx.RootFnOutput(
-        prior_logits=root.policy_logits, value=root.value, embedding=root_latent
-    )
+    root_output = mctx.RootFnOutput(prior_logits=root.policy_logits, value=root.value, embedding=root_latent)
     search_key, action_key = jax.random.split(key)
     if config.policy == "gumbel_muzero":
         policy_output = mctx.gumbel_muzero_policy(
@@ -344,9 +314,7 @@ def run_search(
         # action non-zero probability at high temperature. Resample ourselves
         # with zero-visit actions excluded.
         action_weights = policy_output.action_weights
-        action = _sample_from_weights(
-            action_key, action_weights, float(config.temperature)
-        )
+        action = _sample_from_weights(action_key, action_weights, float(config.temperature))
     return SearchOutput(
         action=action.astype(jnp.int32),
         action_weights=action_weights,
@@ -357,9 +325,7 @@ def run_search(
     )
 
 
-def select_action(
-    key: chex.PRNGKey, output: SearchOutput, *, temperature: float
-) -> chex.Array:
+def select_action(key: chex.PRNGKey, output: SearchOutput, *, temperature: float) -> chex.Array:
     """Picks ``[B]`` actions from a finished search's ``action_weights [B, A]``.
 
     temperature 0: the argmax of ``action_weights`` (lowest index among ties).
@@ -371,8 +337,5 @@ def select_action(
         raise ValueError(f"temperature={temperature!r}; valid: a float >= 0")
     weights = output.action_weights
     if getattr(weights, "ndim", None) != 2:
-        raise ValueError(
-            "output.action_weights: expected shape (B, A), received "
-            f"{getattr(weights, 'shape', None)}"
-        )
+        raise ValueError(f"output.action_weights: expected shape (B, A), received {getattr(weights, 'shape', None)}")
     return _sample_from_weights(key, weights, float(temperature))

@@ -23,15 +23,24 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, PartitionSpec as P
-
 from compile_log import by_program, compilations
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
+
 from rmuzero.distributed import DistributedConfig, initialize
 
 SMALL = {
-    "system": {"num_envs": 4, "batch_size": 8, "rollout_length": 13, "replay_length_per_env": 64,
-               "updates_per_iteration": 2, "num_unroll_steps": 2, "td_steps": 2, "roots_per_sequence": 3,
-               "reanalyse_fraction": 0.5},
+    "system": {
+        "num_envs": 4,
+        "batch_size": 8,
+        "rollout_length": 13,
+        "replay_length_per_env": 64,
+        "updates_per_iteration": 2,
+        "num_unroll_steps": 2,
+        "td_steps": 2,
+        "roots_per_sequence": 3,
+        "reanalyse_fraction": 0.5,
+    },
     "network": {"features": 16, "latent_size": 16, "head_sizes": [16], "value_bins": 21, "reward_bins": 21},
     "search": {"num_simulations": 4, "max_num_considered_actions": 4},
     "eval_episodes": 4,
@@ -60,8 +69,9 @@ def check_update() -> dict:
 
     four = make_agent(config, num_devices=4, data_axis="data")
     mesh = Mesh(np.asarray(jax.devices()[:4]), ("data",))
-    sharded = jax.jit(jax.shard_map(four.learn, mesh=mesh, in_specs=(P(), P("data")), out_specs=(P(), P()),
-                                    check_vma=False))
+    sharded = jax.jit(
+        jax.shard_map(four.learn, mesh=mesh, in_specs=(P(), P("data")), out_specs=(P(), P()), check_vma=False)
+    )
     parallel, (parts4, norm4, _) = sharded(state, batch)
 
     def max_difference(a, b):
@@ -84,16 +94,30 @@ def check_train(run_dir: str) -> dict:
     from rmuzero.agent.train import train
     from rmuzero.metrics import read_metrics
 
-    values = {**SMALL, "system": {**SMALL["system"], "num_envs": 8}, "total_env_steps": 832, "log_every": 208,
-              "eval_every": 416, "checkpoint_every": 416}
+    values = {
+        **SMALL,
+        "system": {**SMALL["system"], "num_envs": 8},
+        "total_env_steps": 832,
+        "log_every": 208,
+        "eval_every": 416,
+        "checkpoint_every": 416,
+    }
     with compilations() as fresh:
         train(config_from_dict(values), run_dir, progress=False)
     first = read_metrics(f"{run_dir}/metrics.jsonl")
     with compilations() as again:
-        train(config_from_dict({**values, "total_env_steps": 1248, "num_devices": 2}), run_dir, progress=False,
-              resume=True)
-    return {"devices": jax.device_count(), "first": first, "resumed": read_metrics(f"{run_dir}/metrics.jsonl"),
-            "compiled": [by_program(counts, "jit(train_iterations)") for counts in (fresh, again)]}
+        train(
+            config_from_dict({**values, "total_env_steps": 1248, "num_devices": 2}),
+            run_dir,
+            progress=False,
+            resume=True,
+        )
+    return {
+        "devices": jax.device_count(),
+        "first": first,
+        "resumed": read_metrics(f"{run_dir}/metrics.jsonl"),
+        "compiled": [by_program(counts, "jit(train_iterations)") for counts in (fresh, again)],
+    }
 
 
 def check_seeds(run_dir: str) -> dict:
@@ -101,14 +125,25 @@ def check_seeds(run_dir: str) -> dict:
     from rmuzero.agent.train import train
     from rmuzero.metrics import read_metrics
 
-    values = {**SMALL, "system": {**SMALL["system"], "num_envs": 8}, "total_env_steps": 520, "log_every": 104,
-              "eval_every": 520, "checkpoint_every": 520, "num_devices": 2, "seed": 4}
+    values = {
+        **SMALL,
+        "system": {**SMALL["system"], "num_envs": 8},
+        "total_env_steps": 520,
+        "log_every": 104,
+        "eval_every": 520,
+        "checkpoint_every": 520,
+        "num_devices": 2,
+        "seed": 4,
+    }
     with compilations() as both:
         train(config_from_dict({**values, "num_seeds": 2}), f"{run_dir}/both", progress=False)
     train(config_from_dict({**values, "seed": 5}), f"{run_dir}/alone_5", progress=False)
-    return {"devices": jax.device_count(), "compiled": by_program(both, "jit(train_iterations)"),
-            "together": read_metrics(f"{run_dir}/both/seed_5/metrics.jsonl"),
-            "alone": read_metrics(f"{run_dir}/alone_5/metrics.jsonl")}
+    return {
+        "devices": jax.device_count(),
+        "compiled": by_program(both, "jit(train_iterations)"),
+        "together": read_metrics(f"{run_dir}/both/seed_5/metrics.jsonl"),
+        "alone": read_metrics(f"{run_dir}/alone_5/metrics.jsonl"),
+    }
 
 
 def check_gru_seeds() -> dict:
@@ -117,17 +152,24 @@ def check_gru_seeds() -> dict:
     from rmuzero.agent.parallel import DATA_AXIS, make_mesh, shard_functions
 
     # Width 128, the default: with 16 the QR ran (it hung at 128).
-    config = config_from_dict({**SMALL, "network": {**SMALL["network"], "memory": "gru", "features": 128},
-                               "num_seeds": 2})
+    config = config_from_dict(
+        {**SMALL, "network": {**SMALL["network"], "memory": "gru", "features": 128}, "num_seeds": 2}
+    )
     agent = make_agent(config, num_devices=2, data_axis=DATA_AXIS)
     keys = jnp.stack([jax.random.PRNGKey(4), jax.random.PRNGKey(5)])
     state = shard_functions(agent, make_mesh(2), num_seeds=2).init(keys)
     alone = [jax.jit(make_agent(config).init)(key).params for key in keys]
-    differences = [max(float(jnp.max(jnp.abs(a[i] - b))) for a, b in
-                       zip(jax.tree.leaves(state.params), jax.tree.leaves(alone[i]))) for i in range(2)]
+    differences = [
+        max(float(jnp.max(jnp.abs(a[i] - b))) for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(alone[i])))
+        for i in range(2)
+    ]
     between = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(*map(jax.tree.leaves, alone)))
-    return {"devices": jax.device_count(), "env_steps": np.asarray(state.env_steps).tolist(),
-            "differences": differences, "between_seeds": between}
+    return {
+        "devices": jax.device_count(),
+        "env_steps": np.asarray(state.env_steps).tolist(),
+        "differences": differences,
+        "between_seeds": between,
+    }
 
 
 TWO_PROCESSES = {**SMALL, "total_env_steps": 624, "log_every": 208, "eval_every": 312, "checkpoint_every": 312}

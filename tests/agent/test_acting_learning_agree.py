@@ -53,15 +53,31 @@ REANALYSED = 2  # reanalyse_fraction 0.5 of batch_size 4: windows 0 and 1
 
 CONFIG = {
     "env": {"name": "popgym/repeat_previous", "difficulty": "easy"},
-    "network": {"memory": "ffm", "features": 16, "latent_size": 16, "head_sizes": [32],
-                "value_bins": 11, "reward_bins": 11},
+    "network": {
+        "memory": "ffm",
+        "features": 16,
+        "latent_size": 16,
+        "head_sizes": [32],
+        "value_bins": 11,
+        "reward_bins": 11,
+    },
     "search": {"policy": "gumbel_muzero", "num_simulations": 4, "max_num_considered_actions": 4},
-    "system": {"num_envs": 4, "rollout_length": ROLLOUT, "batch_size": 4, "sequence_length": WINDOW,
-               "roots_per_sequence": 10, "burn_in": 2, "num_unroll_steps": 3, "td_steps": 3, "replay_length_per_env": 128,
-               "updates_per_iteration": 1, "reanalyse_fraction": 0.5,
-               # The stored action is the search's here, so the replay below can check it;
-               # exploration's replaced actions are checked in test_exploration.py.
-               "exploration_epsilon": 0.0},
+    "system": {
+        "num_envs": 4,
+        "rollout_length": ROLLOUT,
+        "batch_size": 4,
+        "sequence_length": WINDOW,
+        "roots_per_sequence": 10,
+        "burn_in": 2,
+        "num_unroll_steps": 3,
+        "td_steps": 3,
+        "replay_length_per_env": 128,
+        "updates_per_iteration": 1,
+        "reanalyse_fraction": 0.5,
+        # The stored action is the search's here, so the replay below can check it;
+        # exploration's replaced actions are checked in test_exploration.py.
+        "exploration_epsilon": 0.0,
+    },
     "eval_episodes": 2,
 }
 
@@ -130,7 +146,7 @@ def run():
 def _windows(experience, windows=WINDOWS, length=WINDOW) -> Sequences:
     """Sequences [S, L, ...] of `windows` cut straight out of the replay state."""
     steps = jax.tree.map(
-        lambda x: jnp.stack([x[env, first:first + length] for env, first in windows]),
+        lambda x: jnp.stack([x[env, first : first + length] for env, first in windows]),
         experience.replace(carry=None),
     )
     carry = jax.tree.map(lambda x: jnp.stack([x[env, first] for env, first in windows]), experience.carry)
@@ -163,9 +179,7 @@ def test_window_carries_match_stored_carries(run):
         lambda exp, final: jnp.concatenate([exp, final[:, None]], axis=1), run.experience.carry, run.final_carry
     )
     for j in range(1, WINDOW + 1):
-        expected = jax.tree.map(
-            lambda x: jnp.stack([x[env, first + j] for env, first in WINDOWS]), stored
-        )
+        expected = jax.tree.map(lambda x: jnp.stack([x[env, first + j] for env, first in WINDOWS]), stored)
         _allclose_tree(got[j - 1], expected, what=f"carry after {j} steps")
 
 
@@ -177,7 +191,10 @@ def test_window_latents_match_acting_latents(run):
     )  # [L, S, D]
     for s, (env, first) in enumerate(WINDOWS):
         np.testing.assert_allclose(
-            latents[:, s], run.acting_latents[env, first:first + WINDOW], rtol=1e-5, atol=1e-5,
+            latents[:, s],
+            run.acting_latents[env, first : first + WINDOW],
+            rtol=1e-5,
+            atol=1e-5,
             err_msg=f"window {s} (env {env}, steps {first}..{first + WINDOW - 1})",
         )
 
@@ -193,8 +210,7 @@ def test_whole_episode_latents_match_acting_latents(run):
     garbage = jax.tree.map(lambda x: jnp.full_like(x, 7.0), sequences.carry)
     for carry in (sequences.carry, run.agent.model.network.initialize_carry(4), garbage):
         _, latents = run.encode(run.params, carry, obs, start)  # [L, S, D]
-        np.testing.assert_allclose(
-            jnp.swapaxes(latents, 0, 1), run.acting_latents[:, :length], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(jnp.swapaxes(latents, 0, 1), run.acting_latents[:, :length], rtol=1e-5, atol=1e-5)
 
 
 def test_reanalysis_with_acting_params_searches_from_actor_latents(run):
@@ -206,15 +222,17 @@ def test_reanalysis_with_acting_params_searches_from_actor_latents(run):
     key = jax.random.PRNGKey(11)
     _, reanalysed = jax.jit(agent.learner.targets)(run.params, windows, key)
     actor_latents = jnp.concatenate(
-        [run.acting_latents[env, first:first + WINDOW] for env, first in WINDOWS[:REANALYSED]]
+        [run.acting_latents[env, first : first + WINDOW] for env, first in WINDOWS[:REANALYSED]]
     )  # [R * L, D], window-major like the reanalysed batch
     assert reanalysed.prior_value.shape == (REANALYSED * WINDOW,)
 
     heads = agent.model.network.apply(run.params, actor_latents, method=MuZeroNetwork.predict)
     np.testing.assert_allclose(reanalysed.prior_logits, heads.policy_logits, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(
-        reanalysed.prior_value, logits_to_scalar(heads.value_logits, support=agent.model.value_support),
-        rtol=1e-5, atol=1e-5,
+        reanalysed.prior_value,
+        logits_to_scalar(heads.value_logits, support=agent.model.value_support),
+        rtol=1e-5,
+        atol=1e-5,
     )
 
     direct = jax.jit(agent.model.search)(run.params, key, actor_latents)

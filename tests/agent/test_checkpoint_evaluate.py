@@ -36,13 +36,29 @@ TRAIN_EVAL_SEED = SEED + 1_000_003
 
 CONFIG = {
     "env": {"name": "popgym/repeat_previous", "difficulty": "easy"},
-    "network": {"memory": "ffm", "features": 16, "latent_size": 16, "head_sizes": [32],
-                "value_bins": 11, "reward_bins": 11,
-                "separate_reward_trunk": False},  # the network of runs saved before the option existed
+    "network": {
+        "memory": "ffm",
+        "features": 16,
+        "latent_size": 16,
+        "head_sizes": [32],
+        "value_bins": 11,
+        "reward_bins": 11,
+        "separate_reward_trunk": False,
+    },  # the network of runs saved before the option existed
     "search": {"policy": "gumbel_muzero", "num_simulations": 4, "max_num_considered_actions": 4},
-    "system": {"num_envs": 4, "rollout_length": 8, "batch_size": 4, "sequence_length": 8, "roots_per_sequence": 6, "burn_in": 2,
-               "num_unroll_steps": 2, "td_steps": 2, "replay_length_per_env": 64,
-               "updates_per_iteration": 1, "reanalyse_fraction": 0.0},  # no reanalysis: a smaller compile
+    "system": {
+        "num_envs": 4,
+        "rollout_length": 8,
+        "batch_size": 4,
+        "sequence_length": 8,
+        "roots_per_sequence": 6,
+        "burn_in": 2,
+        "num_unroll_steps": 2,
+        "td_steps": 2,
+        "replay_length_per_env": 64,
+        "updates_per_iteration": 1,
+        "reanalyse_fraction": 0.0,
+    },  # no reanalysis: a smaller compile
     "seed": SEED,
     "total_env_steps": TOTAL,
     "log_every": EVERY,
@@ -121,9 +137,18 @@ def test_fresh_process_evaluation_reproduces_the_training_evaluation(trained):
     _, run_dir, _, lines = trained
     final = [line for line in lines if "eval_return" in line and line["env_steps"] == TOTAL][0]
     result = subprocess.run(
-        [sys.executable, "scripts/evaluate.py", f"checkpoint={run_dir}", f"episodes={EVAL_EPISODES}",
-         f"seed={TRAIN_EVAL_SEED}"],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "scripts/evaluate.py",
+            f"checkpoint={run_dir}",
+            f"episodes={EVAL_EPISODES}",
+            f"seed={TRAIN_EVAL_SEED}",
+        ],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -197,7 +222,11 @@ def test_cli_training_into_a_run_with_checkpoints_overwrites_nothing(trained, tm
     before = _snapshot(copy)
     result = subprocess.run(
         [sys.executable, "scripts/train.py", f"hydra.run.dir={copy}", "progress=false", "seed=7"],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr

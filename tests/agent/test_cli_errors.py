@@ -41,8 +41,10 @@ TRAIN_CASES = {
     "negative_batch": (["system.batch_size=-1"], ["batch_size=-1", "valid", ">= 1"]),
     "unknown_difficulty": (["env.difficulty=extreme"], ["extreme", "easy", "medium", "hard"]),
     "zero_cpu_devices": (["cpu_devices=0"], ["cpu_devices=0", "valid", ">= 1"]),
-    "misspelt_memory_option": (["network.memory_kwargs={memroy_size:32}"],
-                               ["memroy_size", "memory_size", "context_size", "min_period"]),
+    "misspelt_memory_option": (
+        ["network.memory_kwargs={memroy_size:32}"],
+        ["memroy_size", "memory_size", "context_size", "min_period"],
+    ),
     "misspelt_key": (["system.batchsize=8"], ["system.batchsize", "system.batch_size"]),
     "not_key_value": (["seed"], ["'seed'", "key=value"]),
 }
@@ -52,24 +54,39 @@ ENV_CASES = {
     "env_unknown_jumanji_id": (["env=jumanji", "env.name=Snake"], ["Snake", "Snake-v1", "Minesweeper-v0"]),
     "env_suite_not_installed": (["env=popgym_arcade"], ["popgym_arcade", "pip install -e '.[arcade]'"]),
     "env_continuous_actions": (["env=gymnax", "env.name=Pendulum-v1"], ["Pendulum-v1", "discrete actions"]),
-    "env_factory_not_importable": (["env=custom", "env.factory=no_such_package.envs:make"],
-                                   ["no_such_package.envs:make", "cannot import"]),
-    "env_factory_returns_other": (["env=custom", "env.factory=builtins:dict"],
-                                  ["builtins:dict", "returned dict", "jumanji.Environment", "gymnax (env, params)"]),
-    "env_unknown_params": (["env=gymnax", "env.name=CartPole-v1", "env.params={memory_length: 100}"],
-                           ["memory_length", "max_steps_in_episode", "gravity"]),
+    "env_factory_not_importable": (
+        ["env=custom", "env.factory=no_such_package.envs:make"],
+        ["no_such_package.envs:make", "cannot import"],
+    ),
+    "env_factory_returns_other": (
+        ["env=custom", "env.factory=builtins:dict"],
+        ["builtins:dict", "returned dict", "jumanji.Environment", "gymnax (env, params)"],
+    ),
+    "env_unknown_params": (
+        ["env=gymnax", "env.name=CartPole-v1", "env.params={memory_length: 100}"],
+        ["memory_length", "max_steps_in_episode", "gravity"],
+    ),
 }
 NOT_INSTALLED = "popgym_arcade"  # env_suite_not_installed runs with a stand-in package that fails to import
 
 # name -> (script, arguments, strings the error must contain): the scripts that are not train.py's
 OTHER_CASES = {
     "suite_unknown_preset": ("suite.py", ["preset=popgym-hard"], ["preset=popgym-hard", "popgym-easy"]),
-    "suite_sets_env_itself": ("suite.py", ["out=/nonexistent/suite", "env.difficulty=hard"],
-                              ["env.difficulty=hard", "tasks="]),
-    "suite_unknown_task": ("suite.py", ["out=/nonexistent/suite", "tasks=[repeat_prev:easy]"],
-                           ["repeat_prev", "repeat_previous", "easy | medium | hard"]),
-    "suite_old_form_unknown_task": ("suite.py", ["--tasks", "repeat_prev:easy", "--out", "/nonexistent/suite"],
-                                    ["repeat_prev", "repeat_previous"]),
+    "suite_sets_env_itself": (
+        "suite.py",
+        ["out=/nonexistent/suite", "env.difficulty=hard"],
+        ["env.difficulty=hard", "tasks="],
+    ),
+    "suite_unknown_task": (
+        "suite.py",
+        ["out=/nonexistent/suite", "tasks=[repeat_prev:easy]"],
+        ["repeat_prev", "repeat_previous", "easy | medium | hard"],
+    ),
+    "suite_old_form_unknown_task": (
+        "suite.py",
+        ["--tasks", "repeat_prev:easy", "--out", "/nonexistent/suite"],
+        ["repeat_prev", "repeat_previous"],
+    ),
     "learning_sets_network_itself": ("bench_learning.py", ["network=gru"], ["network=gru", "networks="]),
     "throughput_zero_devices": ("bench_throughput.py", ["devices=[0]"], ["devices=0", ">= 1"]),
     "encoder_unknown_model": ("bench_encoder.py", ["models=[gpt]"], ["gpt", "ffm", "gru"]),
@@ -94,8 +111,10 @@ def _diagnose_cases(tmp: Path) -> dict:
     return {
         "diagnose_missing_checkpoint": ([f"checkpoint={missing}"], [str(missing), "does not exist"]),
         "diagnose_zero_envs": ([f"checkpoint={missing}", "envs=0"], ["envs=0", "valid", ">= 1"]),
-        "diagnose_unknown_option": ([f"checkpoint={missing}", "episodes=3"],
-                                    ["episodes=3", "checkpoint=", "steps=", "envs=", "seed="]),
+        "diagnose_unknown_option": (
+            [f"checkpoint={missing}", "episodes=3"],
+            ["episodes=3", "checkpoint=", "steps=", "envs=", "seed="],
+        ),
     }
 
 
@@ -116,7 +135,8 @@ def results(tmp_path_factory):
         run_dir = tmp / name
         commands[name] = (
             [sys.executable, "scripts/train.py", *args, f"hydra.run.dir={run_dir}", "progress=false"],
-            expected, run_dir,
+            expected,
+            run_dir,
         )
     shadow = tmp / "shadow"
     (shadow / NOT_INSTALLED).mkdir(parents=True)
@@ -132,15 +152,26 @@ def results(tmp_path_factory):
     while pending or running:
         while pending and len(running) < CONCURRENT:
             name, (argv, expected, run_dir) = pending.pop(0)
-            process = subprocess.Popen(argv, cwd=REPO, env=_env(shadow if name == "env_suite_not_installed" else None),
-                                       stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True)
+            process = subprocess.Popen(
+                argv,
+                cwd=REPO,
+                env=_env(shadow if name == "env_suite_not_installed" else None),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             running[name] = (process, expected, run_dir, time.monotonic())
         name = next(iter(running))
         process, expected, run_dir, begin = running.pop(name)
         stdout, stderr = process.communicate(timeout=300)
-        out[name] = dict(returncode=process.returncode, stdout=stdout, stderr=stderr, expected=expected,
-                         run_dir=run_dir, seconds=time.monotonic() - begin)
+        out[name] = dict(
+            returncode=process.returncode,
+            stdout=stdout,
+            stderr=stderr,
+            expected=expected,
+            run_dir=run_dir,
+            seconds=time.monotonic() - begin,
+        )
     return out
 
 
@@ -150,9 +181,20 @@ def _message(text: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [*TRAIN_CASES, *ENV_CASES, "missing_checkpoint", "empty_checkpoint_dir", "zero_episodes",
-                                  "diagnose_missing_checkpoint", "diagnose_zero_envs", "diagnose_unknown_option",
-                                  *OTHER_CASES])
+@pytest.mark.parametrize(
+    "name",
+    [
+        *TRAIN_CASES,
+        *ENV_CASES,
+        "missing_checkpoint",
+        "empty_checkpoint_dir",
+        "zero_episodes",
+        "diagnose_missing_checkpoint",
+        "diagnose_zero_envs",
+        "diagnose_unknown_option",
+        *OTHER_CASES,
+    ],
+)
 def test_bad_command_line_fails_fast_with_a_one_line_error(results, name):
     result = results[name]
     stderr = _message(result["stderr"])
@@ -160,8 +202,9 @@ def test_bad_command_line_fails_fast_with_a_one_line_error(results, name):
     assert result["returncode"] == 2, report
     assert "Traceback" not in result["stderr"] + result["stdout"], report
     errors = [line for line in stderr.splitlines() if not line.startswith("note: the --option form")]
-    assert len(errors) == 1 and errors[0].startswith("error: ") and len(errors[0]) <= 2500, \
+    assert len(errors) == 1 and errors[0].startswith("error: ") and len(errors[0]) <= 2500, (
         f"not one line 'error: ...'; {report}"
+    )
     missing = [s for s in result["expected"] if s not in stderr]
     assert not missing, f"the error does not name {missing}; {report}"
     compiled = AGENT_COMPILE.findall(result["stdout"] + result["stderr"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import rmuzero.envs
 from rmuzero.agent.config import (
     AUTO_SEQUENCE_CAP,
     ConfigError,
@@ -12,7 +13,6 @@ from rmuzero.agent.config import (
     resolve_sequence_length,
     roots_for,
 )
-import rmuzero.envs
 
 
 @pytest.mark.parametrize(
@@ -39,10 +39,14 @@ def test_explicit_length_and_environments_without_a_limit():
 @pytest.mark.parametrize(
     "system, message",
     [
-        ({"sequence_length": 4, "burn_in": 4, "roots_per_sequence": 1},
-         "system.burn_in=4 must be < system.sequence_length=4"),
-        ({"sequence_length": 300, "replay_length_per_env": 256},
-         "system.sequence_length=300 must be <= system.replay_length_per_env=256"),
+        (
+            {"sequence_length": 4, "burn_in": 4, "roots_per_sequence": 1},
+            "system.burn_in=4 must be < system.sequence_length=4",
+        ),
+        (
+            {"sequence_length": 300, "replay_length_per_env": 256},
+            "system.sequence_length=300 must be <= system.replay_length_per_env=256",
+        ),
         ({"sequence_length": 1}, r"system.sequence_length=1; valid: an integer >= 2"),
         ({"roots_per_sequence": 0}, r"system.roots_per_sequence=0; valid: an integer >= 1"),
     ],
@@ -83,8 +87,11 @@ def test_roots_are_at_most_the_positions_every_sequence_has_with_a_loss():
 
 
 def test_automatic_length_too_short_for_the_burn_in_is_refused():
-    with pytest.raises(ConfigError, match=r"system.burn_in=8 must be < the automatic sequence length "
-                                          r"\(episode length \+ 1\)=5"):
+    with pytest.raises(
+        ConfigError,
+        match=r"system.burn_in=8 must be < the automatic sequence length "
+        r"\(episode length \+ 1\)=5",
+    ):
         resolve_sequence_length(SystemConfig(burn_in=8), 4)
 
 
@@ -92,6 +99,7 @@ def test_memory_options_in_the_documented_override_form():
     """network.memory_kwargs={memory_size:32} (the form configs/network/*.yaml documents)
     composes with hydra and is validated like any other option; null means no options."""
     import os
+
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 

@@ -24,8 +24,14 @@ K, CARDS, ENVS, STEPS = 4, 52, 3, 60  # 60 steps: one 51-step episode and the ne
 
 CONFIG = {
     "env": {"name": "popgym/repeat_previous", "difficulty": "easy"},
-    "network": {"memory": "ffm", "features": 16, "latent_size": 16, "head_sizes": [32],
-                "value_bins": 11, "reward_bins": 11},
+    "network": {
+        "memory": "ffm",
+        "features": 16,
+        "latent_size": 16,
+        "head_sizes": [32],
+        "value_bins": 11,
+        "reward_bins": 11,
+    },
     "search": {"policy": "gumbel_muzero", "num_simulations": 4, "max_num_considered_actions": 4},
     "system": {"num_envs": ENVS, "batch_size": 4, "roots_per_sequence": 4},
 }

@@ -54,19 +54,33 @@ def test_the_environment_steps_with_the_stored_action():
     environment took: the next observation's previous-action one-hot (the wrapper's record)
     names it, except where that observation starts a new episode (zero there)."""
     num_actions = 4
-    config = config_from_dict({
-        "env": {"name": "popgym/repeat_previous", "difficulty": "easy", "prev_action": True, "prev_reward": True},
-        "network": {"memory": "ffm", "features": 16, "latent_size": 16, "head_sizes": [32],
-                    "value_bins": 11, "reward_bins": 11},
-        "search": {"policy": "gumbel_muzero", "num_simulations": 4, "max_num_considered_actions": 4},
-        "system": {"num_envs": 8, "rollout_length": 64, "batch_size": 4, "sequence_length": 12,
-                   "replay_length_per_env": 128, "exploration_epsilon": 1.0},
-    })
+    config = config_from_dict(
+        {
+            "env": {"name": "popgym/repeat_previous", "difficulty": "easy", "prev_action": True, "prev_reward": True},
+            "network": {
+                "memory": "ffm",
+                "features": 16,
+                "latent_size": 16,
+                "head_sizes": [32],
+                "value_bins": 11,
+                "reward_bins": 11,
+            },
+            "search": {"policy": "gumbel_muzero", "num_simulations": 4, "max_num_considered_actions": 4},
+            "system": {
+                "num_envs": 8,
+                "rollout_length": 64,
+                "batch_size": 4,
+                "sequence_length": 12,
+                "replay_length_per_env": 128,
+                "exploration_epsilon": 1.0,
+            },
+        }
+    )
     agent = make_agent(config)
     state = jax.jit(agent.init)(jax.random.PRNGKey(0))
     state, _ = jax.jit(agent.collect)(state)
     steps = jax.tree.map(lambda x: np.asarray(x[:, :64]), state.replay.experience)  # [B, T, ...]
-    previous = steps.obs[:, 1:, -num_actions - 1:-1]  # one_hot(a_t) in o_{t+1}
+    previous = steps.obs[:, 1:, -num_actions - 1 : -1]  # one_hot(a_t) in o_{t+1}
     inside = ~steps.start[:, 1:]
     np.testing.assert_array_equal(previous[inside], np.eye(num_actions)[steps.action[:, :-1][inside]])
     assert np.all(previous[~inside] == 0)

@@ -52,8 +52,9 @@ class DelayedMatch(jumanji.Environment):
 
     def reset(self, key):
         key, sub = jax.random.split(key)
-        state = MatchState(key=key, symbol=jax.random.randint(sub, (), 0, 2), first_action=jnp.int32(0),
-                           step_count=jnp.int32(0))
+        state = MatchState(
+            key=key, symbol=jax.random.randint(sub, (), 0, 2), first_action=jnp.int32(0), step_count=jnp.int32(0)
+        )
         return state, restart(self._obs(state))
 
     def step(self, state, action):
@@ -82,25 +83,45 @@ CONFIG = {
     # 300 iterations (6 seeds, eval every 60) one seed never left 0 where one trunk learnt all
     # six; this test is about the targets and start flags, not that choice
     # (docs/experiments/2026-11-26-separate-reward-trunk.md).
-    "network": {"memory": "ffm", "features": 32, "latent_size": 32, "head_sizes": [32],
-                "value_bins": 21, "reward_bins": 21, "support_bound": 1.0, "separate_reward_trunk": False},
+    "network": {
+        "memory": "ffm",
+        "features": 32,
+        "latent_size": 32,
+        "head_sizes": [32],
+        "value_bins": 21,
+        "reward_bins": 21,
+        "support_bound": 1.0,
+        "separate_reward_trunk": False,
+    },
     "search": {"num_simulations": 4, "max_num_considered_actions": 2},
-    "system": {"num_envs": 16, "rollout_length": 6, "updates_per_iteration": 4, "batch_size": 16,
-               "sequence_length": 9, "roots_per_sequence": 9, "burn_in": 0, "num_unroll_steps": 1, "td_steps": 1, "discount": 0.9,
-               "replay_length_per_env": 120, "learning_rate": 3e-3, "target_update_period": 10,
-               "reanalyse_fraction": 0.25,
-               # The reward comes two steps after the action that earns it, beyond the one unroll
-               # step: only value targets can teach the dynamics which first action pays, and with
-               # the default prediction_gradient_scale of 0 they do not reach it (eval 0.00 after
-               # 120 iterations, measured 2026-12-03; 0.1 reaches 1.00 by 120 on seeds 0 and 1,
-               # benchmarks/2026-12-04-cpu-delayed-match/; docs/experiments/2026-12-03-prediction-gradient-and-replay.md).
-               "prediction_gradient_scale": 1.0,
-               # No exploration: this test is about the targets and start flags. With the default 0.05
-               # the greedy evaluation of this two-action task flips between 0 and 1 from one stretch
-               # of iterations to the next (seed 0, 2-core CPU, 2026-12-07: 1.0 at 60, 0.0 at 90-150, 1.0
-               # at 180-240, 0.0 at 270), so whether iteration 120 passes depends on the machine's float
-               # rounding; with 0 it reads 1.0 at every evaluation from 90 to 300.
-               "exploration_epsilon": 0.0},
+    "system": {
+        "num_envs": 16,
+        "rollout_length": 6,
+        "updates_per_iteration": 4,
+        "batch_size": 16,
+        "sequence_length": 9,
+        "roots_per_sequence": 9,
+        "burn_in": 0,
+        "num_unroll_steps": 1,
+        "td_steps": 1,
+        "discount": 0.9,
+        "replay_length_per_env": 120,
+        "learning_rate": 3e-3,
+        "target_update_period": 10,
+        "reanalyse_fraction": 0.25,
+        # The reward comes two steps after the action that earns it, beyond the one unroll
+        # step: only value targets can teach the dynamics which first action pays, and with
+        # the default prediction_gradient_scale of 0 they do not reach it (eval 0.00 after
+        # 120 iterations, measured 2026-12-03; 0.1 reaches 1.00 by 120 on seeds 0 and 1,
+        # benchmarks/2026-12-04-cpu-delayed-match/; docs/experiments/2026-12-03-prediction-gradient-and-replay.md).
+        "prediction_gradient_scale": 1.0,
+        # No exploration: this test is about the targets and start flags. With the default 0.05
+        # the greedy evaluation of this two-action task flips between 0 and 1 from one stretch
+        # of iterations to the next (seed 0, 2-core CPU, 2026-12-07: 1.0 at 60, 0.0 at 90-150, 1.0
+        # at 180-240, 0.0 at 270), so whether iteration 120 passes depends on the machine's float
+        # rounding; with 0 it reads 1.0 at every evaluation from 90 to 300.
+        "exploration_epsilon": 0.0,
+    },
     "eval_episodes": 32,
 }
 ITERATIONS = 120

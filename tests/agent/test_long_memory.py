@@ -29,12 +29,26 @@ NEW_EPISODE = 50  # sequence 1 has a start flag here
 def _config(memory: str) -> dict:
     return {
         "env": {"name": "popgym/repeat_previous", "difficulty": "easy"},
-        "network": {"memory": memory, "features": 16, "latent_size": 16, "head_sizes": [16],
-                    "value_bins": 11, "reward_bins": 11},
+        "network": {
+            "memory": memory,
+            "features": 16,
+            "latent_size": 16,
+            "head_sizes": [16],
+            "value_bins": 11,
+            "reward_bins": 11,
+        },
         "search": {"num_simulations": 2, "max_num_considered_actions": 2},
-        "system": {"num_envs": 2, "rollout_length": 4, "batch_size": 2, "sequence_length": LENGTH,
-                   "roots_per_sequence": 1, "num_unroll_steps": 2, "td_steps": 2,
-                   "replay_length_per_env": LENGTH, "reanalyse_fraction": 0.0},
+        "system": {
+            "num_envs": 2,
+            "rollout_length": 4,
+            "batch_size": 2,
+            "sequence_length": LENGTH,
+            "roots_per_sequence": 1,
+            "num_unroll_steps": 2,
+            "td_steps": 2,
+            "replay_length_per_env": LENGTH,
+            "reanalyse_fraction": 0.0,
+        },
         "eval_episodes": 2,
     }
 
@@ -68,9 +82,13 @@ def test_loss_at_step_100_reaches_step_2_and_nothing_across_a_start_flag(memory)
     # perturb every parameter, as a few updates would.
     leaves, treedef = jax.tree.flatten(state.params)
     keys = jax.random.split(jax.random.PRNGKey(3), len(leaves))
-    params = jax.tree.unflatten(treedef, [
-        x + 0.1 * jax.random.normal(k, x.shape, x.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
-        for x, k in zip(leaves, keys)])
+    params = jax.tree.unflatten(
+        treedef,
+        [
+            x + 0.1 * jax.random.normal(k, x.shape, x.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
+            for x, k in zip(leaves, keys)
+        ],
+    )
     sequences = _sequences(agent)
     unroll, _ = agent.learner.targets(params, sequences, jax.random.PRNGKey(2))
     roots = jnp.full((2, 1), ROOT, jnp.int32)
@@ -88,14 +106,17 @@ def test_loss_at_step_100_reaches_step_2_and_nothing_across_a_start_flag(memory)
     assert grad[0, ROOT] > 0.0 and grad[1, ROOT] > 0.0
     np.testing.assert_array_equal(grad[1, :NEW_EPISODE], 0.0, err_msg="gradient crossed the start flag")
     assert grad[1, NEW_EPISODE] > 0.0  # the new episode's first step is remembered
-    np.testing.assert_array_equal(grad[:, ROOT + 1:], 0.0, err_msg="a root saw observations after it")
+    np.testing.assert_array_equal(grad[:, ROOT + 1 :], 0.0, err_msg="a root saw observations after it")
 
 
-@pytest.mark.parametrize("system, stored", [
-    ({}, False),  # 51-step episodes fit L = 128: every sequence begins at a start flag
-    ({"sequence_length": 32, "replay_length_per_env": 32}, True),  # segments begin at stored carries
-    ({"store_all_carries": True}, True),
-])
+@pytest.mark.parametrize(
+    "system, stored",
+    [
+        ({}, False),  # 51-step episodes fit L = 128: every sequence begins at a start flag
+        ({"sequence_length": 32, "replay_length_per_env": 32}, True),  # segments begin at stored carries
+        ({"store_all_carries": True}, True),
+    ],
+)
 def test_replay_keeps_carries_only_where_a_sequence_can_begin_at_one(system, stored):
     config = _config("ffm")
     config["system"].update(system)

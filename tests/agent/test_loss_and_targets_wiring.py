@@ -55,16 +55,34 @@ REANALYSED = 2  # reanalyse_fraction 0.5 of batch_size 4
 def _config(*, target_tau: float, target_update_period: int, reanalyse_fraction: float = 0.5, **system) -> dict:
     return {
         "env": {"name": "popgym/repeat_previous", "difficulty": "easy"},
-        "network": {"memory": "ffm", "features": 16, "latent_size": 16, "head_sizes": [32],
-                    "value_bins": 11, "reward_bins": 11},
+        "network": {
+            "memory": "ffm",
+            "features": 16,
+            "latent_size": 16,
+            "head_sizes": [32],
+            "value_bins": 11,
+            "reward_bins": 11,
+        },
         "search": {"policy": "gumbel_muzero", "num_simulations": 4, "max_num_considered_actions": 4},
-        "system": {"num_envs": 4, "rollout_length": ROLLOUT, "batch_size": 4, "sequence_length": WINDOW,
-                   "roots_per_sequence": WINDOW - BURN_IN, "burn_in": BURN_IN, "num_unroll_steps": K, "td_steps": TD, "discount": GAMMA,
-                   "replay_length_per_env": 128, "updates_per_iteration": 1, "reanalyse_fraction": reanalyse_fraction,
-                   "learning_rate": 1e-2, "target_tau": target_tau,
-                   "target_update_period": target_update_period,
-                   "prediction_gradient_scale": 1.0,  # every loss reaches the latents, so each one's wiring shows
-                   **system},
+        "system": {
+            "num_envs": 4,
+            "rollout_length": ROLLOUT,
+            "batch_size": 4,
+            "sequence_length": WINDOW,
+            "roots_per_sequence": WINDOW - BURN_IN,
+            "burn_in": BURN_IN,
+            "num_unroll_steps": K,
+            "td_steps": TD,
+            "discount": GAMMA,
+            "replay_length_per_env": 128,
+            "updates_per_iteration": 1,
+            "reanalyse_fraction": reanalyse_fraction,
+            "learning_rate": 1e-2,
+            "target_tau": target_tau,
+            "target_update_period": target_update_period,
+            "prediction_gradient_scale": 1.0,  # every loss reaches the latents, so each one's wiring shows
+            **system,
+        },
         "eval_episodes": 2,
     }
 
@@ -94,8 +112,10 @@ def run():
     expected_starts[:, [0, EPISODE]] = True
     np.testing.assert_array_equal(experience.start, expected_starts)
     windows = Sequences(
-        steps=jax.tree.map(lambda x: jnp.stack([x[env, first:first + WINDOW] for env, first in WINDOWS]),
-                           experience.replace(carry=None)),
+        steps=jax.tree.map(
+            lambda x: jnp.stack([x[env, first : first + WINDOW] for env, first in WINDOWS]),
+            experience.replace(carry=None),
+        ),
         carry=jax.tree.map(lambda x: jnp.stack([x[env, first] for env, first in WINDOWS]), experience.carry),
     )
     for s, flag in zip(range(4), (4, 7, 0, None)):
@@ -141,8 +161,7 @@ def _expected_inputs(run):
     @jax.jit
     def target_network(target_params, windows, key):
         _, latents = agent.model.encode(
-            target_params, windows.carry, jnp.swapaxes(windows.steps.obs, 0, 1),
-            jnp.swapaxes(windows.steps.start, 0, 1)
+            target_params, windows.carry, jnp.swapaxes(windows.steps.obs, 0, 1), jnp.swapaxes(windows.steps.start, 0, 1)
         )
         latents = jnp.swapaxes(latents, 0, 1)  # [S, L, D]
         heads = agent.model.network.apply(target_params, latents, method=MuZeroNetwork.predict)
@@ -167,14 +186,19 @@ def test_targets_are_the_target_math_on_target_network_and_reanalysed_inputs(run
     unroll, reanalysed = run.targets(run.target_params, run.windows, run.key)
     bootstrap, policy, fresh = _expected_inputs(run)
     expected = batched_unroll_targets(
-        windows.reward, windows.discount, windows.start, bootstrap, policy,
-        num_unroll_steps=K, discount_factor=GAMMA, td_steps=TD,
+        windows.reward,
+        windows.discount,
+        windows.start,
+        bootstrap,
+        policy,
+        num_unroll_steps=K,
+        discount_factor=GAMMA,
+        td_steps=TD,
     )
     for name in ("in_episode", "in_window", "reward_mask"):
         np.testing.assert_array_equal(getattr(unroll, name), getattr(expected, name), err_msg=name)
     for name in ("value", "reward", "policy"):
-        np.testing.assert_allclose(getattr(unroll, name), getattr(expected, name), rtol=1e-4, atol=1e-5,
-                                   err_msg=name)
+        np.testing.assert_allclose(getattr(unroll, name), getattr(expected, name), rtol=1e-4, atol=1e-5, err_msg=name)
     np.testing.assert_allclose(reanalysed.improved_value, fresh.improved_value, rtol=1e-4, atol=1e-5)
     # The non-reanalysed windows bootstrap from the target network, not from the online one.
     assert not _equal(run.params, run.target_params)
@@ -225,16 +249,26 @@ def test_loss_is_finite_and_gradients_reach_every_parameter(run):
         assert np.isfinite(float(value)) and float(value) > 0.0, (name, float(value))
     flat = jax.tree_util.tree_flatten_with_path(grads)[0]
     modules = {path[1].key for path, _ in flat}
-    assert {"encoder", "dynamics_trunk", "dynamics_latent", "reward_trunk", "reward_head", "prediction_trunk",
-            "policy_head", "value_head"} <= modules, modules
+    assert {
+        "encoder",
+        "dynamics_trunk",
+        "dynamics_latent",
+        "reward_trunk",
+        "reward_head",
+        "prediction_trunk",
+        "policy_head",
+        "value_head",
+    } <= modules, modules
     dead = [jax.tree_util.keystr(path) for path, g in flat if not np.any(np.asarray(g) != 0)]
     assert not dead, f"parameters without gradient: {dead}"
 
 
 def _by_name(grads) -> dict[str, np.ndarray]:
     """Gradient leaves by module and parameter path, e.g. "encoder['Dense_0']['kernel']"."""
-    return {path[1].key + jax.tree_util.keystr(path[2:]): np.asarray(g)
-            for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]}
+    return {
+        path[1].key + jax.tree_util.keystr(path[2:]): np.asarray(g)
+        for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]
+    }
 
 
 def test_prediction_gradient_scale_0_leaves_the_latents_to_the_reward_loss(run):
@@ -245,7 +279,9 @@ def test_prediction_gradient_scale_0_leaves_the_latents_to_the_reward_loss(run):
 
     def gradients(**system):
         agent = make_agent(config_from_dict(_config(target_tau=1.0, target_update_period=PERIOD, **system)))
-        return _by_name(jax.jit(jax.grad(lambda p: agent.learner.loss(p, run.windows, unroll, ALL_ROOTS).total))(run.params))
+        return _by_name(
+            jax.jit(jax.grad(lambda p: agent.learner.loss(p, run.windows, unroll, ALL_ROOTS).total))(run.params)
+        )
 
     cut = gradients(prediction_gradient_scale=0.0)
     reward_only = gradients(value_loss_weight=0.0, policy_loss_weight=0.0)
@@ -339,8 +375,12 @@ def test_sampled_roots_are_distinct_loss_positions(run):
     for s in range(4):
         assert len(set(roots[s].tolist())) == roots.shape[1]
     assert roots[[MIDDLE, LAST, NONE]].min() >= BURN_IN  # mid-episode: never a burn-in position
-    draws = np.concatenate([np.asarray(run.agent.learner.sample_roots(run.windows, k))[FIRST]
-                            for k in jax.random.split(jax.random.PRNGKey(4), 20)])
+    draws = np.concatenate(
+        [
+            np.asarray(run.agent.learner.sample_roots(run.windows, k))[FIRST]
+            for k in jax.random.split(jax.random.PRNGKey(4), 20)
+        ]
+    )
     assert set(draws.tolist()) == set(range(WINDOW))  # from a start flag: every position
 
 
@@ -381,7 +421,6 @@ def test_polyak_target_update():
         state = after
 
 
-
 def test_td_lambda_config_selects_lambda_targets(run):
     """system.td_lambda switches the value targets to TD(lambda) on the same inputs."""
     values = _config(target_tau=1.0, target_update_period=PERIOD)
@@ -391,13 +430,25 @@ def test_td_lambda_config_selects_lambda_targets(run):
     bootstrap, policy, _ = _expected_inputs(run)
     windows = run.windows.steps
     expected = batched_unroll_targets(
-        windows.reward, windows.discount, windows.start, bootstrap, policy,
-        num_unroll_steps=K, discount_factor=GAMMA, td_lambda=0.7,
+        windows.reward,
+        windows.discount,
+        windows.start,
+        bootstrap,
+        policy,
+        num_unroll_steps=K,
+        discount_factor=GAMMA,
+        td_lambda=0.7,
     )
     np.testing.assert_allclose(unroll.value, expected.value, rtol=1e-4, atol=1e-5)
     n_step = batched_unroll_targets(
-        windows.reward, windows.discount, windows.start, bootstrap, policy,
-        num_unroll_steps=K, discount_factor=GAMMA, td_steps=TD,
+        windows.reward,
+        windows.discount,
+        windows.start,
+        bootstrap,
+        policy,
+        num_unroll_steps=K,
+        discount_factor=GAMMA,
+        td_steps=TD,
     )
     assert not np.allclose(expected.value, n_step.value)  # the option really changes the targets
     values["system"]["td_lambda"] = 1.5
@@ -473,8 +524,11 @@ def test_sample_ahead_prepares_every_batch_from_the_state_before_them():
     np.testing.assert_allclose(float(metrics.loss), np.mean(losses), rtol=1e-6)
 
     values["system"]["sample_ahead"] = 3
-    with pytest.raises(ValueError, match=r"system.sample_ahead=3 must divide system.updates_per_iteration=4; "
-                                         r"valid: one of 1, 2, 4$"):
+    with pytest.raises(
+        ValueError,
+        match=r"system.sample_ahead=3 must divide system.updates_per_iteration=4; "
+        r"valid: one of 1, 2, 4$",
+    ):
         config_from_dict(values)
 
 
@@ -489,19 +543,25 @@ def test_consistency_loss_by_hand(run):
     agent, windows = run.agent, run.windows
     weight = 0.7
     learner = dataclasses.replace(
-        agent.learner, system=dataclasses.replace(agent.learner.system, consistency_loss_weight=weight))
+        agent.learner, system=dataclasses.replace(agent.learner.system, consistency_loss_weight=weight)
+    )
     unroll, _ = run.targets(run.target_params, windows, run.key)
     with_term = jax.jit(learner.loss)(run.params, windows, unroll, ALL_ROOTS)
     without = jax.jit(agent.learner.loss)(run.params, windows, unroll, ALL_ROOTS)
     assert float(without.consistency) == 0.0
-    np.testing.assert_allclose(float(with_term.total), float(without.total) + weight * float(with_term.consistency),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        float(with_term.total), float(without.total) + weight * float(with_term.consistency), rtol=1e-6
+    )
 
-    _, latents = agent.model.encode(run.params, windows.carry, jnp.swapaxes(windows.steps.obs, 0, 1),
-                              jnp.swapaxes(windows.steps.start, 0, 1))
+    _, latents = agent.model.encode(
+        run.params, windows.carry, jnp.swapaxes(windows.steps.obs, 0, 1), jnp.swapaxes(windows.steps.start, 0, 1)
+    )
     latents = np.asarray(jnp.swapaxes(latents, 0, 1))  # [S, L, D]
-    dynamics = jax.jit(lambda latent, action: agent.model.network.apply(
-        run.params, latent, action, method=MuZeroNetwork.dynamics).next_latent)
+    dynamics = jax.jit(
+        lambda latent, action: (
+            agent.model.network.apply(run.params, latent, action, method=MuZeroNetwork.dynamics).next_latent
+        )
+    )
     start = np.asarray(windows.steps.start)
     actions = np.asarray(windows.steps.action)
     total, roots_with_loss, terms = 0.0, 0, 0
@@ -513,7 +573,7 @@ def test_consistency_loss_by_hand(run):
             latent = jnp.asarray(latents[s, t])
             for k in range(1, K + 1):
                 latent = dynamics(latent, jnp.asarray(actions[s, min(t + k - 1, WINDOW - 1)]))
-                if t + k >= WINDOW or start[s, t + 1:t + k + 1].any():
+                if t + k >= WINDOW or start[s, t + 1 : t + k + 1].any():
                     continue  # outside the window, or o_{t+k} begins the next episode
                 a = np.asarray(latent, np.float64) - np.mean(latent)
                 b = latents[s, t + k].astype(np.float64) - np.mean(latents[s, t + k])
@@ -532,7 +592,8 @@ def test_loss_read_out_at_the_roots_equals_the_full_sequence_gathered(run):
     agent, windows = run.agent, run.windows
     weight = 0.5
     full = dataclasses.replace(
-        agent.learner, system=dataclasses.replace(agent.learner.system, consistency_loss_weight=weight))
+        agent.learner, system=dataclasses.replace(agent.learner.system, consistency_loss_weight=weight)
+    )
     unroll, _ = run.targets(run.target_params, windows, run.key)
     roots = jnp.asarray([[2, 5, 7], [1, 4, 6], [0, 3, 7], [6, 3, 2]], jnp.int32)
 

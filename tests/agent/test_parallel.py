@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import subprocess_env
 
 from rmuzero.agent.agent import make_agent
 from rmuzero.agent.config import ConfigError, config_from_dict
-from conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = ROOT / "tests" / "agent" / "multidevice_checks.py"
@@ -25,8 +25,9 @@ CHECKS = ROOT / "tests" / "agent" / "multidevice_checks.py"
 
 def _run(*args: str, devices: int = 4, timeout: int = 600) -> dict:
     env = subprocess_env(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, str(CHECKS), *args], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, str(CHECKS), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -59,7 +60,7 @@ def test_training_on_four_devices_then_resumed_on_two(tmp_path):
     assert any(line.get("updates", 0) > 0 for line in first)  # it learnt, not only collected
     assert [line["env_steps"] for line in first if "eval_return" in line] == [416, 832]
     assert resumed[: len(first)] == first
-    later = resumed[len(first):]
+    later = resumed[len(first) :]
     assert [line["env_steps"] for line in later if "episode_return" in line] == [1040, 1248]
     assert all(line["num_devices"] == 2 for line in later)
     assert (tmp_path / "run" / "checkpoints" / "1248").is_dir()
@@ -78,8 +79,10 @@ def test_vmapped_seeds_on_two_devices_reproduce_a_seed_alone(tmp_path):
     out = _run("seeds", str(tmp_path), devices=2)
     assert out["devices"] == 2
     timing = {"wall_time", "env_steps_per_second", "updates_per_second"}
-    together, alone = ([{k: v for k, v in line.items() if k not in timing} for line in out[name]
-                        if "episode_return" in line] for name in ("together", "alone"))
+    together, alone = (
+        [{k: v for k, v in line.items() if k not in timing} for line in out[name] if "episode_return" in line]
+        for name in ("together", "alone")
+    )
     assert [line["env_steps"] for line in together] == [104, 208, 312, 416, 520]
     assert together[3]["episodes"] > 0 and together[4]["updates"] > 0  # episodes ended; it learnt
     assert out["compiled"] == {"rmuzero-compile": 1}  # the vmapped step, from the seeds' stacked shapes
@@ -113,8 +116,17 @@ def test_two_processes_train_one_run(tmp_path):
         port = str(s.getsockname()[1])
     env = subprocess_env(XLA_FLAGS="", PYTHONPATH=str(ROOT))  # one CPU device per process
     run = str(tmp_path / "run")
-    procs = [subprocess.Popen([sys.executable, str(CHECKS), "process", run, port, str(i)], env=env, cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(CHECKS), "process", run, port, str(i)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (0, 1)
+    ]
     outs = []
     try:
         for proc in procs:
@@ -134,17 +146,26 @@ def test_two_processes_train_one_run(tmp_path):
 
 def test_sizes_that_do_not_divide_over_the_devices_name_both_numbers():
     config = config_from_dict({"system": {"num_envs": 10, "batch_size": 8}})
-    with pytest.raises(ConfigError, match=r"^system.num_envs=10 does not divide over 4 devices; valid: a multiple of 4"):
+    with pytest.raises(
+        ConfigError, match=r"^system.num_envs=10 does not divide over 4 devices; valid: a multiple of 4"
+    ):
         make_agent(config, num_devices=4, data_axis="data")
 
 
-@pytest.mark.parametrize("distributed, message", [
-    ({"num_processes": 2}, r"^distributed: coordinator_address, num_processes and process_id are set together"),
-    ({"coordinator_address": "localhost", "num_processes": 2, "process_id": 0},
-     r"^distributed: coordinator_address='localhost'; valid: host:port$"),
-    ({"coordinator_address": "h:1", "num_processes": 2, "process_id": 2},
-     r"^distributed: process_id=2; valid: 0 \.\. 1 \(num_processes=2\)$"),
-])
+@pytest.mark.parametrize(
+    "distributed, message",
+    [
+        ({"num_processes": 2}, r"^distributed: coordinator_address, num_processes and process_id are set together"),
+        (
+            {"coordinator_address": "localhost", "num_processes": 2, "process_id": 0},
+            r"^distributed: coordinator_address='localhost'; valid: host:port$",
+        ),
+        (
+            {"coordinator_address": "h:1", "num_processes": 2, "process_id": 2},
+            r"^distributed: process_id=2; valid: 0 \.\. 1 \(num_processes=2\)$",
+        ),
+    ],
+)
 def test_bad_distributed_settings_name_themselves(distributed, message):
     with pytest.raises(ConfigError, match=message):
         config_from_dict({"distributed": distributed})
@@ -157,17 +178,21 @@ def test_more_devices_than_visible_is_refused():
         make_mesh(64)
 
 
-@pytest.mark.parametrize("num_envs, batch_size, available, processes, expected", [
-    (16, 32, 1, 1, 1),
-    (16, 32, 2, 1, 2),
-    (16, 32, 3, 1, 2),  # 3 divides neither 16 nor 32
-    (16, 32, 8, 1, 8),
-    (12, 32, 8, 1, 4),  # 8 and 6 do not divide both; 4 does
-    (3, 32, 2, 1, 1),  # an odd number of environments stays on one device
-    (16, 32, 8, 2, 8),  # several processes: every device, as the mesh requires
-])
-def test_num_devices_null_takes_the_most_devices_the_sizes_divide_over(num_envs, batch_size, available, processes,
-                                                                        expected):
+@pytest.mark.parametrize(
+    "num_envs, batch_size, available, processes, expected",
+    [
+        (16, 32, 1, 1, 1),
+        (16, 32, 2, 1, 2),
+        (16, 32, 3, 1, 2),  # 3 divides neither 16 nor 32
+        (16, 32, 8, 1, 8),
+        (12, 32, 8, 1, 4),  # 8 and 6 do not divide both; 4 does
+        (3, 32, 2, 1, 1),  # an odd number of environments stays on one device
+        (16, 32, 8, 2, 8),  # several processes: every device, as the mesh requires
+    ],
+)
+def test_num_devices_null_takes_the_most_devices_the_sizes_divide_over(
+    num_envs, batch_size, available, processes, expected
+):
     from rmuzero.agent.parallel import default_num_devices
 
     assert default_num_devices(num_envs, batch_size, available, processes) == expected
@@ -196,8 +221,9 @@ def test_split_cpu_makes_that_many_devices_capped_at_the_cores(requested, xla_fl
     env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
     if xla_flags:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={xla_flags}"
-    done = subprocess.run([sys.executable, "-c", SPLIT, str(requested)], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", SPLIT, str(requested)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     expected = xla_flags or min(requested, out["cores"])

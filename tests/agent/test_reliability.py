@@ -9,17 +9,15 @@ from __future__ import annotations
 import json
 
 import jax
-import numpy as np
-
 import jax.numpy as jnp
+import numpy as np
 import pytest
-from jumanji.types import termination, transition
-
 from compile_log import by_program, compilations
+from test_learns_delayed_match import LENGTH, DelayedMatch
+
 from rmuzero.agent.agent import make_agent
 from rmuzero.agent.config import config_from_dict
 from rmuzero.agent.train import TrainingError, train
-from test_learns_delayed_match import LENGTH, DelayedMatch
 
 pytestmark = pytest.mark.slow  # trains, resumes and checkpoints runs
 
@@ -29,12 +27,28 @@ STEPS_PER_ITERATION = ROLLOUT * ENVS
 
 def _config(**top) -> dict:
     return {
-        "network": {"memory": "ffm", "features": 8, "latent_size": 8, "head_sizes": [8],
-                    "value_bins": 11, "reward_bins": 11},
+        "network": {
+            "memory": "ffm",
+            "features": 8,
+            "latent_size": 8,
+            "head_sizes": [8],
+            "value_bins": 11,
+            "reward_bins": 11,
+        },
         "search": {"num_simulations": 2, "max_num_considered_actions": 2},
-        "system": {"num_envs": ENVS, "rollout_length": ROLLOUT, "batch_size": 2, "sequence_length": 6,
-                   "roots_per_sequence": 2, "burn_in": 0, "num_unroll_steps": 1, "td_steps": 1,
-                   "replay_length_per_env": 32, "updates_per_iteration": 1, "reanalyse_fraction": 0.0},
+        "system": {
+            "num_envs": ENVS,
+            "rollout_length": ROLLOUT,
+            "batch_size": 2,
+            "sequence_length": 6,
+            "roots_per_sequence": 2,
+            "burn_in": 0,
+            "num_unroll_steps": 1,
+            "td_steps": 1,
+            "replay_length_per_env": 32,
+            "updates_per_iteration": 1,
+            "reanalyse_fraction": 0.0,
+        },
         "eval_episodes": 2,
         **top,
     }
@@ -56,9 +70,14 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
     before an iteration begins): their checkpoints are finite. The third learns from NaN
     rewards: the run stops with one line naming the metric and the step, and writes no further
     checkpoint and no further metrics line."""
-    config = config_from_dict(_config(total_env_steps=10 * STEPS_PER_ITERATION, log_every=STEPS_PER_ITERATION,
-                                      eval_every=100 * STEPS_PER_ITERATION,
-                                      checkpoint_every=STEPS_PER_ITERATION))
+    config = config_from_dict(
+        _config(
+            total_env_steps=10 * STEPS_PER_ITERATION,
+            log_every=STEPS_PER_ITERATION,
+            eval_every=100 * STEPS_PER_ITERATION,
+            checkpoint_every=STEPS_PER_ITERATION,
+        )
+    )
     agent = make_agent(config, environment=NanReward())
     with pytest.raises(TrainingError) as caught:
         train(config, tmp_path, progress=False, agent=agent)
@@ -81,14 +100,23 @@ def test_same_seed_same_config_same_metrics(tmp_path):
     """Two runs of the same config and seed on this machine log identical metrics (timings
     aside); the second also writes TensorBoard events (logger.tensorboard), which change
     nothing and hold every number of every metrics line."""
-    values = _config(total_env_steps=8 * STEPS_PER_ITERATION, log_every=2 * STEPS_PER_ITERATION,
-                     eval_every=4 * STEPS_PER_ITERATION, checkpoint_every=8 * STEPS_PER_ITERATION, seed=4)
+    values = _config(
+        total_env_steps=8 * STEPS_PER_ITERATION,
+        log_every=2 * STEPS_PER_ITERATION,
+        eval_every=4 * STEPS_PER_ITERATION,
+        checkpoint_every=8 * STEPS_PER_ITERATION,
+        seed=4,
+    )
     config = config_from_dict(values)
     agent = make_agent(config, environment=DelayedMatch())
     runs = []
     for name, tensorboard in (("a", False), ("b", True)):
-        train(config_from_dict({**values, "logger": {"tensorboard": tensorboard}}), tmp_path / name,
-              progress=False, agent=agent)
+        train(
+            config_from_dict({**values, "logger": {"tensorboard": tensorboard}}),
+            tmp_path / name,
+            progress=False,
+            agent=agent,
+        )
         runs.append([json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()])
     assert len(runs[0]) == 6 and any("loss" in line for line in runs[0])
     assert _comparable(runs[0]) == _comparable(runs[1])
@@ -113,8 +141,8 @@ def _read_scalars(path) -> dict:
 
     data, out, at = path.read_bytes(), {}, 0
     while at < len(data):
-        (length,) = struct.unpack("<Q", data[at:at + 8])
-        event = Event.FromString(data[at + 12:at + 12 + length])
+        (length,) = struct.unpack("<Q", data[at : at + 8])
+        event = Event.FromString(data[at + 12 : at + 12 + length])
         at += 12 + length + 4
         for value in event.summary.value:
             out[(value.tag, event.step)] = value.simple_value
@@ -124,8 +152,13 @@ def _read_scalars(path) -> dict:
 def test_vmapped_seeds_reproduce_separate_runs(tmp_path):
     """num_seeds = 2 from seed 4 trains seeds 4 and 5 in one vmapped program; each seed's
     metrics.jsonl equals that of a run of its seed alone (timings aside, floats to 1e-5)."""
-    values = _config(total_env_steps=6 * STEPS_PER_ITERATION, log_every=2 * STEPS_PER_ITERATION,
-                     eval_every=3 * STEPS_PER_ITERATION, checkpoint_every=6 * STEPS_PER_ITERATION, seed=4)
+    values = _config(
+        total_env_steps=6 * STEPS_PER_ITERATION,
+        log_every=2 * STEPS_PER_ITERATION,
+        eval_every=3 * STEPS_PER_ITERATION,
+        checkpoint_every=6 * STEPS_PER_ITERATION,
+        seed=4,
+    )
     together = config_from_dict({**values, "num_seeds": 2})
     summary = train(together, tmp_path / "both", progress=False, agent=make_agent(together, environment=DelayedMatch()))
     assert [entry["seed"] for entry in summary["seeds"]] == [4, 5]
@@ -189,16 +222,16 @@ def test_a_killed_run_resumed_ends_with_the_metrics_of_the_uninterrupted_run(tmp
     each compile once, on train()'s compile thread (compile_log: a second compilation would
     show a state whose types changed between calls, or specs unlike the real state)."""
     every = 2 * STEPS_PER_ITERATION
-    values = _config(total_env_steps=6 * STEPS_PER_ITERATION, log_every=every, eval_every=every,
-                     checkpoint_every=every, seed=2)
+    values = _config(
+        total_env_steps=6 * STEPS_PER_ITERATION, log_every=every, eval_every=every, checkpoint_every=every, seed=2
+    )
     config = config_from_dict(values)
     agent = make_agent(config, environment=DelayedMatch())
     with compilations() as whole:
         train(config, tmp_path / "whole", progress=False, agent=agent)
 
     killed = tmp_path / "killed"
-    train(config_from_dict({**values, "total_env_steps": 4 * STEPS_PER_ITERATION}), killed, progress=False,
-          agent=agent)
+    train(config_from_dict({**values, "total_env_steps": 4 * STEPS_PER_ITERATION}), killed, progress=False, agent=agent)
     with open(killed / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"env_steps": 5 * STEPS_PER_ITERATION, "episode_return": 9.0}) + "\n")
         f.write('{"env_steps": 96, "eval_ret')
@@ -224,8 +257,12 @@ def test_a_killed_run_resumed_ends_with_the_metrics_of_the_uninterrupted_run(tmp
 def test_resume_refuses_a_changed_run_and_a_fresh_start_refuses_to_overwrite(tmp_path):
     from rmuzero.checkpoint import CheckpointError
 
-    values = _config(total_env_steps=2 * STEPS_PER_ITERATION, checkpoint_every=STEPS_PER_ITERATION,
-                     log_every=STEPS_PER_ITERATION, eval_every=2 * STEPS_PER_ITERATION)
+    values = _config(
+        total_env_steps=2 * STEPS_PER_ITERATION,
+        checkpoint_every=STEPS_PER_ITERATION,
+        log_every=STEPS_PER_ITERATION,
+        eval_every=2 * STEPS_PER_ITERATION,
+    )
     config = config_from_dict(values)
     agent = make_agent(config, environment=DelayedMatch())
     train(config, tmp_path, progress=False, agent=agent)
@@ -241,7 +278,9 @@ def test_resume_refuses_a_changed_run_and_a_fresh_start_refuses_to_overwrite(tmp
 
     # A run saved before the logger / distributed / num_devices options existed resumes.
     saved = tmp_path / "checkpoints" / str(2 * STEPS_PER_ITERATION) / "config.json"
-    older = {k: v for k, v in json.loads(saved.read_text()).items() if k not in ("logger", "distributed", "num_devices")}
+    older = {
+        k: v for k, v in json.loads(saved.read_text()).items() if k not in ("logger", "distributed", "num_devices")
+    }
     saved.write_text(json.dumps(older))
     longer = config_from_dict({**values, "total_env_steps": 3 * STEPS_PER_ITERATION})
     assert train(longer, tmp_path, progress=False, agent=agent, resume=True)["env_steps"] == 3 * STEPS_PER_ITERATION
@@ -256,8 +295,12 @@ class BigReward(DelayedMatch):
 
 
 def test_targets_outside_the_support_are_reported_once(tmp_path, capsys):
-    values = _config(total_env_steps=4 * STEPS_PER_ITERATION, log_every=4 * STEPS_PER_ITERATION,
-                     eval_every=4 * STEPS_PER_ITERATION, checkpoint_every=4 * STEPS_PER_ITERATION)
+    values = _config(
+        total_env_steps=4 * STEPS_PER_ITERATION,
+        log_every=4 * STEPS_PER_ITERATION,
+        eval_every=4 * STEPS_PER_ITERATION,
+        checkpoint_every=4 * STEPS_PER_ITERATION,
+    )
     config = config_from_dict(values)
     for name, env in (("small", DelayedMatch()), ("big", BigReward())):
         train(config, tmp_path / name, progress=False, agent=make_agent(config, environment=env))

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_learns_delayed_match import DelayedMatch
 
 from rmuzero.agent.agent import make_agent
 from rmuzero.agent.config import config_from_dict
 from rmuzero.agent.train import Period, held_for, train
-from test_learns_delayed_match import DelayedMatch
 
 
 def test_a_period_is_due_at_each_multiple_once():
@@ -58,17 +58,38 @@ STEPS = ROLLOUT * ENVS  # env steps per iteration (one iteration per call)
 
 
 def _config(**top):
-    return config_from_dict({
-        "network": {"memory": "ffm", "features": 8, "latent_size": 8, "head_sizes": [8],
-                    "value_bins": 11, "reward_bins": 11},
-        "search": {"num_simulations": 2, "max_num_considered_actions": 2},
-        "system": {"num_envs": ENVS, "rollout_length": ROLLOUT, "batch_size": 2, "sequence_length": 6,
-                   "roots_per_sequence": 2, "burn_in": 0, "num_unroll_steps": 1, "td_steps": 1,
-                   "replay_length_per_env": 32, "updates_per_iteration": 1, "reanalyse_fraction": 0.0},
-        "eval_episodes": 2, "total_env_steps": 20 * STEPS, "log_every": STEPS, "eval_every": STEPS,
-        "checkpoint_every": 100 * STEPS,
-        **top,
-    })
+    return config_from_dict(
+        {
+            "network": {
+                "memory": "ffm",
+                "features": 8,
+                "latent_size": 8,
+                "head_sizes": [8],
+                "value_bins": 11,
+                "reward_bins": 11,
+            },
+            "search": {"num_simulations": 2, "max_num_considered_actions": 2},
+            "system": {
+                "num_envs": ENVS,
+                "rollout_length": ROLLOUT,
+                "batch_size": 2,
+                "sequence_length": 6,
+                "roots_per_sequence": 2,
+                "burn_in": 0,
+                "num_unroll_steps": 1,
+                "td_steps": 1,
+                "replay_length_per_env": 32,
+                "updates_per_iteration": 1,
+                "reanalyse_fraction": 0.0,
+            },
+            "eval_episodes": 2,
+            "total_env_steps": 20 * STEPS,
+            "log_every": STEPS,
+            "eval_every": STEPS,
+            "checkpoint_every": 100 * STEPS,
+            **top,
+        }
+    )
 
 
 @pytest.mark.slow

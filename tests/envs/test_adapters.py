@@ -7,6 +7,7 @@ and the resets between them: the observations, rewards and episode ends must be 
 
 from __future__ import annotations
 
+import gymnax  # noqa: E402 (the test extra installs it: stable-gymnax)
 import jax
 import jax.numpy as jnp
 import jumanji
@@ -18,8 +19,6 @@ from rmuzero.envs.adapters import GymnaxEnvironment, JumanjiAdapter
 from rmuzero.envs.sources import make_environment
 from rmuzero.envs.wrappers import wrap_env
 from rmuzero.replay.targets import n_step_value_targets
-
-import gymnax  # noqa: E402 (the test extra installs it: stable-gymnax)
 
 B = 4
 
@@ -143,12 +142,14 @@ def test_gymnax_params_and_kwargs_reach_the_environment():
 @pytest.mark.slow
 def test_popgym_arcade_equals_its_own_step_over_episodes_and_resets():
     import popgym_arcade as arcade
+
     env, params = arcade.make("CountRecallEasy", partial_obs=True)
     actions = jax.random.randint(jax.random.PRNGKey(2), (140, B), 0, env.action_space(params).n)
     key = jax.random.PRNGKey(5)
     ref_obs, ref_reward, ref_done = _gymnax_reference(env, params, key, actions)
     obs, reward, last, discount = _ours(
-        make_environment("popgym_arcade", "CountRecallEasy", kwargs={"partial_obs": True}), key, actions)
+        make_environment("popgym_arcade", "CountRecallEasy", kwargs={"partial_obs": True}), key, actions
+    )
     assert obs["observation"].dtype == np.uint8 and ref_obs.dtype == np.uint8
     np.testing.assert_array_equal(obs["observation"], ref_obs)
     np.testing.assert_array_equal(reward, ref_reward)
@@ -187,8 +188,11 @@ def test_jumanji_adapter_equals_jumanjis_own_auto_reset_stack():
 @pytest.mark.slow  # tens of seconds of compiling and stepping on 2 CPU cores
 def test_custom_factory_gives_the_same_environment_as_its_suite():
     popgym = make_environment("popgym", "popgym/repeat_previous", difficulty="medium")
-    custom = make_environment("custom", factory="rmuzero.envs.registry:make",
-                              kwargs={"name": "popgym/repeat_previous", "difficulty": "medium"})
+    custom = make_environment(
+        "custom",
+        factory="rmuzero.envs.registry:make",
+        kwargs={"name": "popgym/repeat_previous", "difficulty": "medium"},
+    )
     gymnax_pair = make_environment("custom", factory="gymnax:make", kwargs={"env_id": "CartPole-v1"})
     assert isinstance(gymnax_pair, GymnaxEnvironment) and gymnax_pair.max_episode_length == 500
     key = jax.random.PRNGKey(0)

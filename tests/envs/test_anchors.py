@@ -18,9 +18,18 @@ from rmuzero.envs.popgym._grid import GOAL, MOVES, OBSTACLE
 from rmuzero.envs.popgym.anchors import BEST_POSSIBLE_KINDS, NOT_FOUND, REFERENCES, SOURCES, UNVERIFIED, reference
 
 FIELDS = {
-    "popgym_gru", "popgym_best", "popgym_best_model", "s5", "ffm",
-    "random", "random_stderr", "random_episodes",
-    "best_possible", "best_possible_kind", "best_possible_stderr", "best_possible_note",
+    "popgym_gru",
+    "popgym_best",
+    "popgym_best_model",
+    "s5",
+    "ffm",
+    "random",
+    "random_stderr",
+    "random_episodes",
+    "best_possible",
+    "best_possible_kind",
+    "best_possible_stderr",
+    "best_possible_note",
 }
 PUBLISHED = ("popgym_gru", "popgym_best", "s5", "ffm")
 
@@ -170,7 +179,7 @@ def test_higher_lower_card_counting_recomputed_without_the_env():
         for t in range(num_cards - 1):
             current, following = ranks[t], ranks[t + 1]
             unseen[current] -= 1
-            guess_higher = unseen[current + 1:].sum() >= unseen[:current].sum()
+            guess_higher = unseen[current + 1 :].sum() >= unseen[:current].sum()
             if following != current:
                 total += (1 if (following > current) == guess_higher else -1) / num_cards
         returns[i] = total

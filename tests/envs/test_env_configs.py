@@ -24,8 +24,7 @@ def compose_env(tmp_path_factory):
     is the repository's ``configs/`` (the real top-level config is not needed)."""
     primary = tmp_path_factory.mktemp("hydra_primary")
     (primary / "env_test.yaml").write_text(
-        "defaults:\n  - env: popgym/repeat_previous\n  - _self_\n"
-        f"hydra:\n  searchpath:\n    - file://{CONFIGS}\n"
+        f"defaults:\n  - env: popgym/repeat_previous\n  - _self_\nhydra:\n  searchpath:\n    - file://{CONFIGS}\n"
     )
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(primary), version_base="1.3"):

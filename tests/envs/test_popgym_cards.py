@@ -19,12 +19,10 @@ from typing import Any, Callable, NamedTuple
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
-from jumanji.wrappers import AutoResetWrapper, VmapWrapper
 import numpy as np
 import pytest
 from jumanji.types import StepType
-
-from rmuzero.envs import make
+from jumanji.wrappers import AutoResetWrapper, VmapWrapper
 from popgym.envs import autoencode as ref_autoencode
 from popgym.envs import concentration as ref_concentration
 from popgym.envs import count_recall as ref_count_recall
@@ -32,6 +30,8 @@ from popgym.envs import higher_lower as ref_higher_lower
 from popgym.envs import multiarmed_bandit as ref_multiarmed_bandit
 from popgym.envs import repeat_first as ref_repeat_first
 from popgym.envs import repeat_previous as ref_repeat_previous
+
+from rmuzero.envs import make
 
 EPISODES_PER_POLICY = 2
 # These tests check behaviour, not speed: XLA backend optimisations off roughly halves compile time.
@@ -145,7 +145,9 @@ def ours(family: str, difficulty: str) -> Ours:
 
         return jax.lax.scan(body, state, None, length=length)[1]
 
-    return Ours(env, jax.jit(jax.vmap(rollout), compiler_options=FAST_COMPILE), jax.jit(draws, compiler_options=FAST_COMPILE))
+    return Ours(
+        env, jax.jit(jax.vmap(rollout), compiler_options=FAST_COMPILE), jax.jit(draws, compiler_options=FAST_COMPILE)
+    )
 
 
 def play_reference(case: Case, ref: gym.Env, policy: str, rng: np.random.Generator, key, fns: Ours) -> RefEpisode:
@@ -311,7 +313,9 @@ CASES: dict[str, Case] = {
         inject_two_decks,
         {
             # Counts concentrate near N / (2D): draw around them so some guesses are right.
-            "random": lambda ref, rng: int(min(max(count_recall_target(ref) + rng.integers(-1, 2), 0), ref.max_card_count)),
+            "random": lambda ref, rng: int(
+                min(max(count_recall_target(ref) + rng.integers(-1, 2), 0), ref.max_card_count)
+            ),
             "correct": lambda ref, rng: count_recall_target(ref),
             "wrong": lambda ref, rng: (count_recall_target(ref) + 1) % (ref.max_card_count + 1),
             "out_of_range": lambda ref, rng: int(rng.choice([-1, ref.max_card_count + 1])),
@@ -386,19 +390,34 @@ EXPECTED = {
     ("higher_lower", "hard"): dict(length=155),
     # A seeing player matches every pair in N steps; flipping one card forever is truncated at L.
     ("concentration", "easy"): dict(
-        correct_length=52, correct_end="terminated", best=1.0,
-        wrong_length=104, wrong_end="truncated", worst=-1.0,
-        finish_at_limit_length=104, finish_at_limit_end="both",
+        correct_length=52,
+        correct_end="terminated",
+        best=1.0,
+        wrong_length=104,
+        wrong_end="truncated",
+        worst=-1.0,
+        finish_at_limit_length=104,
+        finish_at_limit_end="both",
     ),
     ("concentration", "medium"): dict(
-        correct_length=104, correct_end="terminated", best=1.0,
-        wrong_length=208, wrong_end="truncated", worst=-1.0,
-        finish_at_limit_length=208, finish_at_limit_end="both",
+        correct_length=104,
+        correct_end="terminated",
+        best=1.0,
+        wrong_length=208,
+        wrong_end="truncated",
+        worst=-1.0,
+        finish_at_limit_length=208,
+        finish_at_limit_end="both",
     ),
     ("concentration", "hard"): dict(
-        correct_length=52, correct_end="terminated", best=1.0,
-        wrong_length=104, wrong_end="truncated", worst=-1.0,
-        finish_at_limit_length=104, finish_at_limit_end="both",
+        correct_length=52,
+        correct_end="terminated",
+        best=1.0,
+        wrong_length=104,
+        wrong_end="truncated",
+        worst=-1.0,
+        finish_at_limit_length=104,
+        finish_at_limit_end="both",
     ),
     ("multiarmed_bandit", "easy"): dict(length=200, end="truncated", num_actions=10),
     ("multiarmed_bandit", "medium"): dict(length=400, end="truncated", num_actions=20),
@@ -406,8 +425,11 @@ EXPECTED = {
 }
 
 # The fast loop (`pytest -m "not slow"`) checks every family at Easy; Medium and Hard run in the full suite.
-PARAMS = [(family, difficulty) if difficulty == "easy" else pytest.param(family, difficulty, marks=pytest.mark.slow)
-          for family in CASES for difficulty in ("easy", "medium", "hard")]
+PARAMS = [
+    (family, difficulty) if difficulty == "easy" else pytest.param(family, difficulty, marks=pytest.mark.slow)
+    for family in CASES
+    for difficulty in ("easy", "medium", "hard")
+]
 
 
 @pytest.mark.parametrize("family,difficulty", PARAMS)
@@ -562,4 +584,6 @@ def test_auto_reset_and_vmap_wrappers(family: str):
     truncates = family in ("multiarmed_bandit", "concentration")
     np.testing.assert_array_equal(discounts[length - 1], np.full(batch, 1.0 if truncates else 0.0))
     # The step that ends an episode hands back a freshly reset state; play goes on from it.
-    np.testing.assert_array_equal(step_counts[length - 2 : length + 1], [[length - 1] * batch, [0] * batch, [1] * batch])
+    np.testing.assert_array_equal(
+        step_counts[length - 2 : length + 1], [[length - 1] * batch, [0] * batch, [1] * batch]
+    )

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
 import warnings
 import zlib
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,15 +38,15 @@ from rmuzero.envs.registry import DIFFICULTIES
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", message=".*step\\(\\)")
 
+from popgym.envs import battleship as ref_battleship  # noqa: E402
+from popgym.envs import labyrinth_escape as ref_labyrinth_escape  # noqa: E402
+from popgym.envs import labyrinth_explore as ref_labyrinth_explore  # noqa: E402
+from popgym.envs import minesweeper as ref_minesweeper  # noqa: E402
 from popgym.envs import noisy_position_only_cartpole as ref_noisy_cartpole  # noqa: E402
 from popgym.envs import noisy_position_only_pendulum as ref_noisy_pendulum  # noqa: E402
 from popgym.envs import position_only_cartpole as ref_cartpole  # noqa: E402
 from popgym.envs import position_only_pendulum as ref_pendulum  # noqa: E402
 from popgym.envs import velocity_only_cartpole as ref_velocity_cartpole  # noqa: E402
-from popgym.envs import battleship as ref_battleship  # noqa: E402
-from popgym.envs import labyrinth_escape as ref_labyrinth_escape  # noqa: E402
-from popgym.envs import labyrinth_explore as ref_labyrinth_explore  # noqa: E402
-from popgym.envs import minesweeper as ref_minesweeper  # noqa: E402
 
 _LEVELS = {"easy": "Easy", "medium": "Medium", "hard": "Hard"}
 
@@ -209,9 +209,7 @@ def test_control_parity_teacher_forced(family, difficulty):
             term, trunc, length, _ = _control_episode(family, difficulty, rng, random_policy)
             assert term and length < limit
         # A balancing controller on the reference's state reaches the limit.
-        term, trunc, length, rewards = _control_episode(
-            family, difficulty, rng, lambda t, s: _cartpole_controller(s)
-        )
+        term, trunc, length, rewards = _control_episode(family, difficulty, rng, lambda t, s: _cartpole_controller(s))
         assert (term, trunc, length) == (False, True, limit)
         assert math.isclose(sum(rewards), 1.0, abs_tol=1e-4)
 
@@ -592,9 +590,7 @@ def _maze_stats(walls: np.ndarray) -> tuple[bool, int, int]:
                 seen.add((r + 2 * dr, c + 2 * dc))
                 stack.append((r + 2 * dr, c + 2 * dc))
     perfect = len(seen) == len(cells) and edges == len(cells) - 1 and int(open_.sum()) == len(cells) + edges
-    dead_ends = sum(
-        sum(open_[r + dr, c + dc] for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1))) == 1 for r, c in cells
-    )
+    dead_ends = sum(sum(open_[r + dr, c + dc] for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1))) == 1 for r, c in cells)
     return perfect, int(open_.sum()), dead_ends
 
 

@@ -152,21 +152,38 @@ EXPECTED_COUNT = np.array(
     [[0, 0, 0], [1, 0, 1], [2, 0, 0], [0, 0, 1], [1, 0, 2], [2, 0, 0], [0, 0, 0], [1, 0, 1], [2, 0, 2]]
 )
 EXPECTED_START = np.array(
-    [[T_, T_, T_], [F_, T_, F_], [F_, T_, T_], [T_, T_, F_], [F_, T_, F_],
-     [F_, T_, T_], [T_, T_, T_], [F_, T_, F_], [F_, T_, F_]]
+    [
+        [T_, T_, T_],
+        [F_, T_, F_],
+        [F_, T_, T_],
+        [T_, T_, F_],
+        [F_, T_, F_],
+        [F_, T_, T_],
+        [T_, T_, T_],
+        [F_, T_, F_],
+        [F_, T_, F_],
+    ]
 )
 EXPECTED_LAST = EXPECTED_START.copy()
 EXPECTED_LAST[0] = False
 EXPECTED_REWARD = np.array(
-    [[0, 0, 0], [10, 12, 11], [21, 12, 22], [30, 12, 10], [11, 12, 20],
-     [20, 12, 30], [31, 12, 12], [10, 12, 11], [21, 12, 21]]
+    [
+        [0, 0, 0],
+        [10, 12, 11],
+        [21, 12, 22],
+        [30, 12, 10],
+        [11, 12, 20],
+        [20, 12, 30],
+        [31, 12, 12],
+        [10, 12, 11],
+        [21, 12, 21],
+    ]
 )
 EXPECTED_DISCOUNT = np.array(
     [[1, 1, 1], [1, 0, 1], [1, 0, 0], [1, 0, 1], [1, 0, 1], [1, 0, 1], [1, 0, 0], [1, 0, 1], [1, 0, 1]]
 )
 EXPECTED_RETURN = np.array(
-    [[0, 0, 0], [0, 12, 0], [0, 12, 33], [61, 12, 0], [0, 12, 0],
-     [0, 12, 60], [62, 12, 12], [0, 12, 0], [0, 12, 0]]
+    [[0, 0, 0], [0, 12, 0], [0, 12, 33], [61, 12, 0], [0, 12, 0], [0, 12, 60], [62, 12, 12], [0, 12, 0], [0, 12, 0]]
 )
 EXPECTED_LENGTH = np.array(
     [[0, 0, 0], [0, 1, 0], [0, 1, 2], [3, 1, 0], [0, 1, 0], [0, 1, 3], [3, 1, 1], [0, 1, 0], [0, 1, 0]]
@@ -315,9 +332,7 @@ def test_repeat_previous_episode_boundaries():
     np.testing.assert_array_equal(steps.episode_done, expected_start & (np.arange(steps_count + 1) > 0)[:, None])
     np.testing.assert_array_equal(steps.episode_length[[51, 102]], 51)
     for end in (51, 102):
-        np.testing.assert_allclose(
-            steps.episode_return[end], steps.reward[end - 50 : end + 1].sum(0), rtol=1e-5
-        )
+        np.testing.assert_allclose(steps.episode_return[end], steps.reward[end - 50 : end + 1].sum(0), rtol=1e-5)
     # Rewards: +-1/48 after the first 3 transitions of an episode, 0 before.
     in_episode = np.concatenate([np.arange(1, 52), np.arange(1, 52), [1]])
     np.testing.assert_array_equal(steps.reward[1:][in_episode <= 3], 0)
@@ -338,7 +353,10 @@ def test_reset_and_step_outputs_have_identical_structure():
     step = step_out[1]
     assert step.obs.shape == (2, 5) and step.action_mask.shape == (2, 3)
     assert {f: getattr(step, f).shape for f in ("start", "reward", "discount", "last")} == {
-        "start": (2,), "reward": (2,), "discount": (2,), "last": (2,)
+        "start": (2,),
+        "reward": (2,),
+        "discount": (2,),
+        "last": (2,),
     }
 
 
@@ -389,9 +407,7 @@ def _compare_with_jumanji_stack(env, *, num_envs, num_steps, key):
     returns the AgentSteps [num_steps + 1, B, ...] (row 0 from reset)."""
     agent_env = wrap_env(env, num_envs=num_envs)
     reference = VmapWrapper(AutoResetWrapper(env))
-    actions = jax.random.randint(
-        jax.random.PRNGKey(7), (num_steps, num_envs), 0, agent_env.num_actions
-    )
+    actions = jax.random.randint(jax.random.PRNGKey(7), (num_steps, num_envs), 0, agent_env.num_actions)
 
     @jax.jit
     def both(key, actions):
@@ -417,15 +433,11 @@ def _compare_with_jumanji_stack(env, *, num_envs, num_steps, key):
         np.testing.assert_array_equal(step.last, ref_step.last())
         np.testing.assert_array_equal(step.start, ref_step.first() | ref_step.last())
     first, steps = start_out[1], step_out[1]
-    return jax.tree_util.tree_map(
-        lambda a, b: np.concatenate([np.asarray(a)[None], np.asarray(b)]), first, steps
-    )
+    return jax.tree_util.tree_map(lambda a, b: np.concatenate([np.asarray(a)[None], np.asarray(b)]), first, steps)
 
 
 def test_auto_reset_equals_jumanji_with_unsynchronised_random_resets():
-    steps = _compare_with_jumanji_stack(
-        RandomLengthEnv(), num_envs=4, num_steps=12, key=jax.random.PRNGKey(5)
-    )
+    steps = _compare_with_jumanji_stack(RandomLengthEnv(), num_envs=4, num_steps=12, key=jax.random.PRNGKey(5))
     last = steps.last[1:]
     # The comparison covered steps where some, but not all, environments ended.
     assert (last.any(1) & ~last.all(1)).any()

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rmuzero.networks import MEMORY_MODELS, FFM, make_memory
+from rmuzero.networks import FFM, MEMORY_MODELS, make_memory
 
 T, B, F, H = 12, 3, 5, 16
 NAMES = sorted(MEMORY_MODELS)
@@ -35,8 +35,10 @@ class Harness:
 FAST_NAMES = ("ffm", "gru")
 
 
-@pytest.fixture(scope="module", params=[name if name in FAST_NAMES else pytest.param(name, marks=pytest.mark.slow)
-                                        for name in NAMES])
+@pytest.fixture(
+    scope="module",
+    params=[name if name in FAST_NAMES else pytest.param(name, marks=pytest.mark.slow) for name in NAMES],
+)
 def harness(request):
     return Harness(request.param)
 
@@ -120,8 +122,11 @@ def test_parameters_are_strongly_typed_so_training_compiles_once(harness):
     """A weakly typed parameter turns strong after the first optimizer step, so every jitted
     function taking the parameters compiles a second time (measured: the agent's first
     training iterations took 8x longer with FFM's frequencies built from Python floats)."""
-    weak = [jax.tree_util.keystr(path) for path, x in jax.tree_util.tree_leaves_with_path(harness.params)
-            if getattr(x, "weak_type", False)]
+    weak = [
+        jax.tree_util.keystr(path)
+        for path, x in jax.tree_util.tree_leaves_with_path(harness.params)
+        if getattr(x, "weak_type", False)
+    ]
     assert not weak, f"weakly typed parameters: {weak}"
 
 
@@ -208,8 +213,10 @@ def test_ffm_alone_matches_its_equations():
         np.testing.assert_allclose(np.asarray(y[t, 0]), expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("zero_frequency, expected", [(False, [np.pi / 4, np.pi / 2, 3 * np.pi / 4, np.pi]),
-                                                      (True, [0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4])])
+@pytest.mark.parametrize(
+    "zero_frequency, expected",
+    [(False, [np.pi / 4, np.pi / 2, 3 * np.pi / 4, np.pi]), (True, [0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4])],
+)
 def test_ffm_context_frequencies(zero_frequency, expected):
     """omega_c = (2 pi / min_period) (c + 1) / C, or c / C with zero_frequency (min_period 2, C = 4)."""
     layer = FFM(features=4, memory_size=2, context_size=4, zero_frequency=zero_frequency)
@@ -223,8 +230,9 @@ def test_output_at_positions_equals_the_full_output_gathered(harness):
     output at those steps, and the carry is unchanged; positions repeat and go out of order."""
     positions = jnp.asarray([[0, 11, 5], [7, 7, 2], [11, 0, 9], [3, 4, 5]], jnp.int32)  # [R=4, B=3]
     carry_full, y_full = harness.apply(harness.params, harness.identity(), (harness.x, harness.start))
-    carry_at, y_at = jax.jit(harness.model.apply)(harness.params, harness.identity(), (harness.x, harness.start),
-                                                  positions)
+    carry_at, y_at = jax.jit(harness.model.apply)(
+        harness.params, harness.identity(), (harness.x, harness.start), positions
+    )
     assert y_at.shape == (4, B, H)
     _close(y_at, y_full[positions, jnp.arange(B)[None, :]], tol=1e-6)
     _close(carry_at, carry_full, tol=0)
@@ -233,5 +241,7 @@ def test_output_at_positions_equals_the_full_output_gathered(harness):
 def test_positions_of_the_wrong_shape_are_refused():
     layer = make_memory("ffm", features=H)
     x, start = jnp.zeros((T, B, F)), jnp.zeros((T, B), bool)
-    with pytest.raises(ValueError, match=r"positions must be integer time indices \[R, B\] with B = 3 .*received \(4, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"positions must be integer time indices \[R, B\] with B = 3 .*received \(4, 2\)"
+    ):
         layer.init(jax.random.key(0), layer.initialize_carry(B), (x, start), jnp.zeros((4, 2), jnp.int32))

@@ -16,8 +16,15 @@ NUM_ACTIONS, D = 3, 8
 
 
 def _network(separate: bool) -> MuZeroNetwork:
-    return MuZeroNetwork(num_actions=NUM_ACTIONS, features=8, latent_size=D, head_sizes=(8,),
-                         value_bins=5, reward_bins=5, separate_reward_trunk=separate)
+    return MuZeroNetwork(
+        num_actions=NUM_ACTIONS,
+        features=8,
+        latent_size=D,
+        head_sizes=(8,),
+        value_bins=5,
+        reward_bins=5,
+        separate_reward_trunk=separate,
+    )
 
 
 def _params(network: MuZeroNetwork):

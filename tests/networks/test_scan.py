@@ -99,7 +99,9 @@ def test_ffm_combine_decays_by_the_complex_exponential_of_the_steps():
     b = FFMState(_complex(jax.random.key(8), (4, 3, 2)), steps)
     combined = FFMMonoid(FFM_LOG_DECAY).combine(a, b)
     decay = np.exp(np.asarray(steps, np.float64)[:, None, None] * np.asarray(FFM_LOG_DECAY, np.complex128))
-    np.testing.assert_allclose(np.asarray(combined.memory), np.asarray(a.memory) * decay + np.asarray(b.memory), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(combined.memory), np.asarray(a.memory) * decay + np.asarray(b.memory), rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_array_equal(np.asarray(combined.steps), [3, 1, 7, 49])
 
 
@@ -114,7 +116,9 @@ def _loop_ffm(carry_memory, inputs, start, log_decay):
     return np.stack(outputs)
 
 
-@pytest.mark.parametrize("strategy,chunk_size", [("sequential", 4), ("associative", 4), ("chunked", 4), ("chunked", 5), ("chunked", 64)])
+@pytest.mark.parametrize(
+    "strategy,chunk_size", [("sequential", 4), ("associative", 4), ("chunked", 4), ("chunked", 5), ("chunked", 64)]
+)
 def test_strategies_match_a_plain_loop(strategy, chunk_size):
     num_steps, batch = 13, 3
     k1, k2, k3 = jax.random.split(jax.random.key(3), 3)
@@ -146,6 +150,7 @@ def test_long_sequences_agree_across_strategies_in_relative_terms():
     start = jnp.zeros((num_steps, batch), bool).at[500, 1].set(True)
     carry = FFMState(jnp.zeros((batch, 2, 2), jnp.complex64), jnp.zeros((batch,), jnp.int32))
     elements = FFMState(inputs, jnp.ones((num_steps, batch), jnp.int32))
+
     def run(strategy):
         scan = jax.jit(
             lambda c, e, s: scan_lib.resettable_scan(FFMMonoid(log_decay), c, e, s, strategy=strategy, chunk_size=100)
@@ -156,7 +161,9 @@ def test_long_sequences_agree_across_strategies_in_relative_terms():
     scale = float(jnp.max(jnp.abs(results["sequential"])))
     assert scale > 10.0  # the regime the tolerance is for
     for s in ("associative", "chunked"):
-        np.testing.assert_allclose(np.asarray(results[s]), np.asarray(results["sequential"]), rtol=1e-4, atol=1e-4 * scale)
+        np.testing.assert_allclose(
+            np.asarray(results[s]), np.asarray(results["sequential"]), rtol=1e-4, atol=1e-4 * scale
+        )
 
 
 def test_unknown_strategy_and_bad_chunk_size_are_rejected():

@@ -62,11 +62,17 @@ def test_grid_without_channels_is_an_image_of_one_channel():
 
 
 def test_nested_observation_concatenates_each_leaf_in_tree_order():
-    tree = {"a_image": jnp.ones((T, B, 10, 10, 2)), "b_scalar": jnp.full((T, B), 3, jnp.int32),
-            "c_vector": jnp.arange(T * B * 4, dtype=jnp.float32).reshape(T, B, 4)}
+    tree = {
+        "a_image": jnp.ones((T, B, 10, 10, 2)),
+        "b_scalar": jnp.full((T, B), 3, jnp.int32),
+        "c_vector": jnp.arange(T * B * 4, dtype=jnp.float32).reshape(T, B, 4),
+    }
     params, out = _init_apply(ObservationTorso(), tree)
-    image = ConvStack().apply({"params": params["params"]["conv_0"]},
-                              tree["a_image"].reshape(T * B, 10, 10, 2)).reshape(T, B, -1)
+    image = (
+        ConvStack()
+        .apply({"params": params["params"]["conv_0"]}, tree["a_image"].reshape(T * B, 10, 10, 2))
+        .reshape(T, B, -1)
+    )
     expected = jnp.concatenate([image, jnp.full((T, B, 1), 3.0), tree["c_vector"]], axis=-1)
     np.testing.assert_array_equal(out, expected)
 

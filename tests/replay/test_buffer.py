@@ -43,8 +43,7 @@ def _record(env, step):
         discount=jnp.where((step + 1) % length == 0, 0.0, 1.0),
         search_policy=jax.nn.one_hot(step % A, A),
         search_value=-step.astype(jnp.float32),
-        carry={"h": jnp.stack([step, 100 * env]).astype(jnp.float32),
-               "count": step % length + 1000 * env},
+        carry={"h": jnp.stack([step, 100 * env]).astype(jnp.float32), "count": step % length + 1000 * env},
         episode_step=step % length,
         action_mask=jnp.arange(A) <= step % A,
     )
@@ -57,8 +56,9 @@ def _chunk(first_step):
     return jax.vmap(jax.vmap(_record))(env, step)
 
 
-REPLAY = make_replay(num_envs=NUM_ENVS, sequence_length=SEQUENCE, max_length_per_env=MAX_LEN,
-                     sample_batch_size=SAMPLES, burn_in=BURN_IN)
+REPLAY = make_replay(
+    num_envs=NUM_ENVS, sequence_length=SEQUENCE, max_length_per_env=MAX_LEN, sample_batch_size=SAMPLES, burn_in=BURN_IN
+)
 ADD = jax.jit(REPLAY.add)
 SAMPLE = jax.jit(REPLAY.sample)
 
@@ -114,8 +114,16 @@ def test_every_field_stays_aligned_with_its_observation(filled):
     env = steps.obs[..., 0].astype(np.int32)
     step = steps.obs[..., 1].astype(np.int32)
     expected = jax.vmap(jax.vmap(_record))(env, step)
-    for name in ("start", "action", "reward", "discount", "search_policy", "search_value",
-                 "episode_step", "action_mask"):
+    for name in (
+        "start",
+        "action",
+        "reward",
+        "discount",
+        "search_policy",
+        "search_value",
+        "episode_step",
+        "action_mask",
+    ):
         np.testing.assert_array_equal(getattr(steps, name), getattr(expected, name), err_msg=name)
     assert steps.carry is None  # only the carry before the first step travels
     first = jax.vmap(_record)(env[:, 0], step[:, 0])
@@ -127,12 +135,17 @@ def test_every_field_stays_aligned_with_its_observation(filled):
 def test_segments_tile_a_long_episode():
     """An episode of 10 steps with L = 4, burn_in = 1: sequences at episode steps 0, 3, 6 whose
     loss positions ([0, 4), then [e + 1, e + 4)) cover steps 0..9 exactly once; none at 9."""
-    replay = make_replay(num_envs=NUM_ENVS, sequence_length=SEQUENCE, max_length_per_env=24,
-                         sample_batch_size=8, burn_in=BURN_IN)
+    replay = make_replay(
+        num_envs=NUM_ENVS, sequence_length=SEQUENCE, max_length_per_env=24, sample_batch_size=8, burn_in=BURN_IN
+    )
     state = replay.add(replay.init(_record(0, 0)), jax.tree.map(lambda x: x[:, :4], _chunk(0)))
-    state = replay.add(state, jax.vmap(jax.vmap(_record))(
-        jnp.arange(NUM_ENVS)[:, None] * jnp.ones((1, 16), jnp.int32),
-        4 + jnp.arange(16)[None, :] * jnp.ones((NUM_ENVS, 1), jnp.int32)))  # steps 0..19 held
+    state = replay.add(
+        state,
+        jax.vmap(jax.vmap(_record))(
+            jnp.arange(NUM_ENVS)[:, None] * jnp.ones((1, 16), jnp.int32),
+            4 + jnp.arange(16)[None, :] * jnp.ones((NUM_ENVS, 1), jnp.int32),
+        ),
+    )  # steps 0..19 held
     eligible = np.asarray(replay.eligible(state))
     assert set(np.flatnonzero(eligible[1]).tolist()) == {0, 3, 6, 10, 13, 16}
     covered = []
@@ -178,16 +191,31 @@ def test_without_carries_sequences_begin_at_start_flags_and_the_rest_is_kept():
     """`store_carries=False` (every episode fits a sequence): the same adds hold the same records
     but no carry bytes; only start flags are eligible (env 1's boundaries 3 and 6 would need
     their carries), and a sequence's carry is zeros of the stored carry's shape and dtype."""
-    replay = make_replay(num_envs=NUM_ENVS, sequence_length=SEQUENCE, max_length_per_env=MAX_LEN,
-                         sample_batch_size=SAMPLES, burn_in=BURN_IN, store_carries=False)
+    replay = make_replay(
+        num_envs=NUM_ENVS,
+        sequence_length=SEQUENCE,
+        max_length_per_env=MAX_LEN,
+        sample_batch_size=SAMPLES,
+        burn_in=BURN_IN,
+        store_carries=False,
+    )
     state = replay.init(_record(0, 0))
     with_carries = REPLAY.init(_record(0, 0))
     for i in range(NUM_CHUNKS):
         state = jax.jit(replay.add)(state, _chunk(i * CHUNK))
         with_carries = ADD(with_carries, _chunk(i * CHUNK))
     assert sum(x.nbytes for x in jax.tree.leaves(state.experience.carry)) == 0
-    for name in ("obs", "start", "action", "reward", "discount", "search_policy", "search_value",
-                 "episode_step", "action_mask"):
+    for name in (
+        "obs",
+        "start",
+        "action",
+        "reward",
+        "discount",
+        "search_policy",
+        "search_value",
+        "episode_step",
+        "action_mask",
+    ):
         np.testing.assert_array_equal(getattr(state.experience, name), getattr(with_carries.experience, name))
     eligible = np.asarray(replay.eligible(state))
     steps_held = np.asarray(state.experience.obs[..., 1]).astype(int)
@@ -204,8 +232,12 @@ def test_without_carries_sequences_begin_at_start_flags_and_the_rest_is_kept():
         assert leaf.shape == like.shape and leaf.dtype == like.dtype
         np.testing.assert_array_equal(leaf, 0)
     with pytest.raises(ValueError, match="per-step shapes/dtypes"):  # a wrong carry is still refused
-        replay.add(state, _chunk(0).replace(carry={"h": jnp.zeros((NUM_ENVS, CHUNK, 3)),
-                                                   "count": jnp.zeros((NUM_ENVS, CHUNK), jnp.int32)}))
+        replay.add(
+            state,
+            _chunk(0).replace(
+                carry={"h": jnp.zeros((NUM_ENVS, CHUNK, 3)), "count": jnp.zeros((NUM_ENVS, CHUNK), jnp.int32)}
+            ),
+        )
 
 
 def test_the_state_keeps_its_types_through_adds(filled):

@@ -66,10 +66,14 @@ def ref_unroll(reward, start, policy, z, num_unroll_steps, discount=None):
     if discount is not None and discount[length - 1] == 0:
         start = np.concatenate([start, [True]])
     shape = (length, num_unroll_steps + 1)
-    out = dict(value=np.zeros(shape), reward=np.zeros(shape),
-               policy=np.full(shape + (num_actions,), 1.0 / num_actions),
-               in_episode=np.zeros(shape, bool), in_window=np.zeros(shape, bool),
-               reward_mask=np.zeros(shape, bool))
+    out = dict(
+        value=np.zeros(shape),
+        reward=np.zeros(shape),
+        policy=np.full(shape + (num_actions,), 1.0 / num_actions),
+        in_episode=np.zeros(shape, bool),
+        in_window=np.zeros(shape, bool),
+        reward_mask=np.zeros(shape, bool),
+    )
     for t in range(length):
         for k in range(num_unroll_steps + 1):
             pos = t + k
@@ -129,8 +133,9 @@ def _make_windows():
 WINDOWS = _make_windows()
 NUM_WINDOWS = WINDOWS["reward"].shape[0]
 
-_batched_n_step = jax.jit(functools.partial(
-    batched_unroll_targets, num_unroll_steps=K, discount_factor=GAMMA, td_steps=N))
+_batched_n_step = jax.jit(
+    functools.partial(batched_unroll_targets, num_unroll_steps=K, discount_factor=GAMMA, td_steps=N)
+)
 
 
 @pytest.fixture(scope="module")
@@ -160,11 +165,12 @@ def test_n_step_hand_values():
     np.testing.assert_allclose(targets(r, d, jnp.array([True, False, True]), v), [7.0, 12.0, 30.0])
     # The same end as a termination (d_1 = 0): no bootstrap.
     np.testing.assert_allclose(
-        targets(r, jnp.array([1.0, 0.0, 1.0]), jnp.array([True, False, True]), v), [2.0, 2.0, 30.0])
+        targets(r, jnp.array([1.0, 0.0, 1.0]), jnp.array([True, False, True]), v), [2.0, 2.0, 30.0]
+    )
     # Termination after o_0 (d_0 = 0, o_1 starts): just the terminal reward.
     np.testing.assert_allclose(
-        targets(r, jnp.array([0.0, 1.0, 1.0]), jnp.array([False, True, False]), v),
-        [1.0, 17.0, 30.0])
+        targets(r, jnp.array([0.0, 1.0, 1.0]), jnp.array([False, True, False]), v), [1.0, 17.0, 30.0]
+    )
 
 
 def test_episode_ending_with_the_window_by_hand():
@@ -207,8 +213,7 @@ def test_unroll_hand_values():
     r = jnp.array([1.0, 2.0, 3.0])
     v = jnp.array([10.0, 20.0, 30.0])
     start = jnp.array([True, False, True])  # the transition from o_1 ends the first episode
-    targets = jax.jit(functools.partial(
-        unroll_targets, num_unroll_steps=2, discount_factor=0.5, td_steps=2))
+    targets = jax.jit(functools.partial(unroll_targets, num_unroll_steps=2, discount_factor=0.5, td_steps=2))
     out = targets(r, jnp.array([1.0, 0.0, 1.0]), start, v, jnp.eye(3))  # by termination
     np.testing.assert_array_equal(out.in_episode, [[1, 1, 0], [1, 0, 0], [1, 1, 1]])
     np.testing.assert_array_equal(out.in_window, [[1, 1, 1], [1, 1, 0], [1, 0, 0]])
@@ -244,18 +249,17 @@ def test_n_step_targets_match_reference(n_step_out, b):
     for field in ("in_episode", "in_window", "reward_mask"):
         np.testing.assert_array_equal(n_step_out[field][b], ref[field], err_msg=field)
     for field in ("value", "reward", "policy"):
-        np.testing.assert_allclose(n_step_out[field][b], ref[field], rtol=1e-5, atol=1e-6,
-                                   err_msg=field)
+        np.testing.assert_allclose(n_step_out[field][b], ref[field], rtol=1e-5, atol=1e-6, err_msg=field)
 
 
 def test_lambda_targets_match_forward_view_reference():
     w = WINDOWS
-    batched = jax.jit(functools.partial(
-        batched_unroll_targets, num_unroll_steps=K, discount_factor=GAMMA, td_lambda=LAMBDA))
+    batched = jax.jit(
+        functools.partial(batched_unroll_targets, num_unroll_steps=K, discount_factor=GAMMA, td_lambda=LAMBDA)
+    )
     out = batched(w["reward"], w["discount"], w["start"], w["value"], w["policy"])
     for b in range(NUM_WINDOWS):
-        z = ref_lambda(w["reward"][b], w["discount"][b], w["start"][b], w["value"][b], LAMBDA,
-                       GAMMA)
+        z = ref_lambda(w["reward"][b], w["discount"][b], w["start"][b], w["value"][b], LAMBDA, GAMMA)
         ref = _ref_for(b, z)
         np.testing.assert_allclose(out.value[b], ref["value"], rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(out.reward_mask[b], ref["reward_mask"])
@@ -280,9 +284,9 @@ def test_lambda_extremes_equal_n_step():
 def test_single_window_equals_batched_slice(n_step_out):
     w = WINDOWS
     b = 5  # several start flags
-    single = jax.jit(functools.partial(
-        unroll_targets, num_unroll_steps=K, discount_factor=GAMMA, td_steps=N))(
-            w["reward"][b], w["discount"][b], w["start"][b], w["value"][b], w["policy"][b])
+    single = jax.jit(functools.partial(unroll_targets, num_unroll_steps=K, discount_factor=GAMMA, td_steps=N))(
+        w["reward"][b], w["discount"][b], w["start"][b], w["value"][b], w["policy"][b]
+    )
     for field in ("value", "reward", "policy", "in_episode", "in_window", "reward_mask"):
         np.testing.assert_allclose(single[field], n_step_out[field][b], rtol=1e-6, err_msg=field)
 
@@ -323,8 +327,7 @@ def _one_window():
     "kwargs, message",
     [
         (dict(num_unroll_steps=2, discount_factor=0.9), "exactly one of td_steps"),
-        (dict(num_unroll_steps=2, discount_factor=0.9, td_steps=2, td_lambda=0.5),
-         "exactly one of td_steps"),
+        (dict(num_unroll_steps=2, discount_factor=0.9, td_steps=2, td_lambda=0.5), "exactly one of td_steps"),
         (dict(num_unroll_steps=-1, discount_factor=0.9, td_steps=2), "num_unroll_steps"),
         (dict(num_unroll_steps=2, discount_factor=0.9, td_steps=0), "td_steps must be an int"),
         (dict(num_unroll_steps=2, discount_factor=1.5, td_steps=2), "discount_factor"),

@@ -49,9 +49,7 @@ TRUE_VALUES = np.array([0.9, 1.0, 0.0, 1.0, 0.45, 100.0, 0.5])
 
 
 def prediction_fn(params, latent):
-    return Prediction(
-        policy_logits=latent @ params["logits"], value=latent @ params["value"]
-    )
+    return Prediction(policy_logits=latent @ params["logits"], value=latent @ params["value"])
 
 
 def _step(params, latent, action):
@@ -158,9 +156,7 @@ def searcher(config: SearchConfig, dynamics=dynamics_fn):
 
 
 def search_mdp(config, params, seed, root_latent=ROOT_LATENT, dynamics=dynamics_fn):
-    return searcher(config, dynamics)(
-        params, jax.random.key(seed), root_latent, NO_MASK
-    )
+    return searcher(config, dynamics)(params, jax.random.key(seed), root_latent, NO_MASK)
 
 
 @functools.cache
@@ -210,17 +206,13 @@ def test_gumbel_three_simulations_match_hand_computation():
     rescaled = (q - q.min(-1, keepdims=True)) / np.ptp(q, -1, keepdims=True)
     logits = 5.1 * rescaled
     weights = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    np.testing.assert_allclose(
-        out.root_value, np.tile([0.525, 0.675, 0.25], REPEATS), rtol=1e-6
-    )
+    np.testing.assert_allclose(out.root_value, np.tile([0.525, 0.675, 0.25], REPEATS), rtol=1e-6)
     np.testing.assert_allclose(out.action_weights, np.tile(weights, (REPEATS, 1)), rtol=1e-5)
     np.testing.assert_array_equal(out.action, np.ones(BATCH))
     np.testing.assert_allclose(out.prior_value, np.tile(v_root, REPEATS))
     np.testing.assert_allclose(out.prior_logits, np.zeros((BATCH, NUM_ACTIONS)))
     # Every action visited: the improved policy's value is sum_a w_a Q(root, a).
-    np.testing.assert_allclose(
-        out.improved_value, np.tile((weights * q).sum(-1), REPEATS), rtol=1e-5
-    )
+    np.testing.assert_allclose(out.improved_value, np.tile((weights * q).sum(-1), REPEATS), rtol=1e-5)
     assert np.all(np.asarray(out.improved_value) > np.asarray(out.root_value))  # weights favour the best Q
 
 
@@ -251,9 +243,7 @@ def test_muzero_root_value_is_visit_weighted_mean_under_perfect_model():
         (BANDIT, 1.0, BANDIT_REWARDS),
         (TRAP, 0.45, np.array([0.1, 0.45, 0.0])),
     ):
-        np.testing.assert_allclose(
-            out.root_value[rows], muzero_root_value(v_root, w[rows], q, n), rtol=1e-5
-        )
+        np.testing.assert_allclose(out.root_value[rows], muzero_root_value(v_root, w[rows], q, n), rtol=1e-5)
         # Visit frequencies weight only visited actions: sum_a w_a Q(root, a).
         np.testing.assert_allclose(out.improved_value[rows], np.sum(w[rows] * q, -1), rtol=1e-5)
 
@@ -333,13 +323,9 @@ def test_no_predicted_continuation_means_discount_gamma():
     with_ones = search_mdp(HAND, params, 3)
     with_none = search_mdp(HAND, params, 3, dynamics=dynamics_fn_no_termination)
     for field in ("action", "action_weights", "root_value"):
-        np.testing.assert_allclose(
-            getattr(with_none, field), getattr(with_ones, field), rtol=1e-6
-        )
+        np.testing.assert_allclose(getattr(with_none, field), getattr(with_ones, field), rtol=1e-6)
     # and gamma is applied: the trap's a0 is worth 0.1 + 0.9 * 100 now.
-    np.testing.assert_allclose(
-        with_none.root_value[TRAP], (0.45 + 0.1 + 90.0 + 0.45 + 0.0) / 4, rtol=1e-5
-    )
+    np.testing.assert_allclose(with_none.root_value[TRAP], (0.45 + 0.1 + 90.0 + 0.45 + 0.0) / 4, rtol=1e-5)
 
 
 # --- batch: rows are independent --------------------------------------------
@@ -383,12 +369,8 @@ def adversarial_random_problem(seed: int):
         logits=jnp.asarray(logits),
         value=jnp.asarray(rng.normal(size=NUM_STATES).astype(np.float32)),
         reward=jnp.asarray(reward),
-        next_state=jnp.asarray(
-            rng.integers(BATCH, NUM_STATES, size=(NUM_STATES, NUM_ACTIONS)), jnp.int32
-        ),
-        continuation=jnp.asarray(
-            rng.random((NUM_STATES, NUM_ACTIONS)) < 0.8, jnp.float32
-        ),
+        next_state=jnp.asarray(rng.integers(BATCH, NUM_STATES, size=(NUM_STATES, NUM_ACTIONS)), jnp.int32),
+        continuation=jnp.asarray(rng.random((NUM_STATES, NUM_ACTIONS)) < 0.8, jnp.float32),
     )
     root_latent = jax.nn.one_hot(np.arange(BATCH), NUM_STATES)
     return params, root_latent, jnp.asarray(invalid)
@@ -431,9 +413,7 @@ def _output_with_weights(weights) -> SearchOutput:
 def test_select_action_greedy_breaks_ties_by_lowest_index():
     out = _output_with_weights([[0.1, 0.4, 0.4, 0.1], [0.0, 0.0, 0.5, 0.5]])
     for seed in range(3):
-        np.testing.assert_array_equal(
-            select_jit(jax.random.key(seed), out, temperature=0.0), [1, 2]
-        )
+        np.testing.assert_array_equal(select_jit(jax.random.key(seed), out, temperature=0.0), [1, 2])
 
 
 def test_select_action_samples_weights_to_the_inverse_temperature():
@@ -500,18 +480,14 @@ def _trace(root_latent, invalid_actions=None, prediction=prediction_fn, dynamics
             invalid_actions=invalid_actions,
         )
 
-    return jax.jit(search).trace(
-        mdp_params(true_values=True), jax.random.key(0), root_latent, invalid_actions
-    )
+    return jax.jit(search).trace(mdp_params(true_values=True), jax.random.key(0), root_latent, invalid_actions)
 
 
 def test_run_search_rejects_bad_shapes():
     latent = ROOT_LATENT[:3]
     with pytest.raises(ValueError, match=r"root_latent: expected shape \(B, D\), received \(64,\)"):
         _trace(latent[0])
-    with pytest.raises(
-        ValueError, match=r"invalid_actions: expected shape \(3, 3\), received \(3, 4\)"
-    ):
+    with pytest.raises(ValueError, match=r"invalid_actions: expected shape \(3, 3\), received \(3, 4\)"):
         _trace(latent, jnp.zeros((3, 4), bool))
     with pytest.raises(ValueError, match="invalid_actions: expected dtype bool"):
         _trace(latent, jnp.zeros((3, 3), jnp.int32))
@@ -527,7 +503,5 @@ def test_run_search_rejects_bad_shapes():
         step = dynamics_fn(params, latent, action)
         return step._replace(next_latent=step.next_latent[:, :4])
 
-    with pytest.raises(
-        ValueError, match=r"next_latent: expected shape \(3, 64\), received \(3, 4\)"
-    ):
+    with pytest.raises(ValueError, match=r"next_latent: expected shape \(3, 64\), received \(3, 4\)"):
         _trace(latent, dynamics=bad_latent)

@@ -93,15 +93,11 @@ def check_deck(cards: jax.typing.ArrayLike, num_cards: int, name: str) -> jnp.nd
     """
     if not _is_concrete(cards):
         if cards.shape != (num_cards,) or not jnp.issubdtype(cards.dtype, jnp.integer):
-            raise ValueError(
-                f"{name}: expected int array of shape ({num_cards},), got {cards.dtype} {cards.shape}"
-            )
+            raise ValueError(f"{name}: expected int array of shape ({num_cards},), got {cards.dtype} {cards.shape}")
         return cards.astype(jnp.int32)
     array = np.asarray(cards)
     if array.shape != (num_cards,) or not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(
-            f"{name}: expected int array of shape ({num_cards},), got {array.dtype} {array.shape}"
-        )
+        raise ValueError(f"{name}: expected int array of shape ({num_cards},), got {array.dtype} {array.shape}")
     if not np.array_equal(np.sort(array), np.arange(num_cards)):
         raise ValueError(f"{name}: expected a permutation of 0..{num_cards - 1}")
     return jnp.asarray(array, jnp.int32)
@@ -230,4 +226,6 @@ class SuitRecall(OneDeckGame):
         reward = jnp.where(t >= self.first_asked, jnp.where(action == target, scale, -scale), 0.0)
         terminated = t == self.num_cards - 1
         state = state.replace(step_count=t)
-        return state, step_timestep(observation=self._observe(state.cards[t]), reward=reward, terminated=terminated, truncated=False)
+        return state, step_timestep(
+            observation=self._observe(state.cards[t]), reward=reward, terminated=terminated, truncated=False
+        )

@@ -119,10 +119,14 @@ def pendulum_dynamics(physics: chex.Array, torque: chex.Array) -> tuple[chex.Arr
     theta, theta_dot = physics[0], physics[1]
     u = jnp.clip(torque, -PENDULUM_MAX_TORQUE, PENDULUM_MAX_TORQUE)
     cost = _angle_normalize(theta) ** 2 + 0.1 * theta_dot**2 + 0.001 * u**2
-    new_theta_dot = theta_dot + (
-        3 * PENDULUM_GRAVITY / (2 * PENDULUM_LENGTH) * jnp.sin(theta)
-        + 3.0 / (PENDULUM_MASS * PENDULUM_LENGTH**2) * u
-    ) * PENDULUM_DT
+    new_theta_dot = (
+        theta_dot
+        + (
+            3 * PENDULUM_GRAVITY / (2 * PENDULUM_LENGTH) * jnp.sin(theta)
+            + 3.0 / (PENDULUM_MASS * PENDULUM_LENGTH**2) * u
+        )
+        * PENDULUM_DT
+    )
     new_theta_dot = jnp.clip(new_theta_dot, -PENDULUM_MAX_SPEED, PENDULUM_MAX_SPEED)
     # Kept in [-pi, pi): every output is 2 pi-periodic in theta, and an
     # unwrapped float32 angle (the reference's grows without bound) loses
@@ -191,7 +195,9 @@ class _ClassicControl(Environment):
     def _reset_observation(self, physics: chex.Array) -> chex.Array:
         raise NotImplementedError
 
-    def _transition(self, physics: chex.Array, action: chex.Array) -> tuple[chex.Array, chex.Array, chex.Array, chex.Array]:
+    def _transition(
+        self, physics: chex.Array, action: chex.Array
+    ) -> tuple[chex.Array, chex.Array, chex.Array, chex.Array]:
         """Returns ``(physics, observation, reward, terminated)``."""
         raise NotImplementedError
 

@@ -32,9 +32,7 @@ def neighbourhood_counts(mask: chex.Array) -> chex.Array:
     """``[H, W]`` int32: True cells of ``mask`` in each 3 x 3 block, the centre included."""
     height, width = mask.shape
     padded = jnp.pad(mask.astype(jnp.int32), 1)
-    return sum(
-        padded[1 + di : 1 + di + height, 1 + dj : 1 + dj + width] for di in (-1, 0, 1) for dj in (-1, 0, 1)
-    )
+    return sum(padded[1 + di : 1 + di + height, 1 + dj : 1 + dj + width] for di in (-1, 0, 1) for dj in (-1, 0, 1))
 
 
 def place_ships(key: chex.PRNGKey, board_size: int, ship_sizes: tuple[int, ...]) -> chex.Array:
@@ -102,8 +100,10 @@ def hunt_and_kill_maze(key: chex.PRNGKey, height: int, width: int) -> chex.Array
     def unvisited(walls, pos):
         neighbours = pos[None, :] + offsets  # [4, 2]
         inside = (
-            (neighbours[:, 0] >= 1) & (neighbours[:, 0] <= grid_h - 2)
-            & (neighbours[:, 1] >= 1) & (neighbours[:, 1] <= grid_w - 2)
+            (neighbours[:, 0] >= 1)
+            & (neighbours[:, 0] <= grid_h - 2)
+            & (neighbours[:, 1] >= 1)
+            & (neighbours[:, 1] <= grid_w - 2)
         )
         clipped = jnp.clip(neighbours, 0, jnp.asarray([grid_h - 1, grid_w - 1]))
         return neighbours, inside & walls[clipped[:, 0], clipped[:, 1]]
@@ -287,7 +287,9 @@ class LabyrinthEnvironment(Environment):
         )
         return state, first_timestep(self._observation(grid, start, jnp.int32(len(MOVES))))
 
-    def _reward_and_termination(self, state: LabyrinthState, new_square: chex.Array, explored: chex.Array, position: chex.Array):
+    def _reward_and_termination(
+        self, state: LabyrinthState, new_square: chex.Array, explored: chex.Array, position: chex.Array
+    ):
         raise NotImplementedError
 
     def step(self, state: LabyrinthState, action: chex.Array):

@@ -137,11 +137,15 @@ _BEST: dict[str, tuple[str, tuple, str]] = {
     "autoencode": (*_EXACT_ONE, "+1/N per right suit on the N play steps; the deck was shown, memory answers all"),
     # 1/12 per hit and 12 ship cells end the episode: 1 only if no shot misses, and the ships are hidden.
     "battleship": (
-        "upper bound", (1.0, 1.0, 1.0), "1/12 per hit, 12 hits end it; 1 needs no miss, and the board is hidden"
+        "upper bound",
+        (1.0, 1.0, 1.0),
+        "1/12 per hit, 12 hits end it; 1 needs no miss, and the board is hidden",
     ),
     # +1/(N/2) per pair found: 1 only if no turn misses, and the first flips are blind.
     "concentration": (
-        "upper bound", (1.0, 1.0, 1.0), "+1/(N/2) per pair found; 1 needs no missed turn, and cards start face down"
+        "upper bound",
+        (1.0, 1.0, 1.0),
+        "+1/(N/2) per pair found; 1 needs no missed turn, and cards start face down",
     ),
     # The count asked for is a function of the cards shown: +1/(N-1) on each of the N-1 steps.
     "count_recall": (*_EXACT_ONE, "+1/(N-1) per right count on each of the N-1 steps; the history gives the counts"),
@@ -182,13 +186,16 @@ _BEST: dict[str, tuple[str, tuple, str]] = {
     ),
     # 1/L per step for at most L steps; with noisy observations no policy was shown to reach it.
     "noisy_position_only_cartpole": (
-        "upper bound", (1.0, 1.0, 1.0), "1/L per step, at most L steps; with noisy (x, theta) not shown reachable"
+        "upper bound",
+        (1.0, 1.0, 1.0),
+        "1/L per step, at most L steps; with noisy (x, theta) not shown reachable",
     ),
     # Per-step reward (gym + 8.14)/8.14/L <= 1/L, equality only upright at rest; starts at a random angle.
     "noisy_position_only_pendulum": ("upper bound", (1.0, 1.0, 1.0), _PENDULUM_NOTE),
     # 1/L per step; a controller on (x, theta) and their differences keeps the pole up (tests/envs/test_anchors.py).
     "position_only_cartpole": (
-        *_EXACT_ONE, "1/L per step for L steps; reached by a linear controller on (x, theta) and their differences"
+        *_EXACT_ONE,
+        "1/L per step for L steps; reached by a linear controller on (x, theta) and their differences",
     ),
     # As the noisy pendulum: the per-step reward is at most 1/L, reached only upright at rest.
     "position_only_pendulum": ("upper bound", (1.0, 1.0, 1.0), _PENDULUM_NOTE),
@@ -196,11 +203,13 @@ _BEST: dict[str, tuple[str, tuple, str]] = {
     "repeat_first": (*_EXACT_ONE, "+1/(N-1) per right suit on each of the N-1 steps; the answer is the first card"),
     # Every answer is a suit shown k-1 observations before: +1/(N-k) on each of the N-k scored steps.
     "repeat_previous": (
-        *_EXACT_ONE, "+1/(N-k) per right suit on each of the N-k scored steps; the answer was shown k-1 steps before"
+        *_EXACT_ONE,
+        "+1/(N-k) per right suit on each of the N-k scored steps; the answer was shown k-1 steps before",
     ),
     # 1/L per step; a controller on integrated velocities keeps the pole up (tests/envs/test_anchors.py).
     "velocity_only_cartpole": (
-        *_EXACT_ONE, "1/L per step for L steps; reached by a linear controller on the velocities and their sums"
+        *_EXACT_ONE,
+        "1/L per step for L steps; reached by a linear controller on the velocities and their sums",
     ),
 }
 
@@ -213,7 +222,7 @@ def _build() -> dict[tuple[str, str], dict]:
         for index, difficulty in enumerate(DIFFICULTIES):
             random_mean, random_stderr = _RANDOM[family][index]
             value = values[index]
-            best, best_stderr = (value if isinstance(value, tuple) else (float(value), None))
+            best, best_stderr = value if isinstance(value, tuple) else (float(value), None)
             references[(name, difficulty)] = {
                 "popgym_gru": None,  # not found: NOT_FOUND
                 "popgym_best": None,  # not found: NOT_FOUND

@@ -62,7 +62,9 @@ class Autoencode(_cards.OneDeckGame):
         mode = jnp.where(t < n - 1, WATCH, PLAY)
         observation = self._observe(mode, jnp.where(watching, suit, 0))
         terminated = t == 2 * n - 1
-        return state.replace(step_count=t), step_timestep(observation=observation, reward=reward, terminated=terminated, truncated=False)
+        return state.replace(step_count=t), step_timestep(
+            observation=observation, reward=reward, terminated=terminated, truncated=False
+        )
 
 
 ENVIRONMENT = Autoencode

@@ -37,8 +37,8 @@ import jax.numpy as jnp
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
-from rmuzero.envs.popgym._episode import first_timestep, step_timestep
 from rmuzero.envs.popgym._common import one_hot_concat
+from rmuzero.envs.popgym._episode import first_timestep, step_timestep
 
 NO_CARD = -1  # ``first_flip`` when no card of the current turn is flipped
 
@@ -62,7 +62,9 @@ class Concentration(_cards.CardGame):
     def __init__(self, *, num_decks: int = 1, deck_type: _cards.CardField = "ranks") -> None:
         self.num_cards = _cards.check_num_decks(num_decks, "Concentration")
         if deck_type not in ("colors", "ranks"):
-            raise ValueError(f"Concentration: deck_type must be 'colors' or 'ranks' (an even count of each), got {deck_type!r}")
+            raise ValueError(
+                f"Concentration: deck_type must be 'colors' or 'ranks' (an even count of each), got {deck_type!r}"
+            )
         self.num_decks = num_decks
         self.deck_type = deck_type
         self.num_kinds = _cards.num_field_values(deck_type)

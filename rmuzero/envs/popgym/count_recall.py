@@ -30,8 +30,8 @@ import jax.numpy as jnp
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
-from rmuzero.envs.popgym._episode import first_timestep, step_timestep
 from rmuzero.envs.popgym._common import one_hot_concat
+from rmuzero.envs.popgym._episode import first_timestep, step_timestep
 
 
 @chex.dataclass(frozen=True)
@@ -95,7 +95,9 @@ class CountRecall(_cards.CardGame):
             _cards.check_deck(query_cards, self.num_cards, "CountRecall.reset_from query_cards"),
         )
 
-    def _start(self, key: chex.PRNGKey, value_cards: chex.Array, query_cards: chex.Array) -> tuple[CountRecallState, TimeStep]:
+    def _start(
+        self, key: chex.PRNGKey, value_cards: chex.Array, query_cards: chex.Array
+    ) -> tuple[CountRecallState, TimeStep]:
         counts = jnp.zeros((self.num_kinds,), jnp.int32).at[self._kind(value_cards[0])].add(1)
         state = CountRecallState(
             key=key,
@@ -117,7 +119,9 @@ class CountRecall(_cards.CardGame):
             counts=state.counts.at[self._kind(state.value_cards[t])].add(1),
             step_count=t,
         )
-        return state, step_timestep(observation=self._observe(state), reward=reward, terminated=terminated, truncated=False)
+        return state, step_timestep(
+            observation=self._observe(state), reward=reward, terminated=terminated, truncated=False
+        )
 
 
 ENVIRONMENT = CountRecall

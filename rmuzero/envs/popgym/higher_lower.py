@@ -52,7 +52,9 @@ class HigherLower(_cards.OneDeckGame):
         reward = jnp.where(following == current, 0.0, jnp.where(right, scale, -scale))
         terminated = t == self.num_cards - 1
         state = state.replace(step_count=t)
-        return state, step_timestep(observation=self._observe(state.cards[t]), reward=reward, terminated=terminated, truncated=False)
+        return state, step_timestep(
+            observation=self._observe(state.cards[t]), reward=reward, terminated=terminated, truncated=False
+        )
 
 
 ENVIRONMENT = HigherLower

@@ -28,8 +28,8 @@ import numpy as np
 from jumanji.types import TimeStep
 
 from rmuzero.envs.popgym import _cards
-from rmuzero.envs.popgym._episode import first_timestep, step_timestep
 from rmuzero.envs.popgym._common import one_hot_concat
+from rmuzero.envs.popgym._episode import first_timestep, step_timestep
 from rmuzero.validation import is_int
 
 
@@ -103,7 +103,9 @@ class MultiarmedBandit(_cards.CardGame):
         truncated = state.step_count >= self.max_episode_length - 1
         state = state.replace(key=key, step_count=state.step_count + 1)
         observation = one_hot_concat([paid.astype(jnp.int32)], [2])
-        return state, step_timestep(observation=observation, reward=jnp.where(paid, scale, -scale), terminated=False, truncated=truncated)
+        return state, step_timestep(
+            observation=observation, reward=jnp.where(paid, scale, -scale), terminated=False, truncated=truncated
+        )
 
 
 ENVIRONMENT = MultiarmedBandit
