@@ -24,7 +24,6 @@ scalars.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -34,6 +33,8 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
+
+from rmuzero.plain_json import plain_json
 
 __all__ = ["LOSS_NAMES", "METRICS_FILE", "MetricsLogger", "RunLog", "evaluation_summary", "read_metrics"]
 
@@ -71,7 +72,7 @@ class MetricsLogger:
             raise ValueError(f"MetricsLogger for {self.path} is closed")
         if not isinstance(record, Mapping):
             raise TypeError(f"record must be a mapping of str to scalars, got {type(record).__name__}")
-        line = json.dumps(_plain(record, "record"), allow_nan=False)
+        line = json.dumps(plain_json(record, "record", keys="metric names"), allow_nan=False)
         self._file.write(line + "\n")
         self._file.flush()
 
@@ -88,36 +89,6 @@ class MetricsLogger:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _plain(value: Any, where: str) -> Any:
-    """`value` as plain JSON types (non-finite floats -> None), or a one-line error."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"metric names must be strings, got {k!r} in {where}")
-            out[k] = _plain(v, f"{where}.{k}")
-        return out
-    if isinstance(value, (bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    shape = getattr(value, "shape", None)
-    dtype = getattr(value, "dtype", None)
-    if shape is None or dtype is None:
-        raise TypeError(
-            f"{where} has type {type(value).__name__}; valid: None, bool, int, float, str, "
-            "a 0-d numpy/jax array or scalar, or a mapping of these"
-        )
-    if tuple(shape) != ():
-        raise ValueError(f"{where} has shape {tuple(shape)}; log scalars (shape ()) only")
-    item = np.asarray(value).item()
-    if isinstance(item, complex):
-        raise TypeError(f"{where} is complex ({np.dtype(dtype).name}); log its real/imag/abs instead")
-    return _plain(item, where)
 
 
 def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
