@@ -43,17 +43,9 @@ def _import_suite(suite: str):
         ) from None
 
 
-def _arcade_names(arcade) -> list[str]:
-    for attribute in ("registered_envs", "REGISTERED_ENVS", "registered_environments"):
-        names = getattr(arcade, attribute, None)
-        if names is not None:
-            return sorted(names() if callable(names) else names)
-    registration = importlib.import_module("popgym_arcade.registration")
-    for attribute in ("REGISTERED_ENVIRONMENTS", "REGISTERED_ENVS", "registered_envs"):
-        names = getattr(registration, attribute, None)
-        if names is not None:
-            return sorted(names() if callable(names) else names)
-    raise EnvError("cannot list POPGym Arcade's environments in this version of popgym_arcade")
+def _arcade_names() -> list[str]:
+    """POPGym Arcade's registered ids (its registration module; the package does not re-export them)."""
+    return sorted(importlib.import_module("popgym_arcade.registration").REGISTERED_ENVIRONMENTS)
 
 
 def list_names(suite: str) -> list[str]:
@@ -65,7 +57,8 @@ def list_names(suite: str) -> list[str]:
     if suite == "jumanji":
         return sorted(_import_suite("jumanji").registered_environments())
     if suite == "popgym_arcade":
-        return _arcade_names(_import_suite("popgym_arcade"))
+        _import_suite("popgym_arcade")
+        return _arcade_names()
     if suite == "custom":
         return []
     raise EnvError(f"env.suite={suite!r}; valid: {', '.join(SUITES)}")
