@@ -497,7 +497,9 @@ def start_devices(cpu_devices: int, distributed: Mapping | None = None) -> None:
         raise UsageError(str(error)) from None
 
 
-def load_checkpoint(path: str | Path, *, eval_envs: int | None = None, cache: str | None = None):
+def load_checkpoint(
+    path: str | Path, *, eval_envs: int | None = None, eval_temperature: float | None = None, cache: str | None = None
+):
     """``(agent, params, step_dir)`` of a saved run: ``path`` is a run directory, its
     checkpoints/ or one step directory (the newest checkpoint is used); the agent is rebuilt
     from the config saved with the weights. Turns JAX's compilation cache on (``cache``, else
@@ -514,7 +516,7 @@ def load_checkpoint(path: str | Path, *, eval_envs: int | None = None, cache: st
 
     enable_compilation_cache(compilation_cache_dir(cache))
     try:
-        return load_trained(path, eval_envs=eval_envs)
+        return load_trained(path, eval_envs=eval_envs, eval_temperature=eval_temperature)
     except FileNotFoundError as error:
         raise UsageError(str(error)) from None
 

@@ -394,5 +394,6 @@ def make_agent(
             model,
             build_env(eval_envs or config.eval_envs or config.eval_episodes),
             episodes=config.eval_episodes if eval_envs is None else eval_envs,
+            temperature=config.eval_temperature,
         ),
     )

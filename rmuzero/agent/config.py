@@ -249,6 +249,8 @@ class AgentConfig:
     eval_every: int = 5_000  # environment steps between evaluations
     eval_episodes: int = 32  # episodes per evaluation (greedy search; unfinished ones reported apart)
     eval_envs: int | None = None  # parallel evaluation environments; None: one per episode
+    eval_temperature: float = 0.0  # evaluation's choice from the search's improved policy: 0 its argmax (greedy),
+    #                                T > 0 a sample from action_weights ** (1 / T) (1: the improved policy itself)
     log_every: int = 2_000  # environment steps between training log lines
     checkpoint_every: int = 50_000  # environment steps between checkpoints
     keep_checkpoints: int | None = None  # keep only the newest N checkpoints (the final one among them); None: all
@@ -276,6 +278,7 @@ class AgentConfig:
             check_int(f"config.{name}", getattr(self, name), error=ConfigError)
         if self.eval_envs is not None:
             check_int("config.eval_envs", self.eval_envs, error=ConfigError)
+        check_real("config.eval_temperature", self.eval_temperature, 0.0, 100.0, error=ConfigError)
         if self.num_devices is not None:
             check_int("config.num_devices", self.num_devices, error=ConfigError)
         if self.keep_checkpoints is not None:

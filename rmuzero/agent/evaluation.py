@@ -1,4 +1,4 @@
-"""Evaluation: the greedy search policy on E environments, the first episode of each.
+"""Evaluation: the search policy (greedy by default) on E environments, the first episodes of each.
 
 Dimensions: E evaluation environments, D latent size, A actions.
 """
@@ -42,11 +42,14 @@ class EvalLoop(NamedTuple):
     count: chex.Array  # [] steps taken
 
 
-def make_evaluate(model: Model, env: AgentEnv, *, episodes: int, max_steps: int = 100_000) -> EvaluateFn:
+def make_evaluate(
+    model: Model, env: AgentEnv, *, episodes: int, max_steps: int = 100_000, temperature: float = 0.0
+) -> EvaluateFn:
     """``evaluate(params, key) -> Evaluation`` of ``episodes`` episodes on ``E = env.num_envs``
     environments.
 
-    Greedy (temperature 0) choice from the search's improved policy, the same
+    The action is the search's improved policy's argmax (``temperature`` 0, greedy) or a
+    sample from its weights ** (1 / temperature) (``select_action``), from the same
     search as acting, the memory reset at every episode start. Each environment
     plays ``P = ceil(episodes / E)`` episodes back to back; the loop stops when
     all have, or after ``max_steps`` steps of the batch: episodes not ended by
@@ -70,7 +73,7 @@ def make_evaluate(model: Model, env: AgentEnv, *, episodes: int, max_steps: int 
                 params, loop.carry, jax.tree.map(lambda x: x[None], loop.step.obs), loop.step.start[None]
             )
             out = model.search(params, search_key, latent[0], invalid_actions(loop.step))
-            action = select_action(select_key, out, temperature=0.0)
+            action = select_action(select_key, out, temperature=temperature)
             env_state, step = env.step(loop.env_state, action)
             record = (step.episode_done & (loop.episodes < per_env))[:, None] & (
                 jnp.arange(per_env)[None, :] == loop.episodes[:, None]

@@ -30,6 +30,7 @@ from rmuzero.metrics import METRICS_FILE
 
 RESUMABLE_CHANGES = (
     "total_env_steps",
+    "eval_temperature",
     "early_stop_return",
     "early_stop_env_steps",
     "log_every",
@@ -131,13 +132,18 @@ def latest_checkpoint_or_none(checkpoints: Path) -> Path | None:
         return None
 
 
-def load_trained(path: str | Path, *, eval_envs: int | None = None) -> tuple[Agent, Any, Path]:
+def load_trained(
+    path: str | Path, *, eval_envs: int | None = None, eval_temperature: float | None = None
+) -> tuple[Agent, Any, Path]:
     """Restores ``(agent, params, step_dir)`` from a run or checkpoint directory.
 
-    The agent is rebuilt from the config saved with the weights.
+    The agent is rebuilt from the config saved with the weights; ``eval_temperature``, when
+    given, replaces the saved one (how ``agent.evaluate`` chooses its actions).
     """
     step_dir = latest_checkpoint(path)
     config = saved_config_from_dict(load_config(step_dir))
+    if eval_temperature is not None:
+        config = dataclasses.replace(config, eval_temperature=eval_temperature)  # validated again
     agent = make_agent(config, eval_envs=eval_envs)
     target = checkpoint_payload(jax.eval_shape(agent.init, jax.random.PRNGKey(0)))
     target = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), target)  # the whole training state

@@ -9,6 +9,7 @@ exactly one episode, at its 51st step), logs, evaluations and checkpoints every 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -157,6 +158,17 @@ def test_fresh_process_evaluation_reproduces_the_training_evaluation(trained):
     assert out["mean_length"] == EPISODE
     assert out["mean_return"] == final["eval_return"]
     assert out["std_return"] == final["eval_return_std"]
+    assert out["temperature"] == 0.0  # the run's own evaluation policy: greedy
+
+
+def test_load_trained_takes_another_evaluation_temperature(trained):
+    from rmuzero.agent.train import load_trained
+
+    _, run_dir, _, _ = trained
+    saved, _, _ = load_trained(run_dir)
+    sampled, _, _ = load_trained(run_dir, eval_temperature=0.5)
+    assert (saved.config.eval_temperature, sampled.config.eval_temperature) == (0.0, 0.5)
+    assert dataclasses.replace(sampled.config, eval_temperature=0.0) == saved.config
 
 
 def test_a_second_evaluation_loads_its_programs_from_the_compilation_cache(trained, tmp_path):

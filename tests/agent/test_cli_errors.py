@@ -103,6 +103,7 @@ def _evaluate_cases(tmp: Path) -> dict:
         "missing_checkpoint": ([f"checkpoint={missing}", "episodes=3"], [str(missing), "does not exist"]),
         "empty_checkpoint_dir": ([f"checkpoint={empty}", "episodes=3"], [str(empty), "checkpoints/<step>"]),
         "zero_episodes": ([f"checkpoint={empty}", "episodes=0"], ["episodes=0", "valid", ">= 1"]),
+        "negative_temperature": ([f"checkpoint={empty}", "temperature=-1"], ["temperature=-1", "valid", "greedy"]),
     }
 
 

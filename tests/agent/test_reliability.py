@@ -16,7 +16,7 @@ from compile_log import by_program, compilations
 from test_learns_delayed_match import LENGTH, DelayedMatch
 
 from rmuzero.agent.agent import make_agent
-from rmuzero.agent.config import config_from_dict
+from rmuzero.agent.config import ConfigError, config_from_dict
 from rmuzero.agent.train import TrainingError, train
 
 pytestmark = pytest.mark.slow  # trains, resumes and checkpoints runs
@@ -316,3 +316,25 @@ def test_targets_outside_the_support_are_reported_once(tmp_path, capsys):
             assert outside == [0.0] and warnings == 0, name
         else:
             assert outside[0] > 0.0 and warnings == 1
+
+
+def test_eval_temperature_reaches_the_evaluation_choice(monkeypatch):
+    """config.eval_temperature is the temperature evaluate() hands select_action (traced, not run):
+    0 by default (greedy), the configured value otherwise; a negative one is refused."""
+    import rmuzero.agent.evaluation as evaluation
+
+    seen = []
+
+    def spy(key, output, *, temperature):
+        seen.append(temperature)
+        return jnp.zeros(output.action_weights.shape[0], jnp.int32)
+
+    monkeypatch.setattr(evaluation, "select_action", spy)
+    for temperature in (None, 0.5):
+        values = _config() if temperature is None else {**_config(), "eval_temperature": temperature}
+        agent = make_agent(config_from_dict(values), environment=DelayedMatch())
+        params = jax.eval_shape(agent.init, jax.random.PRNGKey(0)).params
+        jax.eval_shape(agent.evaluate, params, jax.random.PRNGKey(1))
+    assert seen == [0.0, 0.5]
+    with pytest.raises(ConfigError, match=r"config.eval_temperature=-1.0.*valid"):
+        config_from_dict({**_config(), "eval_temperature": -1.0})
