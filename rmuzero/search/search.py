@@ -18,6 +18,7 @@ therefore cuts every reward and value below it out of the return seen above it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, NamedTuple, Optional
 
 import chex
@@ -80,6 +81,9 @@ class SearchConfig:
       sequential halving (> 0).
     gumbel_scale: gumbel only: scale of the root Gumbel noise (>= 0; 0 makes
       the search deterministic).
+    rescale_values: gumbel only: the completed Q-values are min-max normalised
+      over each node's children before sigma (mctx's default, True); False
+      leaves them in the value's units (the return scale).
     dirichlet_alpha: muzero only: concentration of the root Dirichlet noise (> 0).
     dirichlet_fraction: muzero only: weight of that noise in [0, 1].
     pb_c_init: muzero only: PUCT constant c1 (>= 0).
@@ -94,6 +98,7 @@ class SearchConfig:
     max_depth: Optional[int] = None
     max_num_considered_actions: int = 16
     gumbel_scale: float = 1.0
+    rescale_values: bool = True
     dirichlet_alpha: float = 0.3
     dirichlet_fraction: float = 0.25
     pb_c_init: float = 1.25
@@ -127,6 +132,8 @@ class SearchConfig:
                 raise ValueError(f"SearchConfig.{name}={value!r}; valid: a float {bound} {lower}")
         if not is_real(self.dirichlet_fraction) or not (0.0 <= self.dirichlet_fraction <= 1.0):
             raise ValueError(f"SearchConfig.dirichlet_fraction={self.dirichlet_fraction!r}; valid: a float in [0, 1]")
+        if not isinstance(self.rescale_values, bool):
+            raise ValueError(f"SearchConfig.rescale_values={self.rescale_values!r}; valid: true or false")
 
 
 @chex.dataclass(frozen=True)
@@ -290,6 +297,7 @@ def run_search(
             max_depth=config.max_depth,
             max_num_considered_actions=config.max_num_considered_actions,
             gumbel_scale=float(config.gumbel_scale),
+            qtransform=functools.partial(mctx.qtransform_completed_by_mix_value, rescale_values=config.rescale_values),
         )
         action = policy_output.action
         action_weights = policy_output.action_weights

@@ -216,6 +216,19 @@ def test_gumbel_three_simulations_match_hand_computation():
     assert np.all(np.asarray(out.improved_value) > np.asarray(out.root_value))  # weights favour the best Q
 
 
+def test_gumbel_without_rescaling_takes_q_in_the_values_units():
+    # rescale_values=False: the same three simulations, softmax(logits + 5.1 * Q) with Q as it is
+    # (no min-max normalisation over the root's children).
+    import dataclasses
+
+    out = search_mdp(dataclasses.replace(HAND, rescale_values=False), mdp_params(true_values=True), 0)
+    q = np.array([[0.3, 0.9, 0.0], [0.2, 1.0, 0.5], [0.1, 0.45, 0.0]])
+    weights = np.exp(5.1 * q) / np.exp(5.1 * q).sum(-1, keepdims=True)
+    np.testing.assert_allclose(out.action_weights, np.tile(weights, (REPEATS, 1)), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"rescale_values=1; valid: true or false"):
+        dataclasses.replace(HAND, rescale_values=1)
+
+
 def test_improved_value_completes_unvisited_actions_with_the_mixed_value():
     # One simulation, no noise: the root visits one action b only. Unvisited actions
     # take the mixed value (V(root) + 1 * Q(root, b)) / 2 (uniform prior, one visit).
