@@ -272,10 +272,21 @@ def write_markdown(rows: list[dict], path: Path, *, threshold: float, command: s
         score = normalised(statistics.mean(finals) if finals else None, ref["random"], ref["best_possible"])
         if score is not None:
             scores.setdefault(network, []).append(score)
+        read = [
+            (label, ref[field])
+            for label, field in (
+                ("POPGym GRU", "popgym_gru"),
+                (f"POPGym best ({ref['popgym_best_model']})", "popgym_best"),
+                ("S5", "s5"),
+                ("FFM", "ffm"),
+            )
+            if ref[field] is not None
+        ]
+        unverified = UNVERIFIED.get((f"popgym/{task}", difficulty), [])
         published = (
             "; ".join(
-                f"{label} {value} (unverified)"
-                for label, value, _ in UNVERIFIED.get((f"popgym/{task}", difficulty), [])
+                [f"{label} {value}" for label, value in read]
+                + [f"{label} {value} (unverified)" for label, value, _ in unverified]
             )
             or "not found"
         )
@@ -299,13 +310,14 @@ def write_markdown(rows: list[dict], path: Path, *, threshold: float, command: s
             )
             or "none yet"
         )
-        + ". The published models' aggregate cannot be computed here: their per-task "
-        "figures could not be read (rmuzero/envs/popgym/anchors.py, NOT_FOUND).",
+        + ". The published models' aggregate over the same tasks is not computed: the POPGym paper's "
+        "per-task figures were read only for five Hard tasks (rmuzero/envs/popgym/anchors.py, NOT_FOUND).",
         "",
         "Sources:",
         f"- random, best possible: {SOURCES['random']}; ceilings as `rmuzero/envs/popgym/anchors.py` says per family",
-        f"- published: {SOURCES['popgym']} Figures marked unverified were carried by an earlier version of this "
-        "script and could not be checked against the papers here.",
+        f"- published: {SOURCES['popgym']} S5: {SOURCES['s5']} Figures marked unverified come from a third "
+        "party's transcription of the POPGym table (rmuzero/envs/popgym/anchors.py, UNVERIFIED); MMER is the best "
+        "mean episodic return seen in training, so the nearest column here is the best eval.",
     ]
     path.write_text("\n".join(lines) + "\n")
 

@@ -149,7 +149,7 @@ def test_tables_and_plot_from_metrics_files(tmp_path):
     assert (
         f"| repeat_previous medium | ffm | 0,1 | 3,000 | {final} | 0.965 ± 0.007 | 3,000 | 2,500 (2/2) "
         f"| {random:.3f} | 1.000 (exact) | {ffm_score:.2f} | POPGym GRU -0.315 (unverified); "
-        "POPGym best PPO model 0.789 (unverified) |"
+        "POPGym best (LMU) 0.789 (unverified) |"
     ) in markdown
     assert (
         f"| repeat_previous medium | gru | 0 | 3,000 | -0.300 | -0.300 | 3,000 | - (0/1) | {random:.3f} "

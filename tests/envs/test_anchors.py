@@ -15,7 +15,15 @@ import pytest
 from rmuzero.envs import DIFFICULTIES, list_envs, make
 from rmuzero.envs.popgym import _cards
 from rmuzero.envs.popgym._grid import GOAL, MOVES, OBSTACLE
-from rmuzero.envs.popgym.anchors import BEST_POSSIBLE_KINDS, NOT_FOUND, REFERENCES, SOURCES, UNVERIFIED, reference
+from rmuzero.envs.popgym.anchors import (
+    BEST_POSSIBLE_KINDS,
+    NOT_FOUND,
+    PUBLISHED_FROM,
+    REFERENCES,
+    SOURCES,
+    UNVERIFIED,
+    reference,
+)
 
 FIELDS = {
     "popgym_gru",
@@ -55,6 +63,33 @@ def test_published_fields_are_numbers_or_none_and_every_source_is_named():
     for key, figures in UNVERIFIED.items():
         assert key in REFERENCES
         assert all(isinstance(value, float) and where for _, value, where in figures)
+
+
+def test_published_figures_are_where_a_source_was_read_and_between_chance_and_ceiling():
+    """The POPGym and S5 figures exist exactly for the five Hard tasks of the S5 paper's table;
+    each best model scores at least the GRU, and every figure lies between the random policy's
+    return and the ceiling (MMER is a best mean over training, so above chance by construction)."""
+    assert sorted(PUBLISHED_FROM) == sorted(
+        (f"popgym/{family}", "hard")
+        for family in (
+            "noisy_position_only_cartpole",
+            "noisy_position_only_pendulum",
+            "position_only_cartpole",
+            "position_only_pendulum",
+            "repeat_previous",
+        )
+    )
+    for key, entry in REFERENCES.items():
+        read = key in PUBLISHED_FROM
+        assert all((entry[field] is not None) == read for field in ("popgym_gru", "popgym_best", "s5")), key
+        if read:
+            assert PUBLISHED_FROM[key] in SOURCES
+            assert entry["popgym_gru"] <= entry["popgym_best"], key
+            for field in ("popgym_gru", "popgym_best", "s5"):
+                assert entry["random"] < entry[field] <= entry["best_possible"], (key, field)
+    for key, figures in UNVERIFIED.items():  # the transcription's best model is never below its GRU
+        (_, gru, _), (_, best, _) = figures
+        assert gru <= best, key
 
 
 def test_random_is_below_the_ceiling():

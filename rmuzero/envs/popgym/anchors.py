@@ -6,17 +6,17 @@ Every value is an undiscounted episode return on the task's own reward scale
 (most families in [-1, 1]). Fields of ``REFERENCES[(name, difficulty)]``:
 
 - ``popgym_gru``, ``popgym_best``, ``popgym_best_model``: the POPGym paper's
-  (Morad et al., ICLR 2023) appendix scores for the GRU and for the best of its
-  memory models (PPO, 15M env steps). The metric is the MMER, which issue 37
-  describes as the mean of the max episodic return (the name is also used by
-  the plotting scripts of github.com/proroklab/ffm); its exact definition
-  could not be checked against the paper here. **None everywhere**: the
-  appendix tables could not be read from this workplace (see ``NOT_FOUND``),
-  and no number is estimated or copied from memory.
-- ``s5``: the S5 paper's (Lu et al., NeurIPS 2023) figure for the task; None
-  everywhere, for the same reason.
+  (Morad et al., ICLR 2023) scores for the GRU and for the best of its memory
+  models (RLlib PPO, 15M env steps, mean over 3 trials). The metric is the MMER,
+  the "max-mean episodic reward" (the S5 paper's words): the largest mean
+  episodic return seen during training. Filled only where a copy of the paper's
+  table could be read: the five Hard tasks the S5 paper reprints
+  (``PUBLISHED_FROM``); None elsewhere (``NOT_FOUND``). Easy and Medium figures
+  from a third party's transcription are in ``UNVERIFIED``.
+- ``s5``: the S5 paper's (Lu et al., NeurIPS 2023) own S5 result (PPO, 8 seeds,
+  MMER); it reports only those five Hard tasks, so None elsewhere.
 - ``ffm``: the FFM paper's (Morad et al., NeurIPS 2023) figure for the task;
-  None everywhere, for the same reason.
+  None everywhere: no copy of its per-task numbers was found (``NOT_FOUND``).
 - ``random``, ``random_stderr``, ``random_episodes``: the mean return of the
   uniform random policy (each action drawn uniformly from the ``A`` actions,
   independently), its standard error, and the number of episodes, measured in
@@ -38,9 +38,10 @@ Every value is an undiscounted episode return on the task's own reward scale
   ``best_possible_stderr`` is the Monte Carlo standard error (None when
   derived); ``best_possible_note`` says in one line where the value comes from.
 
-``UNVERIFIED`` holds the published figures an earlier session put in
-``scripts/suite.py`` (``ANCHORS``, commit 60d3d1e); they are kept apart because
-they could not be checked against the papers here.
+``UNVERIFIED`` holds figures said to be the POPGym paper's that no copy of the
+paper confirms: a third party's transcription of its Easy / Medium / Hard GRU
+and best-model scores, which agrees with the S5 paper's reprint on all three
+cells both hold. Shown apart, marked unverified; never used as a target.
 
     >>> from rmuzero.envs.popgym.anchors import reference
     >>> reference("popgym/repeat_previous", "hard")["best_possible"]
@@ -51,19 +52,25 @@ from __future__ import annotations
 
 from rmuzero.envs.registry import DIFFICULTIES, list_envs
 
-__all__ = ["BEST_POSSIBLE_KINDS", "NOT_FOUND", "REFERENCES", "SOURCES", "UNVERIFIED", "reference"]
+__all__ = ["BEST_POSSIBLE_KINDS", "NOT_FOUND", "PUBLISHED_FROM", "REFERENCES", "SOURCES", "UNVERIFIED", "reference"]
 
 SOURCES: dict[str, str] = {
     "popgym": (
         "Morad, Kortvelesy, Bettini, Liwicki, Prorok, 'POPGym: Benchmarking Partially Observable "
         "Reinforcement Learning', ICLR 2023, arXiv:2303.01859, https://openreview.net/forum?id=chDrutUTs0K; "
-        "appendix tables per environment and difficulty (PPO, 15M env steps, MMER). Not read here: see NOT_FOUND."
+        "per-task MMER (RLlib PPO, 15M env steps, 3 trials). The paper itself could not be read here (NOT_FOUND); "
+        "its Hard figures for five tasks are read from the S5 paper's reprint (PUBLISHED_FROM)."
     ),
     "s5": (
         "Lu, Schroecker, Gu, Parisotto, Foerster, Singh, Behbahani, 'Structured State Space Models for "
-        "In-Context Reinforcement Learning', NeurIPS 2023, arXiv:2303.03982; code "
-        "github.com/luchris429/popjaxrl at 12e5d42be3a6bde81cce4234f8be4e119e4318b6 (README and code, "
-        "no result table). Not read here: see NOT_FOUND."
+        "In-Context Reinforcement Learning', NeurIPS 2023, arXiv:2303.03982; appendix table "
+        "'Results in POPGym's suite' (label table:popgym-results-app): MMER of S5, GRU and MLP (popjaxrl PPO, "
+        "8 seeds) and, reprinted, 'selected architectures from [the POPGym paper], which also includes the "
+        "best-performing one from each environment' (3 trials), Hard only ('the Easy and Medium versions [...] "
+        "were not informative'). Read in the paper's LaTeX source as stored in "
+        "github.com/BaochaiXue/in-context-RL-papers-reading at 9eaa49c8bd0ea182329a041e399b9a1e245bb015, "
+        "papers/Structured State Space Models for In-Context Reinforcement Learning/main.tex (a reading-notes "
+        "repository holding the source, not the authors')."
     ),
     "ffm": (
         "Morad, Kortvelesy, Liwicki, Prorok, 'Reinforcement Learning with Fast and Forgetful Memory', "
@@ -81,28 +88,60 @@ SOURCES: dict[str, str] = {
 
 # What was looked for, where, and why the published columns are empty.
 NOT_FOUND: str = (
-    "POPGym / S5 / FFM per-task numbers: this workplace has no network but the package registries. The stored "
-    "copies of the three papers (ar5iv, arXiv HTML, the ICLR / SPIQA text dumps) are served only as their first "
-    "page, never the appendix or results tables; github.com/proroklab/popgym (410d5aa, README and docs: no result "
-    "table, and no 'MMER' in its history), github.com/proroklab/ffm (b3f94d2) and github.com/luchris429/popjaxrl "
-    "(12e5d42) hold code only; searches of code, issues and documentation found no copy of the tables. Every "
-    "published field is therefore None; the four figures of scripts/suite.py are in UNVERIFIED."
+    "POPGym / FFM per-task numbers: this workplace has no network but the package registries. The stored "
+    "copies of the POPGym and FFM papers (ar5iv, arXiv HTML, the ICLR / SPIQA text dumps) are served only as their "
+    "first page, never the appendix or results tables; github.com/proroklab/popgym (all 170 commits: no result "
+    "table; its README's leaderboard links to paperswithcode), github.com/proroklab/ffm (b3f94d2: plotting scripts "
+    "that read wandb), github.com/luchris429/popjaxrl (12e5d42) and github.com/proroklab/memory-monoids hold code "
+    "and figures only; searches of code, issues and documentation found no copy of the POPGym appendix table. What "
+    "was found: the S5 paper's LaTeX source (SOURCES['s5']), whose table reprints POPGym's GRU and best model on "
+    "five Hard tasks, and a third party's transcription of POPGym's table (UNVERIFIED). Everything else is None."
 )
 
-# (label, value, where it was found): figures not checked against the papers here.
+# Where the published fields of an entry were read: (name, difficulty) -> SOURCES key.
+PUBLISHED_FROM: dict[tuple[str, str], str] = {
+    (f"popgym/{family}", "hard"): "s5"
+    for family in (
+        "position_only_cartpole",
+        "noisy_position_only_cartpole",
+        "position_only_pendulum",
+        "noisy_position_only_pendulum",
+        "repeat_previous",
+    )
+}
+# (POPGym GRU, POPGym best, its model, S5) as printed in SOURCES['s5']'s table, Hard. The table's
+# "Stateless" tasks are POPGym's PositionOnly ones (renamed in popgym after the paper).
+_PUBLISHED_HARD: dict[str, tuple[float, float, str, float]] = {
+    "position_only_cartpole": (1.000, 1.000, "GRU, IndRNN", 1.0),  # "1.000 \pm 0.000" both, bold
+    "noisy_position_only_cartpole": (0.390, 0.404, "IndRNN", 0.28),
+    "position_only_pendulum": (0.828, 0.828, "GRU", 0.79),
+    "noisy_position_only_pendulum": (0.657, 0.657, "GRU", 0.55),
+    "repeat_previous": (-0.428, 0.191, "LMU", 0.91),
+}
+
+# (label, value, where it was found): figures said to be the POPGym paper's, not checked against it.
+_TRANSCRIPTION = (
+    "github.com/bryjudy/fly-critic a93e8b9f3f9ab397c8af4cdf352baa17da4a34b3 flycritic/popgym/results.py, "
+    "'POPGym paper [...] Appendix B Table 3 - MMER mean (sd) over 3 trials' (a transcription; equal to the S5 "
+    "paper's reprint on RepeatPrevious, PositionOnlyCartPole and NoisyPositionOnlyCartPole Hard)"
+)
+_TRANSCRIBED = {  # family: ((GRU, best model, best) at easy, medium) as the transcription gives them
+    "autoencode": ((-0.283, "GRU", -0.283), (-0.425, "IndRNN", -0.420)),
+    "count_recall": ((0.177, "LSTM", 0.509), (-0.528, "PosMLP", -0.519)),
+    "higher_lower": ((0.529, "GRU", 0.529), (0.511, "IndRNN", 0.513)),
+    "multiarmed_bandit": ((0.619, "Elman", 0.631), (0.538, "TCN", 0.598)),
+    "noisy_position_only_cartpole": ((0.995, "GRU", 0.995), (0.642, "IndRNN", 0.659)),
+    "repeat_first": ((1.000, "GRU and others", 1.000), (1.000, "GRU", 1.000)),
+    "repeat_previous": ((1.000, "GRU and others", 1.000), (-0.315, "LMU", 0.789)),
+    "position_only_cartpole": ((1.000, "GRU and others", 1.000), (1.000, "GRU and others", 1.000)),
+}
 UNVERIFIED: dict[tuple[str, str], list[tuple[str, float, str]]] = {
-    ("popgym/repeat_previous", "medium"): [
-        ("POPGym GRU", -0.315, "scripts/suite.py ANCHORS, commit 60d3d1e"),
-        ("POPGym best PPO model", 0.789, "scripts/suite.py ANCHORS, commit 60d3d1e"),
-    ],
-    ("popgym/repeat_previous", "hard"): [
-        ("POPGym GRU", -0.43, "scripts/suite.py ANCHORS, commit 60d3d1e"),
-        ("S5", 0.91, "scripts/suite.py ANCHORS, commit 60d3d1e"),
-    ],
-    ("popgym/count_recall", "easy"): [
-        ("POPGym GRU", 0.177, "scripts/suite.py ANCHORS, commit 60d3d1e"),
-        ("POPGym best (LSTM)", 0.509, "scripts/suite.py ANCHORS, commit 60d3d1e"),
-    ],
+    (f"popgym/{family}", difficulty): [
+        ("POPGym GRU", gru, _TRANSCRIPTION),
+        (f"POPGym best ({model})", best, _TRANSCRIPTION),
+    ]
+    for family, levels in _TRANSCRIBED.items()
+    for difficulty, (gru, model, best) in zip(("easy", "medium"), levels)
 }
 
 BEST_POSSIBLE_KINDS = ("exact", "upper bound", "upper bound (Monte Carlo)", "optimal (Monte Carlo)")
@@ -223,12 +262,15 @@ def _build() -> dict[tuple[str, str], dict]:
             random_mean, random_stderr = _RANDOM[family][index]
             value = values[index]
             best, best_stderr = value if isinstance(value, tuple) else (float(value), None)
+            gru, best_published, best_model, s5 = (
+                _PUBLISHED_HARD[family] if (name, difficulty) in PUBLISHED_FROM else (None, None, None, None)
+            )
             references[(name, difficulty)] = {
-                "popgym_gru": None,  # not found: NOT_FOUND
-                "popgym_best": None,  # not found: NOT_FOUND
-                "popgym_best_model": None,  # not found: NOT_FOUND
-                "s5": None,  # not found: NOT_FOUND
-                "ffm": None,  # not found: NOT_FOUND
+                "popgym_gru": gru,  # None: NOT_FOUND
+                "popgym_best": best_published,
+                "popgym_best_model": best_model,
+                "s5": s5,
+                "ffm": None,  # NOT_FOUND
                 "random": random_mean,
                 "random_stderr": random_stderr,
                 "random_episodes": _RANDOM_EPISODES,
