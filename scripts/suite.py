@@ -24,7 +24,8 @@ otherwise. Writes, under ``out``:
 
 Rerunning with the same ``out`` skips runs that finished and resumes the others from
 their latest checkpoint (a run that never reached one starts again; its partial
-files are kept beside it as ``<dir>.interrupted-<n>``).
+files are kept beside it as ``<dir>.interrupted-<n>``). ``tables_only=true`` trains nothing and
+writes the three files from the runs already under ``out`` (those not finished marked so).
 """
 
 from __future__ import annotations
@@ -253,7 +254,8 @@ def write_markdown(rows: list[dict], path: Path, *, threshold: float, command: s
         "every later one is within 0.05 of the final one (median over seeds). Steps to "
         f"{threshold}: median over the seeds that reached it (reached / seeds). Normalised: (final - random) / "
         "(best possible - random), 0 at chance and 1 at the ceiling. A run that stopped early had every evaluation "
-        "at the task's maximum (1.0) for 100k env steps.",
+        "at the task's maximum (1.0) for 100k env steps; one not finished was interrupted there (the same command "
+        "resumes it).",
         "",
         f"| task | network | seeds | env steps | final eval | best eval | settles at | steps to {threshold} "
         "| random | best possible | normalised | published |",
@@ -291,6 +293,8 @@ def write_markdown(rows: list[dict], path: Path, *, threshold: float, command: s
             or "not found"
         )
         stopped = " (stopped early)" if any(r.get("stopped_early") is True for r in group) else ""
+        if any(r.get("stopped_early") == "" for r in group):  # no done.json: interrupted, resumable
+            stopped += " (not finished)"
         lines.append(
             f"| {task} {difficulty} | {network} | {','.join(str(r['seed']) for r in group)} "
             f"| {max(r['env_steps'] for r in group):,}{stopped} "
@@ -376,7 +380,7 @@ def write_results(out: Path, tasks, networks, seeds, *, threshold: float, comman
 
 USAGE = (
     "usage: python scripts/suite.py [preset=<name>] [tasks=[<task>:<difficulty>,...]] [networks=[...]] "
-    "[seeds=[...]] [threshold=T] [out=<dir>] [train.py key=value ...]"
+    "[seeds=[...]] [threshold=T] [out=<dir>] [tables_only=true] [train.py key=value ...]"
 )
 OPTIONS = {
     "preset": None,
@@ -385,6 +389,7 @@ OPTIONS = {
     "seeds": [0, 1, 2],
     "threshold": 0.95,
     "out": None,
+    "tables_only": False,
 }
 SUITE_KEYS = {
     "env": "tasks=",
@@ -458,7 +463,7 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for task, difficulty in tasks:
         for network in args["networks"]:
-            for seeds in seed_groups(args["seeds"]):
+            for seeds in seed_groups(args["seeds"]) if not args["tables_only"] else []:
                 run_one(out, task, difficulty, network, seeds, overrides)
     import jax
 

@@ -94,7 +94,7 @@ def _untimed(path: Path) -> list[dict]:
     return _untimed_text(path.read_text())
 
 
-def _write_run(out: Path, network: str, seed: int, evals: list[tuple[int, float, float]]) -> None:
+def _write_run(out: Path, network: str, seed: int, evals: list[tuple[int, float, float]], done: bool = True) -> None:
     directory = out / "runs" / "repeat_previous-medium" / network / f"seed_{seed}"
     directory.mkdir(parents=True)
     lines = []
@@ -111,13 +111,15 @@ def _write_run(out: Path, network: str, seed: int, evals: list[tuple[int, float,
         )
         lines.append({"env_steps": steps, "eval_return": value, "wall_time": wall})
     (directory / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    if done:  # what run_one writes when train() returns
+        (directory / "done.json").write_text(json.dumps({"stopped_early": False}))
 
 
 def test_tables_and_plot_from_metrics_files(tmp_path):
     """Hand-made metrics: the numbers in results.csv / results.md are checked by hand."""
     _write_run(tmp_path, "ffm", 0, [(1000, -0.5, 10.0), (2000, 0.96, 20.0), (3000, 0.90, 30.0)])
     _write_run(tmp_path, "ffm", 1, [(1000, -0.4, 11.0), (2000, 0.50, 21.0), (3000, 0.97, 31.0)])
-    _write_run(tmp_path, "gru", 0, [(1000, -0.5, 9.0), (2000, -0.45, 19.0), (3000, -0.3, 29.0)])
+    _write_run(tmp_path, "gru", 0, [(1000, -0.5, 9.0), (2000, -0.45, 19.0), (3000, -0.3, 29.0)], done=False)
     rows = suite.write_results(
         tmp_path,
         [("repeat_previous", "medium")],
@@ -152,12 +154,30 @@ def test_tables_and_plot_from_metrics_files(tmp_path):
         "POPGym best (LMU) 0.789 (unverified) |"
     ) in markdown
     assert (
-        f"| repeat_previous medium | gru | 0 | 3,000 | -0.300 | -0.300 | 3,000 | - (0/1) | {random:.3f} "
+        f"| repeat_previous medium | gru | 0 | 3,000 (not finished) | -0.300 | -0.300 | 3,000 | - (0/1) | {random:.3f} "
         f"| 1.000 (exact) | {gru_score:.2f} |"
     ) in markdown
     assert f"ffm {ffm_score:.3f} over 1 tasks, gru {gru_score:.3f} over 1 tasks" in markdown
     assert "Morad, Kortvelesy, Bettini, Liwicki, Prorok, 'POPGym" in markdown
     assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_tables_only_writes_the_tables_of_the_runs_there_and_trains_nothing(tmp_path, capsys):
+    """tables_only=true: results.csv / results.md / curves.png from the metrics already under
+    out (one run finished, one not), no run started, nothing else written."""
+    _write_run(tmp_path, "ffm", 0, [(1000, -0.5, 10.0), (2000, 0.96, 20.0)])
+    _write_run(tmp_path, "ffm", 1, [(1000, -0.4, 11.0)], done=False)
+    args = ["tasks=[repeat_previous:medium,count_recall:easy]", "networks=[ffm]", "seeds=[0,1]", f"out={tmp_path}"]
+    suite.main([*args, "tables_only=true", "cpu_devices=1"])
+    assert "training:" not in capsys.readouterr().out
+    rows = _read_csv(tmp_path / "results.csv")
+    assert [(r["task"], r["seed"], r["env_steps"], r["final_eval_return"]) for r in rows] == [
+        ("repeat_previous", "0", "2000", "0.96"),
+        ("repeat_previous", "1", "1000", "-0.4"),
+    ]
+    assert "| repeat_previous medium | ffm | 0,1 | 2,000 (not finished) |" in (tmp_path / "results.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "results.csv", "results.md", "runs"]
+    assert not list(tmp_path.glob("runs/*/*/*/checkpoints"))
 
 
 def test_settling_point_and_normalised_score_by_hand():
