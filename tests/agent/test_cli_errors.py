@@ -2,16 +2,24 @@
 benchmarks, all through rmuzero.cli) fail fast with one clear error (docs/design.md section 6;
 STYLE: "bad input gets a one-line error saying what was wrong and what is valid").
 
-Each case runs the script in a fresh process (repository root as cwd) and must: exit with
-status 2; print no traceback; print its error as one line ``error: ...`` (JAX's compilation log
-aside); name the bad value and the valid ones; and stop before the agent is built: no
-compilation of the agent's jitted functions (``JAX_LOG_COMPILES=1`` logs every compilation) and
-nothing written to the run directory. The cases run concurrently (a few at a time) to keep the
-module's wall time near that of the slowest start-up.
+Every case must: exit with status 2; print no traceback; print its error as one line
+``error: ...`` (JAX's compilation log aside); name the bad value and the valid ones; and stop
+before the agent is built: no compilation of the agent's jitted functions and nothing written
+to the run directory.
+
+``PROCESS_CASES`` (each script at least once, and every case that is about the process, such as
+a suite that cannot be imported) run the script in a fresh process, as a user does, a few at a
+time (``JAX_LOG_COMPILES=1`` logs every compilation). The other cases call the same script's
+``main`` through ``cli.run`` in this process, where JAX has started already (so ``cpu_devices=1``,
+the device count it has, is added where the script sets devices up): the same code raising the
+same error, without the ~5 s each process spends importing JAX and the agent.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
 import re
 import subprocess
@@ -20,12 +28,15 @@ import time
 from pathlib import Path
 
 import pytest
+from compile_log import compilations
 
+from rmuzero import cli
 from rmuzero.envs import list_envs
 
 REPO = Path(__file__).resolve().parents[2]
 CONCURRENT = 4
-AGENT_COMPILE = re.compile(r"Compiling jit\((init|collect|train_iterations?|can_sample|evaluate)\)")
+AGENT_PROGRAMS = r"jit\((init|collect|train_iterations?|can_sample|evaluate)\)"
+AGENT_COMPILE = re.compile(rf"Compiling {AGENT_PROGRAMS}")
 JAX_LOG = re.compile(r"(\[[^\n]*\]\s*-\s*)?(Finished |Compiling )")  # JAX_LOG_COMPILES lines
 
 NETWORKS = sorted(p.stem for p in (REPO / "configs" / "network").glob("*.yaml"))
@@ -119,6 +130,21 @@ def _diagnose_cases(tmp: Path) -> dict:
     }
 
 
+# Run as a fresh process: one case per script at least, and the process-level cases.
+PROCESS_CASES = (
+    "unknown_env",
+    "zero_budget",
+    "env_unknown_gymnax_id",
+    "env_suite_not_installed",
+    "missing_checkpoint",
+    "diagnose_missing_checkpoint",
+    "suite_unknown_task",
+    "suite_old_form_unknown_task",  # the --option form: cpu_devices=1 cannot be added to it
+    "throughput_zero_devices",
+)
+IN_PROCESS_EXTRA = {"train.py": ["cpu_devices=1"], "suite.py": ["cpu_devices=1"]}  # the devices JAX has here
+
+
 def _env(shadow: Path | None = None) -> dict:
     env = dict(os.environ)
     env["JAX_PLATFORMS"] = "cpu"
@@ -129,51 +155,74 @@ def _env(shadow: Path | None = None) -> dict:
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def cases(tmp_path_factory) -> dict:
+    """name -> (script, arguments, strings the error must contain, run directory or None)."""
     tmp = tmp_path_factory.mktemp("cli")
-    commands = {}
+    out = {}
     for name, (args, expected) in {**TRAIN_CASES, **ENV_CASES}.items():
         run_dir = tmp / name
-        commands[name] = (
-            [sys.executable, "scripts/train.py", *args, f"hydra.run.dir={run_dir}", "progress=false"],
-            expected,
-            run_dir,
-        )
-    shadow = tmp / "shadow"
+        out[name] = ("train.py", [*args, f"hydra.run.dir={run_dir}", "progress=false"], expected, run_dir)
+    for name, (args, expected) in _evaluate_cases(tmp).items():
+        out[name] = ("evaluate.py", args, expected, None)
+    for name, (args, expected) in _diagnose_cases(tmp).items():
+        out[name] = ("diagnose_search.py", args, expected, None)
+    for name, (script, args, expected) in OTHER_CASES.items():
+        out[name] = (script, args, expected, None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def results(cases, tmp_path_factory):
+    """The PROCESS_CASES, run concurrently (a few at a time): name -> what the process did."""
+    shadow = tmp_path_factory.mktemp("shadow")
     (shadow / NOT_INSTALLED).mkdir(parents=True)
     (shadow / NOT_INSTALLED / "__init__.py").write_text("raise ImportError('not installed (a test stand-in)')\n")
-    for name, (args, expected) in _evaluate_cases(tmp).items():
-        commands[name] = ([sys.executable, "scripts/evaluate.py", *args], expected, None)
-    for name, (args, expected) in _diagnose_cases(tmp).items():
-        commands[name] = ([sys.executable, "scripts/diagnose_search.py", *args], expected, None)
-    for name, (script, args, expected) in OTHER_CASES.items():
-        commands[name] = ([sys.executable, f"scripts/{script}", *args], expected, None)
-
-    out, pending, running = {}, list(commands.items()), {}
+    out, pending, running = {}, list(PROCESS_CASES), {}
     while pending or running:
         while pending and len(running) < CONCURRENT:
-            name, (argv, expected, run_dir) = pending.pop(0)
+            name = pending.pop(0)
+            script, args, expected, run_dir = cases[name]
             process = subprocess.Popen(
-                argv,
+                [sys.executable, f"scripts/{script}", *args],
                 cwd=REPO,
                 env=_env(shadow if name == "env_suite_not_installed" else None),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            running[name] = (process, expected, run_dir, time.monotonic())
+            running[name] = (process, time.monotonic())
         name = next(iter(running))
-        process, expected, run_dir, begin = running.pop(name)
+        process, begin = running.pop(name)
         stdout, stderr = process.communicate(timeout=300)
-        out[name] = dict(
-            returncode=process.returncode,
-            stdout=stdout,
-            stderr=stderr,
-            expected=expected,
-            run_dir=run_dir,
-            seconds=time.monotonic() - begin,
-        )
+        compiled = re.findall(AGENT_COMPILE, stdout + stderr)
+        out[name] = dict(returncode=process.returncode, stdout=stdout, stderr=stderr, compiled=compiled)
     return out
+
+
+def _script(name: str):
+    """scripts/<name> as a module (a script, not a package: loaded by path), once per run."""
+    module_name = f"cli_case_{name.removesuffix('.py')}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, REPO / "scripts" / name)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # before it runs: dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+def _in_process(script: str, args: list[str], monkeypatch) -> dict:
+    """``cli.run(main, args)`` of ``script`` here: its exit status, output and agent compilations."""
+    monkeypatch.chdir(REPO)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with compilations() as counts, contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with pytest.raises(SystemExit) as exit_status:
+            given = {arg.partition("=")[0] for arg in args}
+            extra = [arg for arg in IN_PROCESS_EXTRA.get(script, []) if arg.partition("=")[0] not in given]
+            cli.run(_script(script).main, [*args, *extra])
+    compiled = [program for program, _ in counts if re.fullmatch(AGENT_PROGRAMS, program)]
+    return dict(
+        returncode=exit_status.value.code, stdout=stdout.getvalue(), stderr=stderr.getvalue(), compiled=compiled
+    )
 
 
 def _message(text: str) -> str:
@@ -196,8 +245,9 @@ def _message(text: str) -> str:
         *OTHER_CASES,
     ],
 )
-def test_bad_command_line_fails_fast_with_a_one_line_error(results, name):
-    result = results[name]
+def test_bad_command_line_fails_fast_with_a_one_line_error(cases, results, name, monkeypatch):
+    script, args, expected, run_dir = cases[name]
+    result = results[name] if name in PROCESS_CASES else _in_process(script, args, monkeypatch)
     stderr = _message(result["stderr"])
     report = f"{name}: rc={result['returncode']}\nstderr:\n{stderr[-3000:]}"
     assert result["returncode"] == 2, report
@@ -206,8 +256,12 @@ def test_bad_command_line_fails_fast_with_a_one_line_error(results, name):
     assert len(errors) == 1 and errors[0].startswith("error: ") and len(errors[0]) <= 2500, (
         f"not one line 'error: ...'; {report}"
     )
-    missing = [s for s in result["expected"] if s not in stderr]
+    missing = [s for s in expected if s not in stderr]
     assert not missing, f"the error does not name {missing}; {report}"
-    compiled = AGENT_COMPILE.findall(result["stdout"] + result["stderr"])
-    assert not compiled, f"{name}: compiled {compiled} before failing"
-    assert result["run_dir"] is None or not result["run_dir"].exists(), f"{name}: wrote into the run directory"
+    assert not result["compiled"], f"{name}: compiled {result['compiled']} before failing"
+    assert run_dir is None or not run_dir.exists(), f"{name}: wrote into the run directory"
+
+
+def test_every_script_is_run_as_a_process_by_one_case_at_least(cases):
+    assert set(PROCESS_CASES) <= set(cases)
+    assert {cases[name][0] for name in PROCESS_CASES} >= {"train.py", "evaluate.py", "diagnose_search.py", "suite.py"}
