@@ -461,10 +461,11 @@ def main(argv: list[str]) -> int:
     enable_compilation_cache(compilation_cache_dir(values["compilation_cache"]))
     out = Path(args["out"])
     out.mkdir(parents=True, exist_ok=True)
-    for task, difficulty in tasks:
-        for network in args["networks"]:
-            for seeds in seed_groups(args["seeds"]) if not args["tables_only"] else []:
-                run_one(out, task, difficulty, network, seeds, overrides)
+    if not args["tables_only"]:
+        for task, difficulty in tasks:
+            for network in args["networks"]:
+                for seeds in seed_groups(args["seeds"]):
+                    run_one(out, task, difficulty, network, seeds, overrides)
     import jax
 
     machine = (

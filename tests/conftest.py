@@ -19,13 +19,17 @@ The suite is dominated by XLA compilation of small programs on CPU, so:
   fails to decompress, which JAX reports as a warning and answers by compiling.
 """
 
+import importlib.util
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 from rmuzero.compilation_cache import COMPILATION_CACHE_VARIABLE, compilation_cache_dir, enable_compilation_cache
 
 FAST_COMPILE_FLAGS = {"xla_backend_optimization_level": "0", "xla_cpu_use_fusion_emitters": "false"}
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 CACHE_VARIABLE = "RMUZERO_TEST_CACHE"  # set by the first process of a run, inherited by the rest
 
 
@@ -54,6 +58,18 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = {**os.environ, **extra}
     env["XLA_FLAGS"] = with_fast_compile(env.get("XLA_FLAGS", ""))
     return env
+
+
+def load_script(name: str):
+    """``scripts/<name>.py`` as a module (scripts are not a package, and nothing patches
+    sys.path), loaded once per process, registered first as an import does (dataclasses look
+    their module up there)."""
+    module_name = f"rmuzero_script_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, SCRIPTS / f"{name}.py")
+        sys.modules[module_name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[module_name])
+    return sys.modules[module_name]
 
 
 def pytest_unconfigure(config):

@@ -3,26 +3,17 @@ compose through rmuzero.cli, tested in tests/test_cli.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import jax
 import pytest
+from conftest import load_script
 
 from rmuzero import cli
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def load_script(name: str):
-    """scripts/<name>.py as a module (scripts are not a package, and nothing patches sys.path)."""
-    if name not in sys.modules:  # registered first, as an import does (dataclasses look their module up)
-        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
 
 
 def test_count_probe_labels_by_hand():

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from rmuzero import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC = importlib.util.spec_from_file_location("plot_results", ROOT / "scripts" / "plot_results.py")
-plot_results = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(plot_results)
+plot_results = load_script("plot_results")
 
 
 def test_every_default_folder_has_curves():

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shutil
 import statistics
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from rmuzero import cli
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "suite.py"
-_spec = importlib.util.spec_from_file_location("suite", SCRIPT)  # a script, not a package: loaded by path
-suite = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(suite)
+suite = load_script("suite")
 
 TINY = [
     "network.features=8",

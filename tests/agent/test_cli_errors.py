@@ -18,17 +18,16 @@ same error, without the ~5 s each process spends importing JAX and the agent.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from compile_log import compilations
+from conftest import load_script
 
 from rmuzero import cli
 from rmuzero.envs import list_envs
@@ -181,7 +180,7 @@ def results(cases, tmp_path_factory):
     while pending or running:
         while pending and len(running) < CONCURRENT:
             name = pending.pop(0)
-            script, args, expected, run_dir = cases[name]
+            script, args, _, _ = cases[name]
             process = subprocess.Popen(
                 [sys.executable, f"scripts/{script}", *args],
                 cwd=REPO,
@@ -190,24 +189,13 @@ def results(cases, tmp_path_factory):
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            running[name] = (process, time.monotonic())
+            running[name] = process
         name = next(iter(running))
-        process, begin = running.pop(name)
+        process = running.pop(name)
         stdout, stderr = process.communicate(timeout=300)
         compiled = re.findall(AGENT_COMPILE, stdout + stderr)
         out[name] = dict(returncode=process.returncode, stdout=stdout, stderr=stderr, compiled=compiled)
     return out
-
-
-def _script(name: str):
-    """scripts/<name> as a module (a script, not a package: loaded by path), once per run."""
-    module_name = f"cli_case_{name.removesuffix('.py')}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, REPO / "scripts" / name)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module  # before it runs: dataclasses look their module up there
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
 
 
 def _in_process(script: str, args: list[str], monkeypatch) -> dict:
@@ -218,7 +206,7 @@ def _in_process(script: str, args: list[str], monkeypatch) -> dict:
         with pytest.raises(SystemExit) as exit_status:
             given = {arg.partition("=")[0] for arg in args}
             extra = [arg for arg in IN_PROCESS_EXTRA.get(script, []) if arg.partition("=")[0] not in given]
-            cli.run(_script(script).main, [*args, *extra])
+            cli.run(load_script(script.removesuffix(".py")).main, [*args, *extra])
     compiled = [program for program, _ in counts if re.fullmatch(AGENT_PROGRAMS, program)]
     return dict(
         returncode=exit_status.value.code, stdout=stdout.getvalue(), stderr=stderr.getvalue(), compiled=compiled
