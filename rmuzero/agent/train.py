@@ -14,7 +14,9 @@ checkpoints (:class:`Period`), early stopping (:func:`held_for`) and the loop.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import json
 import sys
 import threading
 import time
@@ -26,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rmuzero.agent.agent import Agent, IterationMetrics, TrainState, make_agent
-from rmuzero.agent.config import AgentConfig
+from rmuzero.agent.config import AgentConfig, config_to_dict
 from rmuzero.agent.parallel import (
     DATA_AXIS,
     abstract_state,
@@ -258,11 +260,48 @@ class TrainingFunctions:
     num_devices: int  # devices the batch is split over
 
 
+# Config fields no program depends on: a run differing from an earlier one of this process only
+# in these reuses that run's jitted functions (training_functions' memo), compiled already.
+PROGRAM_FREE_FIELDS = (
+    "seed",
+    "total_env_steps",
+    "eval_every",
+    "log_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "early_stop_return",
+    "early_stop_env_steps",
+    "logger",
+)
+_MEMO_SIZE = 4  # layouts kept in memory, the most recently used (each holds its compiled programs)
+_memo: collections.OrderedDict[str, tuple[Any, Any, TrainingFunctions]] = collections.OrderedDict()
+
+
 def training_functions(config: AgentConfig, agent: Agent | None = None, environment: Any = None) -> TrainingFunctions:
     """The training functions for ``config``'s layout: one device (``agent`` may be given,
     else it is built), the seeds vmapped on it, or data parallel over a mesh of
     ``config.num_devices`` devices (by default as many as the batch divides over) in one or
-    several processes (:mod:`rmuzero.agent.parallel`)."""
+    several processes (:mod:`rmuzero.agent.parallel`).
+
+    In one process, a second call for a config that differs only in ``PROGRAM_FREE_FIELDS``
+    (another seed, budget or schedule), with the same ``agent`` and ``environment`` objects (or
+    none), returns the functions of the first: jit traced and compiled them once (a sweep over
+    seeds in a notebook compiles once). The last ``_MEMO_SIZE`` layouts are kept."""
+    if jax.process_count() > 1:  # a distributed run builds its own (the mesh spans processes)
+        return _training_functions(config, agent, environment)
+    program = {k: v for k, v in config_to_dict(config).items() if k not in PROGRAM_FREE_FIELDS}
+    key = json.dumps([program, id(agent), id(environment), jax.device_count()], sort_keys=True, default=repr)
+    if key in _memo:
+        _memo.move_to_end(key)
+        return _memo[key][2]
+    fns = _training_functions(config, agent, environment)
+    _memo[key] = (agent, environment, fns)  # the objects whose ids are in the key stay alive with it
+    while len(_memo) > _MEMO_SIZE:
+        _memo.popitem(last=False)
+    return fns
+
+
+def _training_functions(config: AgentConfig, agent: Agent | None, environment: Any) -> TrainingFunctions:
     many = config.num_seeds > 1
     batched = jax.vmap if many else (lambda f: f)
     num_devices = config.num_devices or default_num_devices(

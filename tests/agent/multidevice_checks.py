@@ -1,10 +1,11 @@
 """Run by tests/agent/test_parallel.py in a fresh process with 4 virtual CPU devices
 (XLA_FLAGS=--xla_force_host_platform_device_count=4 must be set before jax starts).
 
-    python tests/agent/multidevice_checks.py update   # prints one JSON object
-    python tests/agent/multidevice_checks.py train RUN_DIR
-    python tests/agent/multidevice_checks.py seeds RUN_DIR
+    python tests/agent/multidevice_checks.py all RUN_DIR   # prints one JSON object
     python tests/agent/multidevice_checks.py process RUN_DIR PORT PROCESS_ID   # one of 2 processes
+
+``all`` runs these in one process (one start-up, and seed 5's run alone reuses the programs
+train()'s memo kept from the resumed run, the same layout), each under its own key:
 
 ``update``: one learner update of a fixed global batch on 1 device and on 4 (each device
 a quarter of the batch, gradients averaged): parameters, optimizer state and losses.
@@ -12,6 +13,7 @@ a quarter of the batch, gradients averaged): parameters, optimizer state and los
 ``seeds``: seeds 4 and 5 vmapped on 2 devices, and seed 5 alone on 2 devices.
 ``gru_seeds``: the sharded initial state of a GRU agent with seeds 4 and 5 on 2 devices, and
 each seed's parameters initialised on one device.
+
 ``process``: one of two processes (one CPU device each, gloo collectives) training one run.
 """
 
@@ -137,10 +139,11 @@ def check_seeds(run_dir: str) -> dict:
     }
     with compilations() as both:
         train(config_from_dict({**values, "num_seeds": 2}), f"{run_dir}/both", progress=False)
-    train(config_from_dict({**values, "seed": 5}), f"{run_dir}/alone_5", progress=False)
+    with compilations() as alone:  # the layout of check_train's resumed run, another seed and schedule
+        train(config_from_dict({**values, "seed": 5}), f"{run_dir}/alone_5", progress=False)
     return {
-        "devices": jax.device_count(),
         "compiled": by_program(both, "jit(train_iterations)"),
+        "compiled_alone": by_program(alone, "jit(train_iterations)"),
         "together": read_metrics(f"{run_dir}/both/seed_5/metrics.jsonl"),
         "alone": read_metrics(f"{run_dir}/alone_5/metrics.jsonl"),
     }
@@ -165,7 +168,7 @@ def check_gru_seeds() -> dict:
     ]
     between = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(*map(jax.tree.leaves, alone)))
     return {
-        "devices": jax.device_count(),
+        "mesh": len(jax.tree.leaves(state.params)[0].sharding.device_set),
         "env_steps": np.asarray(state.env_steps).tolist(),
         "differences": differences,
         "between_seeds": between,
@@ -190,13 +193,10 @@ def check_process(run_dir: str, port: str, process_id: str) -> dict:
 if __name__ == "__main__":
     if sys.argv[1] != "process":  # a process of a distributed run turns the cache on after joining
         _use_compilation_cache()
-    if sys.argv[1] == "update":
-        print(json.dumps(check_update()))
-    elif sys.argv[1] == "train":
-        print(json.dumps(check_train(sys.argv[2])))
-    elif sys.argv[1] == "seeds":
-        print(json.dumps(check_seeds(sys.argv[2])))
-    elif sys.argv[1] == "gru_seeds":
-        print(json.dumps(check_gru_seeds()))
+    if sys.argv[1] == "all":
+        run_dir = sys.argv[2]
+        out = {"devices": jax.device_count(), "update": check_update(), "train": check_train(f"{run_dir}/train")}
+        out.update(seeds=check_seeds(f"{run_dir}/seeds"), gru_seeds=check_gru_seeds())
+        print(json.dumps(out))
     else:
         print(json.dumps(check_process(*sys.argv[2:5])))

@@ -98,8 +98,8 @@ def _equal(a, b) -> bool:
 @pytest.fixture(scope="module")
 def run():
     agent = make_agent(config_from_dict(_config(target_tau=1.0, target_update_period=PERIOD)))
-    state = jax.jit(agent.init)(jax.random.PRNGKey(5))
-    iteration = jax.jit(agent.train_iteration)
+    init, iteration = jax.jit(agent.init), jax.jit(agent.train_iteration)
+    state = init(jax.random.PRNGKey(5))
     history = [state]
     for _ in range(ITERATIONS):
         state, metrics = iteration(state)
@@ -133,6 +133,12 @@ def run():
 
     return types.SimpleNamespace(
         agent=agent,
+        # the agent's programs, jitted once for the tests that call them (each compiles on first use)
+        init=init,
+        train_iteration=iteration,
+        step=jax.jit(agent.step),
+        collect=jax.jit(agent.collect),
+        ready=jax.jit(agent.ready),
         history=history,
         params=state.params,
         target_params=history[-2].params,  # differs from params
@@ -456,14 +462,15 @@ def test_td_lambda_config_selects_lambda_targets(run):
         config_from_dict(values)
 
 
-def test_fused_iterations_equal_separate_calls():
+def test_fused_iterations_equal_separate_calls(run):
     """iterations_per_call = 3: two fused calls reach the same state, bit for bit, as six
-    separate `step` calls (the first of which only collect, until sequences can be sampled)."""
+    separate `step` calls of the module's agent (the same config but for iterations_per_call;
+    the first calls only collect, until sequences can be sampled)."""
     values = _config(target_tau=1.0, target_update_period=PERIOD)
     values["iterations_per_call"] = 3
     agent = make_agent(config_from_dict(values))
-    start = jax.jit(agent.init)(jax.random.PRNGKey(9))
-    step, fused = jax.jit(agent.step), jax.jit(agent.train_iterations)
+    start = run.init(jax.random.PRNGKey(9))
+    step, fused = run.step, jax.jit(agent.train_iterations)
     separate, updates = start, []
     for _ in range(6):
         separate, metrics = step(separate)
@@ -475,14 +482,12 @@ def test_fused_iterations_equal_separate_calls():
     assert _equal(together, separate)
 
 
-def test_step_learns_when_the_replay_was_ready_before_acting():
+def test_step_learns_when_the_replay_was_ready_before_acting(run):
     """`step` is `train_iteration` when sequences could be sampled *before* its acting, else
     `collect`, bit for bit, through the iteration where acting makes the replay ready (that
     iteration only collects: deciding after acting would learn one iteration early)."""
-    agent = make_agent(config_from_dict(_config(target_tau=1.0, target_update_period=PERIOD)))
-    step, collect = jax.jit(agent.step), jax.jit(agent.collect)
-    train_iteration, ready = jax.jit(agent.train_iteration), jax.jit(agent.ready)
-    state, decided = jax.jit(agent.init)(jax.random.PRNGKey(5)), []
+    step, collect, train_iteration, ready = run.step, run.collect, run.train_iteration, run.ready
+    state, decided = run.init(jax.random.PRNGKey(5)), []
     for _ in range(3):
         was_ready = bool(ready(state))
         expected, expected_metrics = (train_iteration if was_ready else collect)(state)
@@ -494,7 +499,7 @@ def test_step_learns_when_the_replay_was_ready_before_acting():
     assert decided == [(False, True, 0), (True, True, 1), (True, True, 1)]
 
 
-def test_sample_ahead_prepares_every_batch_from_the_state_before_them():
+def test_sample_ahead_prepares_every_batch_from_the_state_before_them(run):
     """system.sample_ahead = 4: an iteration of 4 updates equals collecting, then 4 separate
     `sample_batch` calls on the collected state (its replay and target network), then 4 `learn`
     steps in a row. Period 2 refreshes the target network after update 2 (checked), so `update`
@@ -503,8 +508,8 @@ def test_sample_ahead_prepares_every_batch_from_the_state_before_them():
     values = _config(target_tau=1.0, target_update_period=PERIOD, reanalyse_fraction=0.5)
     values["system"].update(updates_per_iteration=4, sample_ahead=4)
     agent = make_agent(config_from_dict(values))
-    collect, ready = jax.jit(agent.collect), jax.jit(agent.ready)
-    state = jax.jit(agent.init)(jax.random.PRNGKey(11))
+    collect, ready = run.collect, run.ready  # acting does not depend on the updates' settings
+    state = run.init(jax.random.PRNGKey(11))
     while not bool(ready(state)):
         state, _ = collect(state)
     ahead, metrics = jax.jit(agent.train_iteration)(state)

@@ -23,22 +23,32 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKS = ROOT / "tests" / "agent" / "multidevice_checks.py"
 
 
-def _run(*args: str, devices: int = 4, timeout: int = 600) -> dict:
-    env = subprocess_env(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", PYTHONPATH=str(ROOT))
+@pytest.fixture(scope="module")
+def checks(tmp_path_factory) -> dict:
+    """The four single-process checks, run once in one fresh process with 4 CPU devices (one
+    JAX start-up for all; the GRU check, which once hung, is one of them: the 600 s bound)."""
+    env = subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=4", PYTHONPATH=str(ROOT))
+    run_dir = tmp_path_factory.mktemp("multidevice")
     done = subprocess.run(
-        [sys.executable, str(CHECKS), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, str(CHECKS), "all", str(run_dir)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["devices"] == 4
+    return {**out, "run_dir": run_dir}
 
 
 @pytest.mark.slow
-def test_one_update_on_four_devices_equals_the_update_on_one():
+def test_one_update_on_four_devices_equals_the_update_on_one(checks):
     """The same global batch of 8 sequences: one device learns from all of it, four devices
     from 2 each with averaged gradients. Parameters after the Adam step agree to float
     rounding, far below how far the step moved them."""
-    out = _run("update")
-    assert out["devices"] == 4
+    out = checks["update"]
     assert out["moved"] > 1e-4  # the step did something (Adam: ~learning rate per weight)
     assert out["params"] < 1e-6
     assert out["opt_state"] < 1e-6
@@ -47,11 +57,11 @@ def test_one_update_on_four_devices_equals_the_update_on_one():
 
 
 @pytest.mark.slow
-def test_training_on_four_devices_then_resumed_on_two(tmp_path):
+def test_training_on_four_devices_then_resumed_on_two(checks):
     """A short run over every device (4): global env steps per iteration (8 envs x 13 steps),
     each line naming the layout; resumed from its checkpoint on 2 devices, the metrics file
     keeps the 4-device lines and goes on."""
-    out = _run("train", str(tmp_path / "run"))
+    out = checks["train"]
     first, resumed = out["first"], out["resumed"]
     assert out["devices"] == 4
     steps = [line["env_steps"] for line in first if "episode_return" in line]
@@ -63,29 +73,30 @@ def test_training_on_four_devices_then_resumed_on_two(tmp_path):
     later = resumed[len(first) :]
     assert [line["env_steps"] for line in later if "episode_return" in line] == [1040, 1248]
     assert all(line["num_devices"] == 2 for line in later)
-    assert (tmp_path / "run" / "checkpoints" / "1248").is_dir()
+    assert (checks["run_dir"] / "train" / "checkpoints" / "1248").is_dir()
     # The sharded training step compiled once per run, on train()'s thread from the state's
     # shapes and shardings (tests/agent/compile_log.py): the real state matched them.
     assert out["compiled"] == [{"rmuzero-compile": 1}, {"rmuzero-compile": 1}]
 
 
 @pytest.mark.slow
-def test_vmapped_seeds_on_two_devices_reproduce_a_seed_alone(tmp_path):
+def test_vmapped_seeds_on_two_devices_reproduce_a_seed_alone(checks):
     """num_seeds=2 on 2 devices (what scripts/suite.py runs on a 2-core CPU): seed 5's
     training lines equal those of seed 5 trained alone on 2 devices (timings aside, floats to
     1e-5), through its first update (at 520 env steps, the first iteration whose replay can be
     sampled). Only up to there: vmapped and plain matmuls round differently, and once the
     parameters differ in the last bit a near-tie in a later search may pick another action."""
-    out = _run("seeds", str(tmp_path), devices=2)
-    assert out["devices"] == 2
+    out = checks["seeds"]
     timing = {"wall_time", "env_steps_per_second", "updates_per_second"}
     together, alone = (
         [{k: v for k, v in line.items() if k not in timing} for line in out[name] if "episode_return" in line]
         for name in ("together", "alone")
     )
     assert [line["env_steps"] for line in together] == [104, 208, 312, 416, 520]
+    assert all(line["num_devices"] == 2 for line in together)
     assert together[3]["episodes"] > 0 and together[4]["updates"] > 0  # episodes ended; it learnt
     assert out["compiled"] == {"rmuzero-compile": 1}  # the vmapped step, from the seeds' stacked shapes
+    assert out["compiled_alone"] == {}  # train()'s memo: the resumed run above compiled this layout
     assert [sorted(line) for line in together] == [sorted(line) for line in alone]
     for a, b in zip(together, alone):
         for key in a:
@@ -94,13 +105,13 @@ def test_vmapped_seeds_on_two_devices_reproduce_a_seed_alone(tmp_path):
 
 
 @pytest.mark.slow
-def test_gru_seeds_start_on_two_devices():
+def test_gru_seeds_start_on_two_devices(checks):
     """num_seeds=2 with a GRU on 2 CPU devices (`train.py network=gru num_seeds=3` on a 2-core
     CPU) used to hang in its first call, the vmapped initialisation under shard_map (see
-    rmuzero.agent.parallel._init_per_seed). The sharded initial state now arrives (the subprocess has 120 s; it takes
-    about 15), and each seed's parameters are the ones that seed gets on one device."""
-    out = _run("gru_seeds", devices=2, timeout=120)
-    assert out["devices"] == 2
+    rmuzero.agent.parallel._init_per_seed). The sharded initial state now arrives, and each
+    seed's parameters are the ones that seed gets on one device."""
+    out = checks["gru_seeds"]
+    assert out["mesh"] == 2
     assert out["env_steps"] == [0, 0]
     assert out["between_seeds"] > 1e-3  # two seeds, two initialisations
     assert max(out["differences"]) < 1e-6

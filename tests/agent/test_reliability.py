@@ -54,6 +54,13 @@ def _config(**top) -> dict:
     }
 
 
+@pytest.fixture(scope="module")
+def agent():
+    """One tiny agent on DelayedMatch for the runs below that differ only in seed, budget and
+    schedule (the agent depends on none of them): train() compiles its programs once for all."""
+    return make_agent(config_from_dict(_config()), environment=DelayedMatch())
+
+
 class NanReward(DelayedMatch):
     """DelayedMatch whose final reward is NaN."""
 
@@ -96,7 +103,7 @@ def _comparable(lines: list[dict]) -> list[dict]:
     return [{k: v for k, v in line.items() if k not in timing} for line in lines]
 
 
-def test_same_seed_same_config_same_metrics(tmp_path):
+def test_same_seed_same_config_same_metrics(tmp_path, agent):
     """Two runs of the same config and seed on this machine log identical metrics (timings
     aside); the second also writes TensorBoard events (logger.tensorboard), which change
     nothing and hold every number of every metrics line."""
@@ -107,8 +114,6 @@ def test_same_seed_same_config_same_metrics(tmp_path):
         checkpoint_every=8 * STEPS_PER_ITERATION,
         seed=4,
     )
-    config = config_from_dict(values)
-    agent = make_agent(config, environment=DelayedMatch())
     runs = []
     for name, tensorboard in (("a", False), ("b", True)):
         train(
@@ -149,7 +154,7 @@ def _read_scalars(path) -> dict:
     return out
 
 
-def test_vmapped_seeds_reproduce_separate_runs(tmp_path):
+def test_vmapped_seeds_reproduce_separate_runs(tmp_path, agent):
     """num_seeds = 2 from seed 4 trains seeds 4 and 5 in one vmapped program; each seed's
     metrics.jsonl equals that of a run of its seed alone (timings aside, floats to 1e-5)."""
     values = _config(
@@ -164,7 +169,10 @@ def test_vmapped_seeds_reproduce_separate_runs(tmp_path):
     assert [entry["seed"] for entry in summary["seeds"]] == [4, 5]
     for seed in (4, 5):
         alone = config_from_dict({**values, "seed": seed})
-        train(alone, tmp_path / f"alone_{seed}", progress=False, agent=make_agent(alone, environment=DelayedMatch()))
+        with compilations() as compiled:
+            train(alone, tmp_path / f"alone_{seed}", progress=False, agent=agent)
+        if seed == 5:  # seed 4's run compiled (or an earlier test's did) what seed 5's needs
+            assert by_program(compiled, "jit(train_iterations)") == {}, dict(compiled)
         read = lambda path: _comparable([json.loads(x) for x in path.read_text().splitlines()])
         expected = read(tmp_path / f"alone_{seed}" / "metrics.jsonl")
         got = read(tmp_path / "both" / f"seed_{seed}" / "metrics.jsonl")
@@ -173,6 +181,27 @@ def test_vmapped_seeds_reproduce_separate_runs(tmp_path):
             for key in a:
                 assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (seed, key)
         assert (tmp_path / "both" / f"seed_{seed}" / "checkpoints" / str(6 * STEPS_PER_ITERATION)).is_dir()
+
+
+def test_training_functions_are_reused_for_another_seed_budget_or_schedule_only():
+    """training_functions' memo: configs that differ only in PROGRAM_FREE_FIELDS share one set
+    of jitted functions (built, not compiled, here); another search, another agent or another
+    environment object gets its own."""
+    from rmuzero.agent.train import PROGRAM_FREE_FIELDS, training_functions
+
+    assert {"seed", "total_env_steps", "eval_every"} <= set(PROGRAM_FREE_FIELDS)
+    values = _config(seed=1, total_env_steps=64, eval_every=32)
+    first = training_functions(config_from_dict(values))
+    later = {**values, "seed": 7, "total_env_steps": 128, "eval_every": 16, "logger": {"tensorboard": True}}
+    assert training_functions(config_from_dict(later)) is first
+    other_search = {**values, "search": {**values["search"], "num_simulations": 3}}
+    assert training_functions(config_from_dict(other_search)) is not first
+    other_eval = {**values, "eval_episodes": 3}  # the evaluation program's size
+    assert training_functions(config_from_dict(other_eval)) is not first
+    env = DelayedMatch()
+    on_env = training_functions(config_from_dict(values), environment=env)
+    assert on_env is not first and training_functions(config_from_dict(later), environment=env) is on_env
+    assert training_functions(config_from_dict(values), environment=DelayedMatch()) is not on_env
 
 
 def _evaluation_parts(episodes: int, envs: int, max_steps: int):
@@ -231,7 +260,13 @@ def test_a_killed_run_resumed_ends_with_the_metrics_of_the_uninterrupted_run(tmp
         train(config, tmp_path / "whole", progress=False, agent=agent)
 
     killed = tmp_path / "killed"
-    train(config_from_dict({**values, "total_env_steps": 4 * STEPS_PER_ITERATION}), killed, progress=False, agent=agent)
+    with compilations() as shorter:  # another budget, the same programs: taken from train()'s memo
+        train(
+            config_from_dict({**values, "total_env_steps": 4 * STEPS_PER_ITERATION}),
+            killed,
+            progress=False,
+            agent=agent,
+        )
     with open(killed / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"env_steps": 5 * STEPS_PER_ITERATION, "episode_return": 9.0}) + "\n")
         f.write('{"env_steps": 96, "eval_ret')
@@ -245,6 +280,7 @@ def test_a_killed_run_resumed_ends_with_the_metrics_of_the_uninterrupted_run(tmp
     # an earlier test); the resumed run's restored state needs no program the first run lacked.
     for program in ("jit(train_iterations)", "jit(evaluate)"):
         assert by_program(whole, program) == {"rmuzero-compile": 1}, (program, dict(whole))
+        assert by_program(shorter, program) == {}, (program, dict(shorter))
     for program in ("jit(train_iterations)", "jit(evaluate)", "jit(_all_finite)"):
         assert by_program(whole, program).get("MainThread", 0) == 0, (program, dict(whole))
         assert by_program(again, program).get("MainThread", 0) == 0, (program, dict(again))
@@ -254,7 +290,7 @@ def test_a_killed_run_resumed_ends_with_the_metrics_of_the_uninterrupted_run(tmp
     assert steps == [2 * every, 3 * every]
 
 
-def test_resume_refuses_a_changed_run_and_a_fresh_start_refuses_to_overwrite(tmp_path):
+def test_resume_refuses_a_changed_run_and_a_fresh_start_refuses_to_overwrite(tmp_path, agent):
     from rmuzero.checkpoint import CheckpointError
 
     values = _config(
@@ -264,7 +300,6 @@ def test_resume_refuses_a_changed_run_and_a_fresh_start_refuses_to_overwrite(tmp
         eval_every=2 * STEPS_PER_ITERATION,
     )
     config = config_from_dict(values)
-    agent = make_agent(config, environment=DelayedMatch())
     train(config, tmp_path, progress=False, agent=agent)
     before = (tmp_path / "metrics.jsonl").read_text()
     with pytest.raises(CheckpointError, match="already holds checkpoints.*add resume=true"):
@@ -294,7 +329,7 @@ class BigReward(DelayedMatch):
         return state, timestep.replace(reward=100.0 * timestep.reward)
 
 
-def test_targets_outside_the_support_are_reported_once(tmp_path, capsys):
+def test_targets_outside_the_support_are_reported_once(tmp_path, capsys, agent):
     """Rewards of +-1 fit the default supports; rewards of +-100 fit them too, in units of the
     return scale (128, rmuzero.replay.targets.return_scale); supports narrowed to |x| <= 0.21
     (support_bound 0.1 after h) cannot hold +-1: that is reported, once."""
@@ -305,10 +340,12 @@ def test_targets_outside_the_support_are_reported_once(tmp_path, capsys):
         checkpoint_every=4 * STEPS_PER_ITERATION,
     )
     narrow = {**values, "network": {**values["network"], "support_bound": 0.1}}
-    cases = (("small", values, DelayedMatch()), ("big", values, BigReward()), ("narrow", narrow, DelayedMatch()))
-    for name, case_values, env in cases:
-        config = config_from_dict(case_values)
-        train(config, tmp_path / name, progress=False, agent=make_agent(config, environment=env))
+    big, narrow_agent = (
+        make_agent(config_from_dict(v), environment=e) for v, e in ((values, BigReward()), (narrow, DelayedMatch()))
+    )
+    cases = (("small", values, agent), ("big", values, big), ("narrow", narrow, narrow_agent))
+    for name, case_values, case_agent in cases:
+        train(config_from_dict(case_values), tmp_path / name, progress=False, agent=case_agent)
         lines = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
         outside = [line["targets_outside_support"] for line in lines if "targets_outside_support" in line]
         warnings = capsys.readouterr().err.count("outside the supports")

@@ -98,12 +98,13 @@ def test_a_run_stops_once_every_evaluation_has_held_the_return_long_enough(tmp_p
     each call, the run has held it for 2 calls' steps at its third evaluation (3 * 16 - 16)
     and stops there, saving its last checkpoint; without early stopping it runs on."""
     config = _config(early_stop_return=-1.0, early_stop_env_steps=2 * STEPS)
-    summary = train(config, tmp_path, progress=False, agent=make_agent(config, environment=DelayedMatch()))
+    agent = make_agent(config, environment=DelayedMatch())  # both runs: the schedule is not the agent's
+    summary = train(config, tmp_path, progress=False, agent=agent)
     assert summary["stopped_early"] is True and summary["env_steps"] == 3 * STEPS
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [line["env_steps"] for line in lines if "eval_return" in line] == [STEPS, 2 * STEPS, 3 * STEPS]
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [str(3 * STEPS)]
 
     config = _config(total_env_steps=4 * STEPS, early_stop_return=None)
-    summary = train(config, tmp_path / "on", progress=False, agent=make_agent(config, environment=DelayedMatch()))
+    summary = train(config, tmp_path / "on", progress=False, agent=agent)
     assert summary["stopped_early"] is False and summary["env_steps"] == 4 * STEPS

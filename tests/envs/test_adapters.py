@@ -14,6 +14,7 @@ import jumanji
 import jumanji.wrappers
 import numpy as np
 import pytest
+from conftest import OPTIMISED
 
 from rmuzero.envs.adapters import GymnaxEnvironment, JumanjiAdapter
 from rmuzero.envs.sources import make_environment
@@ -23,13 +24,13 @@ from rmuzero.replay.targets import n_step_value_targets
 B = 4
 
 
-def _gymnax_reference(env, params, key, actions):
+def _gymnax_reference(env, params, key, actions, compiler_options=None):
     """The suite's own loop: per environment the key chain ``key, k = split(key)`` and
     gymnax's ``step(k, ...)`` (auto-reset inside); ``reset`` with ``split(k_i)[1]`` first."""
     keys = jax.random.split(key, B)
     chains, reset_keys = jax.vmap(jax.random.split)(keys).transpose(1, 0, 2)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(reset_keys, params)
-    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)), compiler_options=compiler_options)
     split = jax.jit(jax.vmap(jax.random.split))
     observations, rewards, dones = [obs], [], []
     for action in actions:
@@ -41,10 +42,10 @@ def _gymnax_reference(env, params, key, actions):
     return [np.asarray(x) for x in (jnp.stack(observations), jnp.stack(rewards), jnp.stack(dones))]
 
 
-def _ours(environment, key, actions):
+def _ours(environment, key, actions, compiler_options=None):
     agent_env = wrap_env(environment, num_envs=B, prev_action=False, prev_reward=False)
     state, step = agent_env.reset(key)
-    step_fn = jax.jit(agent_env.step)
+    step_fn = jax.jit(agent_env.step, compiler_options=compiler_options)
     observations, rewards, lasts, discounts = [step.obs], [], [], []
     for action in actions:
         state, step = step_fn(state, action)
@@ -146,9 +147,10 @@ def test_popgym_arcade_equals_its_own_step_over_episodes_and_resets():
     env, params = arcade.make("CountRecallEasy", partial_obs=True)
     actions = jax.random.randint(jax.random.PRNGKey(2), (140, B), 0, env.action_space(params).n)
     key = jax.random.PRNGKey(5)
-    ref_obs, ref_reward, ref_done = _gymnax_reference(env, params, key, actions)
+    # Optimised: drawing 128x128 frames takes longer to run unoptimised than to optimise.
+    ref_obs, ref_reward, ref_done = _gymnax_reference(env, params, key, actions, OPTIMISED)
     obs, reward, last, discount = _ours(
-        make_environment("popgym_arcade", "CountRecallEasy", kwargs={"partial_obs": True}), key, actions
+        make_environment("popgym_arcade", "CountRecallEasy", kwargs={"partial_obs": True}), key, actions, OPTIMISED
     )
     assert obs["observation"].dtype == np.uint8 and ref_obs.dtype == np.uint8
     np.testing.assert_array_equal(obs["observation"], ref_obs)

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import OPTIMISED
 
 from rmuzero.search import (
     Prediction,
@@ -152,7 +153,9 @@ def searcher(config: SearchConfig, dynamics=dynamics_fn):
             invalid_actions=invalid_actions,
         )
 
-    return jax.jit(search)
+    # Optimised: the 512-simulation MuZero search takes seconds to run unoptimised, more than
+    # the optimisation takes to compile.
+    return jax.jit(search, compiler_options=OPTIMISED)
 
 
 def search_mdp(config, params, seed, root_latent=ROOT_LATENT, dynamics=dynamics_fn):
