@@ -49,6 +49,12 @@ SMALL = {
 }
 
 
+# The runs (train, seeds, process): 8 environments, no reanalysis (the update check keeps it), one
+# layout on 2 devices for the resumed run, seed 5 alone and the two processes, so that the
+# latter two find its programs compiled (train()'s memo; the test run's compilation cache).
+RUNS = {**SMALL, "system": {**SMALL["system"], "num_envs": 8, "reanalyse_fraction": 0.0}}
+
+
 def _use_compilation_cache() -> None:
     """The test run's compilation cache ($RMUZERO_COMPILATION_CACHE, set by tests/conftest.py), or none."""
     from rmuzero.agent.train import compilation_cache_dir, enable_compilation_cache
@@ -97,8 +103,7 @@ def check_train(run_dir: str) -> dict:
     from rmuzero.metrics import read_metrics
 
     values = {
-        **SMALL,
-        "system": {**SMALL["system"], "num_envs": 8},
+        **RUNS,
         "total_env_steps": 832,
         "log_every": 208,
         "eval_every": 416,
@@ -128,8 +133,7 @@ def check_seeds(run_dir: str) -> dict:
     from rmuzero.metrics import read_metrics
 
     values = {
-        **SMALL,
-        "system": {**SMALL["system"], "num_envs": 8},
+        **RUNS,
         "total_env_steps": 520,
         "log_every": 104,
         "eval_every": 520,
@@ -175,7 +179,7 @@ def check_gru_seeds() -> dict:
     }
 
 
-TWO_PROCESSES = {**SMALL, "total_env_steps": 624, "log_every": 208, "eval_every": 312, "checkpoint_every": 312}
+TWO_PROCESSES = {**RUNS, "total_env_steps": 624, "log_every": 208, "eval_every": 312, "checkpoint_every": 312}
 
 
 def check_process(run_dir: str, port: str, process_id: str) -> dict:

@@ -132,27 +132,36 @@ def test_checkpoint_directories(trained):
         assert config_from_dict(json.loads((step_dir / "config.json").read_text())) == config
 
 
-def test_fresh_process_evaluation_reproduces_the_training_evaluation(trained):
+@pytest.fixture(scope="module")
+def evaluated(trained, tmp_path_factory):
+    """evaluate.py twice in new processes, alike, from the newest checkpoint with the seed train()
+    used for its last evaluation, both with a compilation cache of their own (empty before the
+    first): [(its JSON line, the cache's entries after it)] per process."""
+    _, run_dir, _, _ = trained
+    cache = tmp_path_factory.mktemp("cache")
+    env = {**_env(), "RMUZERO_COMPILATION_CACHE": str(cache)}
+    command = [
+        sys.executable,
+        "scripts/evaluate.py",
+        f"checkpoint={run_dir}",
+        f"episodes={EVAL_EPISODES}",
+        f"seed={TRAIN_EVAL_SEED}",
+    ]
+    runs = []
+    for _ in range(2):
+        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        entries = sorted((p.name, p.stat().st_mtime_ns) for p in cache.iterdir())
+        runs.append((result.stdout.strip().splitlines()[-1], entries))
+    return runs
+
+
+def test_fresh_process_evaluation_reproduces_the_training_evaluation(trained, evaluated):
     """evaluate.py in a new process, from the newest checkpoint, with the seed train() used for
     its last evaluation, plays the same episodes: same mean and std of the 3 returns."""
     _, run_dir, _, lines = trained
     final = [line for line in lines if "eval_return" in line and line["env_steps"] == TOTAL][0]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "scripts/evaluate.py",
-            f"checkpoint={run_dir}",
-            f"episodes={EVAL_EPISODES}",
-            f"seed={TRAIN_EVAL_SEED}",
-        ],
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = json.loads(evaluated[0][0])
     assert out["episodes"] == EVAL_EPISODES
     assert Path(out["checkpoint"]) == run_dir / "checkpoints" / str(TOTAL)
     assert out["mean_length"] == EPISODE
@@ -171,23 +180,14 @@ def test_load_trained_takes_another_evaluation_temperature(trained):
     assert dataclasses.replace(sampled.config, eval_temperature=0.0) == saved.config
 
 
-def test_a_second_evaluation_loads_its_programs_from_the_compilation_cache(trained, tmp_path):
+def test_a_second_evaluation_loads_its_programs_from_the_compilation_cache(evaluated):
     """With RMUZERO_COMPILATION_CACHE set, the first evaluate.py writes compiled programs there;
     a second, identical run reads them all (no entry written or rewritten) and prints the same
     result."""
-    _, run_dir, _, _ = trained
-    cache = tmp_path / "cache"
-    env = {**_env(), "RMUZERO_COMPILATION_CACHE": str(cache)}
-    command = [sys.executable, "scripts/evaluate.py", f"checkpoint={run_dir}", "episodes=2"]
-    outputs, entries = [], []
-    for _ in range(2):
-        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr[-2000:]
-        outputs.append(result.stdout.strip().splitlines()[-1])
-        entries.append(sorted((p.name, p.stat().st_mtime_ns) for p in cache.iterdir()))
-    assert entries[0], "the first run cached nothing"
-    assert entries[1] == entries[0], "the second run compiled (and wrote) programs the first had cached"
-    assert outputs[1] == outputs[0]
+    (first, first_entries), (second, second_entries) = evaluated
+    assert first_entries, "the first run cached nothing"
+    assert second_entries == first_entries, "the second run compiled (and wrote) programs the first had cached"
+    assert second == first
 
 
 def test_a_checkpoint_saved_before_separate_reward_trunk_existed_loads_as_it_was_trained(trained, tmp_path):
