@@ -646,7 +646,8 @@ _SHORT_LIMIT = {"labyrinth_escape": {"episode_length": 12}, "labyrinth_explore":
 @pytest.mark.parametrize("family", ALL_FAMILIES)
 @pytest.mark.slow
 def test_wrapped_in_autoreset_and_vmap(family):
-    """VmapWrapper(AutoResetWrapper(env)) over 4 envs, 72 random steps of one jitted step."""
+    """VmapWrapper(AutoResetWrapper(env)) over 4 envs, 72 random steps of one jitted step
+    (tests/envs/test_registry.py runs the other families through the same wrappers)."""
     module = rmuzero.envs.registry._module(family)
     limit = _SHORT_LIMIT.get(family, {"max_episode_length": 20} if family in CONTROL else {})
     env = module.ENVIRONMENT(**{**module.DIFFICULTIES["easy"], **limit})
@@ -663,10 +664,15 @@ def test_wrapped_in_autoreset_and_vmap(family):
     outs = []
     for _ in range(steps):
         state, ts = step(state, jnp.asarray(rng.integers(env.action_spec.num_values, size=batch), jnp.int32))
-        outs.append((ts.step_type, ts.observation, ts.extras["next_obs"], state.step_count))
-    step_type, obs, next_obs, step_count = (np.stack(x) for x in zip(*jax.device_get(outs)))
+        outs.append((ts.step_type, ts.observation, ts.extras["next_obs"], state.step_count, ts.reward, ts.discount))
+    step_type, obs, next_obs, step_count, reward, discount = (np.stack(x) for x in zip(*jax.device_get(outs)))
     assert first.observation.shape == (batch, *env.observation_spec.shape)
     assert obs.shape == (steps, batch, *env.observation_spec.shape) and obs.dtype == jnp.float32
+    assert reward.shape == discount.shape == (steps, batch)
+    assert np.isfinite(obs).all() and np.isfinite(reward).all()
+    assert ((discount == 0) | (discount == 1)).all()
+    # Every return lies in about [-1, 1] (docs/design.md section 5): per step, too.
+    assert (np.abs(reward) <= 1.0 + 1e-6).all(), reward
     last = np.asarray(step_type) == StepType.LAST
     mid = np.asarray(step_type) == StepType.MID
     assert np.all(last | mid)

@@ -13,10 +13,12 @@ import popgym
 import pytest
 from jumanji import specs
 from jumanji.wrappers import AutoResetWrapper, VmapWrapper
+from test_popgym_control_grid import ALL_FAMILIES
 
 from rmuzero.envs import DIFFICULTIES, list_envs, make
 
 NAMES = list_envs()
+WRAPPED_IN_THE_GRID_TESTS = set(ALL_FAMILIES)
 
 
 def test_names_are_the_reference_families():
@@ -60,9 +62,11 @@ def test_builds_at_every_difficulty_with_float32_observations(name):
         assert next_timestep.reward.shape == () and next_timestep.discount.shape == ()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if n.split("/")[1] not in WRAPPED_IN_THE_GRID_TESTS])
 @pytest.mark.slow
 def test_jumanji_auto_reset_and_vmap_wrappers_run(name):
+    """The families tests/envs/test_popgym_control_grid.py does not wrap (it checks the same, and
+    the auto-reset, for the control and grid families)."""
     env = make(name, "easy")
     batched = VmapWrapper(AutoResetWrapper(env))
     num_envs, num_steps = 2, 4
