@@ -131,14 +131,11 @@ def _diagnose_cases(tmp: Path) -> dict:
 
 # Run as a fresh process: one case per script at least, and the process-level cases.
 PROCESS_CASES = (
-    "unknown_env",
-    "zero_budget",
-    "env_unknown_gymnax_id",
-    "env_suite_not_installed",
-    "missing_checkpoint",
+    "unknown_env",  # train.py
+    "env_suite_not_installed",  # a suite shadowed by a module that fails to import
+    "missing_checkpoint",  # evaluate.py
     "diagnose_missing_checkpoint",
-    "suite_unknown_task",
-    "suite_old_form_unknown_task",  # the --option form: cpu_devices=1 cannot be added to it
+    "suite_old_form_unknown_task",  # suite.py; the --option form: cpu_devices=1 cannot be added to it
     "throughput_zero_devices",
 )
 IN_PROCESS_EXTRA = {"train.py": ["cpu_devices=1"], "suite.py": ["cpu_devices=1"]}  # the devices JAX has here

@@ -77,7 +77,7 @@ def _sequences(agent) -> Sequences:
 def test_loss_at_step_100_reaches_step_2_and_nothing_across_a_start_flag(memory):
     agent = make_agent(config_from_dict(_config(memory)))
     assert agent.sequence_length == LENGTH
-    state = agent.init(jax.random.PRNGKey(1))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(1))  # jitted: one program, not op by op
     # The output layers start at zero (uniform predictions, no gradient into the latent):
     # perturb every parameter, as a few updates would.
     leaves, treedef = jax.tree.flatten(state.params)
@@ -90,7 +90,7 @@ def test_loss_at_step_100_reaches_step_2_and_nothing_across_a_start_flag(memory)
         ],
     )
     sequences = _sequences(agent)
-    unroll, _ = agent.learner.targets(params, sequences, jax.random.PRNGKey(2))
+    unroll, _ = jax.jit(agent.learner.targets)(params, sequences, jax.random.PRNGKey(2))
     roots = jnp.full((2, 1), ROOT, jnp.int32)
 
     @jax.jit
