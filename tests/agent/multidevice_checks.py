@@ -50,8 +50,8 @@ SMALL = {
 
 
 # The runs (train, seeds, process): 8 environments, no reanalysis (the update check keeps it), one
-# layout on 2 devices for the resumed run, seed 5 alone and the two processes, so that the
-# latter two find its programs compiled (train()'s memo; the test run's compilation cache).
+# layout on 2 devices for the resumed run and seed 5 alone, which finds its programs in train()'s
+# memo. (The two processes compile their own: a multi-process program has another cache key.)
 RUNS = {**SMALL, "system": {**SMALL["system"], "num_envs": 8, "reanalyse_fraction": 0.0}}
 
 
