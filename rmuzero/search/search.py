@@ -84,6 +84,10 @@ class SearchConfig:
     rescale_values: gumbel only: the completed Q-values are min-max normalised
       over each node's children before sigma (mctx's default, True); False
       leaves them in the value's units (the return scale).
+    rescale_floor: gumbel only: the smallest spread of Q that the min-max
+      normalisation divides by, in return units (mctx's ``epsilon``, > 0).
+      mctx's 1e-8 stretches any spread, noise included, to [0, 1]; a floor
+      of the order of one step's reward leaves smaller spreads small.
     dirichlet_alpha: muzero only: concentration of the root Dirichlet noise (> 0).
     dirichlet_fraction: muzero only: weight of that noise in [0, 1].
     pb_c_init: muzero only: PUCT constant c1 (>= 0).
@@ -99,6 +103,7 @@ class SearchConfig:
     max_num_considered_actions: int = 16
     gumbel_scale: float = 1.0
     rescale_values: bool = True
+    rescale_floor: float = 1e-8
     dirichlet_alpha: float = 0.3
     dirichlet_fraction: float = 0.25
     pb_c_init: float = 1.25
@@ -134,6 +139,8 @@ class SearchConfig:
             raise ValueError(f"SearchConfig.dirichlet_fraction={self.dirichlet_fraction!r}; valid: a float in [0, 1]")
         if not isinstance(self.rescale_values, bool):
             raise ValueError(f"SearchConfig.rescale_values={self.rescale_values!r}; valid: true or false")
+        if not is_real(self.rescale_floor) or not self.rescale_floor > 0.0:
+            raise ValueError(f"SearchConfig.rescale_floor={self.rescale_floor!r}; valid: a float > 0")
 
 
 @chex.dataclass(frozen=True)
@@ -297,7 +304,11 @@ def run_search(
             max_depth=config.max_depth,
             max_num_considered_actions=config.max_num_considered_actions,
             gumbel_scale=float(config.gumbel_scale),
-            qtransform=functools.partial(mctx.qtransform_completed_by_mix_value, rescale_values=config.rescale_values),
+            qtransform=functools.partial(
+                mctx.qtransform_completed_by_mix_value,
+                rescale_values=config.rescale_values,
+                epsilon=float(config.rescale_floor),
+            ),
         )
         action = policy_output.action
         action_weights = policy_output.action_weights

@@ -232,6 +232,20 @@ def test_gumbel_without_rescaling_takes_q_in_the_values_units():
         dataclasses.replace(HAND, rescale_values=1)
 
 
+def test_gumbel_rescale_floor_bounds_the_min_max_denominator():
+    # The same three simulations; the Q spreads are 0.9, 0.8 and 0.45, so a floor of 0.5 divides
+    # the third row by 0.5 instead of 0.45 and leaves the first two as mctx's default does.
+    import dataclasses
+
+    out = search_mdp(dataclasses.replace(HAND, rescale_floor=0.5), mdp_params(true_values=True), 0)
+    q = np.array([[0.3, 0.9, 0.0], [0.2, 1.0, 0.5], [0.1, 0.45, 0.0]])
+    rescaled = (q - q.min(-1, keepdims=True)) / np.array([[0.9], [0.8], [0.5]])
+    weights = np.exp(5.1 * rescaled) / np.exp(5.1 * rescaled).sum(-1, keepdims=True)
+    np.testing.assert_allclose(out.action_weights, np.tile(weights, (REPEATS, 1)), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"rescale_floor=0.0; valid: a float > 0"):
+        dataclasses.replace(HAND, rescale_floor=0.0)
+
+
 def test_improved_value_completes_unvisited_actions_with_the_mixed_value():
     # One simulation, no noise: the root visits one action b only. Unvisited actions
     # take the mixed value (V(root) + 1 * Q(root, b)) / 2 (uniform prior, one visit).
