@@ -5,7 +5,9 @@ The suite is dominated by XLA compilation of small programs on CPU, so:
 - the backend compiles without LLVM optimisation (measured on 2 cores: the memory model tests
   158 s -> 57 s, the learning tests 120 s -> 70 s) and with XLA's older loop emitters for
   fusions instead of its MLIR fusion emitters (the agent's training iteration: XLA compile
-  10.3 s -> 5.7 s). Results are the same programs, only less optimised machine code; a flag
+  10.3 s -> 5.7 s), and in one piece instead of XLA's default 32 split for parallel codegen,
+  which on 2 cores busy with two workers only adds work (the whole suite, idle, in one run of
+  each: 555 s -> 503 s). Results are the same programs, only less optimised machine code; a flag
   set in XLA_FLAGS yourself wins. Tests that start a Python process pass the same flags on
   (``subprocess_env``).
 - every process of one test run (both pytest workers, and the scripts and checks they start)
@@ -28,7 +30,11 @@ from pathlib import Path
 
 from rmuzero.compilation_cache import COMPILATION_CACHE_VARIABLE, compilation_cache_dir, enable_compilation_cache
 
-FAST_COMPILE_FLAGS = {"xla_backend_optimization_level": "0", "xla_cpu_use_fusion_emitters": "false"}
+FAST_COMPILE_FLAGS = {
+    "xla_backend_optimization_level": "0",
+    "xla_cpu_use_fusion_emitters": "false",
+    "xla_cpu_parallel_codegen_split_count": "1",
+}
 # XLA's own defaults, for the few programs whose running, not compiling, dominates a test:
 # ``jax.jit(f, compiler_options=OPTIMISED)`` (MuZero's 512-simulation search: 24 s -> 4 s).
 OPTIMISED = {"xla_backend_optimization_level": 2, "xla_cpu_use_fusion_emitters": True}
