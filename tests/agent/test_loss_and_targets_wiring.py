@@ -139,6 +139,8 @@ def run():
         step=jax.jit(agent.step),
         collect=jax.jit(agent.collect),
         ready=jax.jit(agent.ready),
+        sample_batch=jax.jit(agent.sample_batch),
+        learn=jax.jit(agent.learn),
         history=history,
         params=state.params,
         target_params=history[-2].params,  # differs from params
@@ -409,14 +411,16 @@ def test_hard_target_update_every_period(run):
             assert _equal(state.target_params, before.target_params), f"update {u}: target moved"
 
 
-def test_polyak_target_update():
-    """tau = 0.5, period 1: target' = (1 - tau) target + tau params' after every update."""
+def test_polyak_target_update(run):
+    """tau = 0.5, period 1: target' = (1 - tau) target + tau params' after every update (two
+    updates of such an agent from the module run's last state, whose target network lags its
+    params; batches sampled by the module's agent, which samples as this one does)."""
     tau = 0.5
-    agent = make_agent(config_from_dict(_config(target_tau=tau, target_update_period=1, reanalyse_fraction=0.0)))
-    state = jax.jit(agent.init)(jax.random.PRNGKey(8))
-    iteration = jax.jit(agent.train_iteration)
-    for _ in range(2):
-        after, _ = iteration(state)
+    agent = make_agent(config_from_dict(_config(target_tau=tau, target_update_period=1)))
+    learn, state = jax.jit(agent.learn), run.history[-1]
+    assert not _equal(state.target_params, state.params)
+    for key in jax.random.split(jax.random.PRNGKey(8), 2):
+        after, _ = learn(state, run.sample_batch(state, key))
         assert not _equal(after.params, state.params)
         for target, old_target, params in zip(
             _leaves(after.target_params), _leaves(state.target_params), _leaves(after.params)
@@ -504,7 +508,8 @@ def test_sample_ahead_prepares_every_batch_from_the_state_before_them(run):
     `sample_batch` calls on the collected state (its replay and target network), then 4 `learn`
     steps in a row. Period 2 refreshes the target network after update 2 (checked), so `update`
     one at a time would give updates 3 and 4 the refreshed one: the batches are all prepared
-    from the state before them."""
+    from the state before them. `sample_batch` and `learn` are the module agent's: its config
+    differs only in updates_per_iteration and sample_ahead, which neither reads."""
     values = _config(target_tau=1.0, target_update_period=PERIOD, reanalyse_fraction=0.5)
     values["system"].update(updates_per_iteration=4, sample_ahead=4)
     agent = make_agent(config_from_dict(values))
@@ -516,7 +521,7 @@ def test_sample_ahead_prepares_every_batch_from_the_state_before_them(run):
 
     collected, _ = collect(state)
     key, learn_key = jax.random.split(collected.key)
-    sample_batch, learn = jax.jit(agent.sample_batch), jax.jit(agent.learn)
+    sample_batch, learn = run.sample_batch, run.learn
     batches = [sample_batch(collected, k) for k in jax.random.split(learn_key, 4)]
     by_hand, losses = collected, []
     for batch in batches:
