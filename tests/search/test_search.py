@@ -22,6 +22,7 @@ copies get independent search noise, so one call covers many seeds.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -222,8 +223,6 @@ def test_gumbel_three_simulations_match_hand_computation():
 def test_gumbel_without_rescaling_takes_q_in_the_values_units():
     # rescale_values=False: the same three simulations, softmax(logits + 5.1 * Q) with Q as it is
     # (no min-max normalisation over the root's children).
-    import dataclasses
-
     out = search_mdp(dataclasses.replace(HAND, rescale_values=False), mdp_params(true_values=True), 0)
     q = np.array([[0.3, 0.9, 0.0], [0.2, 1.0, 0.5], [0.1, 0.45, 0.0]])
     weights = np.exp(5.1 * q) / np.exp(5.1 * q).sum(-1, keepdims=True)
@@ -235,8 +234,6 @@ def test_gumbel_without_rescaling_takes_q_in_the_values_units():
 def test_gumbel_rescale_floor_bounds_the_min_max_denominator():
     # The same three simulations; the Q spreads are 0.9, 0.8 and 0.45, so a floor of 0.5 divides
     # the third row by 0.5 instead of 0.45 and leaves the first two as mctx's default does.
-    import dataclasses
-
     out = search_mdp(dataclasses.replace(HAND, rescale_floor=0.5), mdp_params(true_values=True), 0)
     q = np.array([[0.3, 0.9, 0.0], [0.2, 1.0, 0.5], [0.1, 0.45, 0.0]])
     rescaled = (q - q.min(-1, keepdims=True)) / np.array([[0.9], [0.8], [0.5]])
