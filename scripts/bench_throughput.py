@@ -171,6 +171,12 @@ def point_overrides(network: str, num_envs: int, batch: int, sims: int, override
     ]
 
 
+def task_label(env: dict) -> str:
+    """``env``'s composed config in a few words: POPGym's family and difficulty, another suite's id."""
+    words = [str(env.get("name")), str(env["difficulty"]) if env.get("difficulty") else ""]
+    return " ".join(word for word in words if word)
+
+
 def main(argv: list[str]) -> int:
     args, overrides = cli.parse_args(argv, OPTIONS, usage=USAGE, overrides=True, aliases=ALIASES, doc=__doc__)
     for token in overrides:
@@ -192,8 +198,7 @@ def main(argv: list[str]) -> int:
         raise cli.UsageError(str(error).replace("cpu_devices", "devices", 1)) from None
 
     machine = f"{platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}, jax {jax.__version__}"
-    env = values["env"]
-    print(f"# {machine}; {env['name']} {env['difficulty']}; overrides {overrides}; median of {args['repeats']}")
+    print(f"# {machine}; {task_label(values['env'])}; overrides {overrides}; median of {args['repeats']}")
     header = (
         f"{'network':8s} {'dev':>3s} {'envs':>5s} {'batch':>5s} {'sims':>4s} {'L':>4s} {'iter s':>7s} {'act s':>6s} "
         f"{'learn s':>7s} {'env st/s':>9s} {'upd/s':>6s} {'seq/s':>7s} {'compile s':>9s}"

@@ -137,6 +137,14 @@ def test_throughput_grid_defaults_are_the_configs():
     assert args["batch_sizes"] == [8, 64]
 
 
+def test_throughput_names_the_task_of_every_suite():
+    """The table's first line once read ``env['difficulty']``, which only POPGym's config has: a
+    gymnax run stopped with a KeyError after measuring nothing."""
+    label = load_script("bench_throughput").task_label
+    assert label(cli.compose(["env=gymnax", "env.name=Breakout-MinAtar"])["env"]) == "Breakout-MinAtar"
+    assert label(cli.compose(["env.difficulty=hard"])["env"]) == "popgym/repeat_previous hard"
+
+
 def test_no_script_imports_another_or_patches_sys_path():
     """STYLE: scripts share rmuzero.cli; a script never imports another script, nothing patches sys.path."""
     import re
