@@ -3,10 +3,12 @@ override grammar does, and refuses bad input with one line naming the valid choi
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from rmuzero import cli
-from rmuzero.agent.config import config_from_dict
+from rmuzero.agent.config import NetworkConfig, config_from_dict
 from rmuzero.envs import list_envs
 
 GROUPS = {group: cli.group_options(group) for group in ("env", "network", "search", "system")}
@@ -53,6 +55,15 @@ def test_every_composed_config_is_valid():
         for env in list_envs():
             config = config_from_dict(cli.split_run_options(cli.compose([f"network={network}", f"env={env}"]))[0])
             assert (config.network.memory, config.env.name) == (network, env)
+
+
+def test_every_network_field_can_be_overridden_without_a_plus():
+    """Each network file lists every NetworkConfig field, so `network.<field>=...` works as the
+    README writes it (`network.torso=flatten` was refused: the files lacked the key)."""
+    fields = [field.name for field in dataclasses.fields(NetworkConfig)]
+    for network in GROUPS["network"]:
+        assert sorted(cli.compose([f"network={network}"])["network"]) == sorted(fields), network
+    assert config_from_dict(cli.split_run_options(cli.compose(["network.torso=flatten"]))[0]).network.torso == "flatten"
 
 
 def test_env_choices_are_the_registry():
