@@ -23,6 +23,13 @@ Integer and bool leaves become float32; uint8 leaves (pixels) are divided by
 side is above 12 (POPGym Arcade's 128x128 frames: 64, 32, 16, 8), then one of
 stride 1 (MinAtar's 10x10 grids keep every cell), flattened.
 
+On a CPU each convolution is computed as a matrix product of the image's 3x3
+patches with the kernel (:func:`patch_conv`): XLA:CPU runs a convolution and
+its gradient inside a loop, as in the learner's scan over updates, about ten
+times slower than the same convolution alone, and a matrix product it does not
+slow down (docs/experiments/2026-12-08-conv-torso-on-cpu.md). The parameters
+are ``flax.linen.Conv``'s either way.
+
 ``kind="flatten"`` (``network.torso=flatten``) flattens every leaf instead: no
 convolution anywhere.
 
@@ -48,17 +55,45 @@ def _as_float(x: chex.Array) -> chex.Array:
     return x.astype(jnp.float32)
 
 
+def patch_conv(
+    lhs,
+    rhs,
+    window_strides,
+    padding,
+    lhs_dilation=None,
+    rhs_dilation=None,
+    dimension_numbers=None,
+    feature_group_count=1,
+    precision=None,
+):
+    """``lax.conv_general_dilated`` for ``flax.linen.Conv`` (NHWC images, HWIO kernel), as each
+    output position's input patch [kh * kw * C] times the kernel reshaped to [kh * kw * C, O]."""
+    if feature_group_count != 1 or any(d != 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ()))):
+        raise ValueError("patch_conv: no dilation and no feature groups")
+    patches = jax.lax.conv_general_dilated_patches(
+        lhs, rhs.shape[:-2], window_strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision
+    )  # [N, H', W', C * kh * kw], the input channel outermost
+    kernel = jnp.moveaxis(rhs, -2, 0).reshape(-1, rhs.shape[-1])  # [C * kh * kw, O], the same order
+    return jnp.matmul(patches, kernel, precision=precision)
+
+
 class ConvStack(nn.Module):
-    """``[N, H, W, C] -> [N, features]``: 3x3 convs, stride 2 while min(H, W) > 12, then stride 1."""
+    """``[N, H, W, C] -> [N, features]``: 3x3 convs, stride 2 while min(H, W) > 12, then stride 1.
+    ``patches``: convolve as :func:`patch_conv` (None: on a CPU)."""
 
     channels: Sequence[int] = (32, 32, 32, 32)
     downsample_above: int = 12
+    patches: bool | None = None
 
     @nn.compact
     def __call__(self, x: chex.Array) -> chex.Array:
+        patches = jax.default_backend() == "cpu" if self.patches is None else self.patches
+        conv = patch_conv if patches else None  # None: flax's lax.conv_general_dilated
         for channels in self.channels:
             stride = 2 if min(x.shape[-3], x.shape[-2]) > self.downsample_above else 1
-            x = nn.gelu(nn.Conv(channels, (3, 3), strides=(stride, stride), padding="SAME")(x))
+            x = nn.gelu(
+                nn.Conv(channels, (3, 3), strides=(stride, stride), padding="SAME", conv_general_dilated=conv)(x)
+            )
             if stride == 1:
                 break
         return x.reshape(x.shape[:-3] + (-1,))

@@ -43,6 +43,27 @@ def test_conv_stack_output_sizes_by_hand():
     assert grid.shape == (1, 3200)
 
 
+@pytest.mark.parametrize("shape", [(4, 10, 10, 4), (2, 32, 32, 3)], ids=["minatar_stride_1", "frames_stride_2"])
+def test_patch_convolution_equals_flax_convolution(shape):
+    """The CPU's patches-times-kernel convolution and flax's lax convolution, the same parameters
+    (initialised once, by either): outputs and gradients agree to float rounding. 32 x 32 frames
+    take the stride-2 path twice (32 -> 16 -> 8), then one stride-1 conv; 10 x 10 only the last."""
+    x = jax.random.normal(jax.random.PRNGKey(4), shape)
+    params = ConvStack(patches=False).init(jax.random.PRNGKey(0), x)
+    assert jax.tree.structure(params) == jax.tree.structure(ConvStack(patches=True).init(jax.random.PRNGKey(0), x))
+
+    def loss(params, patches):
+        return jnp.sum(jnp.sin(ConvStack(patches=patches).apply(params, x)))
+
+    (lax_value, lax_grads), (patch_value, patch_grads) = (
+        jax.value_and_grad(loss)(params, patches) for patches in (False, True)
+    )
+    np.testing.assert_allclose(patch_value, lax_value, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(patch_grads), jax.tree.leaves(lax_grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert float(jnp.max(jnp.abs(jax.tree.leaves(lax_grads)[1]))) > 1e-2  # the kernel's gradient is not zero
+
+
 def test_uint8_pixels_equal_floats_divided_by_255():
     pixels = jax.random.randint(jax.random.PRNGKey(2), (T, B, 16, 16, 3), 0, 256).astype(jnp.uint8)
     torso = ObservationTorso()
