@@ -49,15 +49,16 @@ def test_patch_convolution_equals_flax_convolution(shape):
     (initialised once, by either): outputs and gradients agree to float rounding. 32 x 32 frames
     take the stride-2 path twice (32 -> 16 -> 8), then one stride-1 conv; 10 x 10 only the last."""
     x = jax.random.normal(jax.random.PRNGKey(4), shape)
-    params = ConvStack(patches=False).init(jax.random.PRNGKey(0), x)
-    assert jax.tree.structure(params) == jax.tree.structure(ConvStack(patches=True).init(jax.random.PRNGKey(0), x))
+    params = jax.jit(ConvStack(patches=False).init)(jax.random.PRNGKey(0), x)
+    assert jax.tree.structure(params) == jax.tree.structure(
+        jax.eval_shape(ConvStack(patches=True).init, jax.random.PRNGKey(0), x)
+    )
 
     def loss(params, patches):
         return jnp.sum(jnp.sin(ConvStack(patches=patches).apply(params, x)))
 
-    (lax_value, lax_grads), (patch_value, patch_grads) = (
-        jax.value_and_grad(loss)(params, patches) for patches in (False, True)
-    )
+    value_and_grad = jax.jit(jax.value_and_grad(loss), static_argnums=1)  # one program each, not op by op
+    (lax_value, lax_grads), (patch_value, patch_grads) = (value_and_grad(params, patches) for patches in (False, True))
     np.testing.assert_allclose(patch_value, lax_value, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(patch_grads), jax.tree.leaves(lax_grads)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
