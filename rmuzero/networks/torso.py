@@ -69,7 +69,10 @@ def patch_conv(
     """``lax.conv_general_dilated`` for ``flax.linen.Conv`` (NHWC images, HWIO kernel), as each
     output position's input patch [kh * kw * C] times the kernel reshaped to [kh * kw * C, O]."""
     if feature_group_count != 1 or any(d != 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ()))):
-        raise ValueError("patch_conv: no dilation and no feature groups")
+        raise ValueError(
+            f"patch_conv: feature_group_count={feature_group_count}, lhs_dilation={lhs_dilation}, "
+            f"rhs_dilation={rhs_dilation}; valid: one feature group and dilations of 1 (ConvStack's convolutions)"
+        )
     patches = jax.lax.conv_general_dilated_patches(
         lhs, rhs.shape[:-2], window_strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision
     )  # [N, H', W', C * kh * kw], the input channel outermost

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rmuzero.networks import HistoryEncoder
-from rmuzero.networks.torso import ConvStack, ObservationTorso
+from rmuzero.networks.torso import ConvStack, ObservationTorso, patch_conv
 
 T, B = 3, 2
 
@@ -63,6 +63,12 @@ def test_patch_convolution_equals_flax_convolution(shape):
     for a, b in zip(jax.tree.leaves(patch_grads), jax.tree.leaves(lax_grads)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert float(jnp.max(jnp.abs(jax.tree.leaves(lax_grads)[1]))) > 1e-2  # the kernel's gradient is not zero
+
+
+def test_patch_convolution_refuses_what_it_does_not_compute():
+    x, kernel = jnp.zeros((1, 4, 4, 2)), jnp.zeros((3, 3, 1, 8))
+    with pytest.raises(ValueError, match=r"feature_group_count=2, .*valid: one feature group and dilations of 1"):
+        patch_conv(x, kernel, (1, 1), "SAME", feature_group_count=2)
 
 
 def test_uint8_pixels_equal_floats_divided_by_255():
