@@ -173,8 +173,7 @@ def point_overrides(network: str, num_envs: int, batch: int, sims: int, override
 
 def task_label(env: dict) -> str:
     """``env``'s composed config in a few words: POPGym's family and difficulty, another suite's id."""
-    words = [str(env.get("name")), str(env["difficulty"]) if env.get("difficulty") else ""]
-    return " ".join(word for word in words if word)
+    return " ".join(str(env[key]) for key in ("name", "difficulty") if env.get(key))
 
 
 def main(argv: list[str]) -> int:
